@@ -1,0 +1,317 @@
+//! The Lanczos algorithm with full re-orthogonalisation.
+//!
+//! Given a symmetric operator `A` and a start vector `q₁`, `m` steps build an orthonormal
+//! Krylov basis `Q_m = [q₁ … q_m]` and the tridiagonal `T_m = Q_mᵀ A Q_m` with diagonal
+//! `α_j = q_jᵀ A q_j` and off-diagonal `β_j = ‖r_j‖`:
+//!
+//! ```text
+//! r_j = A q_j − α_j q_j − β_{j−1} q_{j−1},   q_{j+1} = r_j / β_j
+//! ```
+//!
+//! The eigenvalues of `T_m` (Ritz values `θ_k`) approximate `A`'s extremal eigenvalues after
+//! few steps and, weighted by `ρ_k = (first component of T_m's k-th unit eigenvector)²`, form
+//! the `m`-node Gauss quadrature of the spectral density seen from `q₁` (Meurant & Strakoš,
+//! *The Lanczos and conjugate gradient algorithms in finite precision arithmetic*, 2006; used
+//! for deep-learning Hessians by Granziol et al., *Towards understanding the true loss
+//! surface*, §3).
+//!
+//! **Re-orthogonalisation.** In floating point the basis loses orthogonality as Ritz values
+//! converge, producing spurious copies ("ghosts") of converged eigenvalues. By default every
+//! new vector is orthogonalised against the whole basis with classical Gram–Schmidt applied
+//! twice ("twice is enough", Giraud et al. 2005); this costs `O(jP)` per step and keeps the
+//! basis (`m × P` floats) on the operator's device.
+//!
+//! **Precision.** Vectors live on the device in the backend's float type; every inner product
+//! is reduced on the device and then accumulated, with `α`, `β` and `T_m`, in f64 on the host.
+//!
+//! **Breakdown.** If `β_j ≤ tol · ‖T‖` the basis spans an invariant subspace and the Ritz values
+//! are exact eigenvalues. [`BreakdownPolicy::Stop`] (default) stops there — correct for
+//! quadrature, since `q₁` has no component outside that subspace.
+//! [`BreakdownPolicy::Restart`] continues with a fresh random vector orthogonal to the basis
+//! (`β_j = 0`, so `T` becomes block diagonal), to keep finding eigenvalues.
+//! At most `P` steps are possible; the run stops there.
+
+use burn::config::Config;
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use nalgebra::{DMatrix, SymmetricEigen};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CurvatureError, Result as CResult, invalid};
+use crate::objective::scalar;
+use crate::operator::LinearOperator;
+use crate::random_vector::{derive_seed, gaussian_vector};
+
+/// What to do when `β_j` vanishes (see the [module docs](self)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BreakdownPolicy {
+    /// Stop: the Ritz values found are exact eigenvalues.
+    Stop,
+    /// Restart with a random vector orthogonal to the basis.
+    Restart,
+}
+
+/// Configuration of a Lanczos run.
+#[derive(Config, Debug)]
+pub struct LanczosConfig {
+    /// Number of steps `m` (capped at the operator's dimension).
+    #[config(default = 100)]
+    pub steps: usize,
+    /// Full re-orthogonalisation at every step.
+    #[config(default = true)]
+    pub reorthogonalize: bool,
+    /// Keep the basis to form Ritz vectors (always kept when re-orthogonalising).
+    #[config(default = false)]
+    pub keep_basis: bool,
+    /// Seed of the Gaussian start vector.
+    #[config(default = 0)]
+    pub seed: u64,
+    /// Breakdown handling.
+    #[config(default = "BreakdownPolicy::Stop")]
+    pub breakdown: BreakdownPolicy,
+    /// Relative breakdown threshold on `β_j / ‖T‖`.
+    #[config(default = 1e-10)]
+    pub breakdown_tolerance: f64,
+}
+
+impl LanczosConfig {
+    /// Check the configuration.
+    ///
+    /// # Errors
+    /// [`CurvatureError::InvalidConfig`] for `steps = 0` or a tolerance outside `(0, 1)`.
+    pub fn validate(&self) -> CResult<()> {
+        if self.steps == 0 {
+            return Err(invalid("steps", 0, "Lanczos needs at least one step"));
+        }
+        if !(self.breakdown_tolerance > 0.0 && self.breakdown_tolerance < 1.0) {
+            return Err(invalid("breakdown_tolerance", self.breakdown_tolerance, "must lie in (0, 1)"));
+        }
+        Ok(())
+    }
+}
+
+/// An eigenvalue estimate with its (optional) vector.
+#[derive(Debug, Clone)]
+pub struct Eigenpair<B: Backend> {
+    /// The Ritz value.
+    pub value: f64,
+    /// The unit Ritz vector, if the basis was kept.
+    pub vector: Option<Tensor<B, 1>>,
+    /// `|β_m y_m|`: bound on `‖A x − θ x‖` (exact arithmetic; no restarts).
+    pub residual_bound: f64,
+}
+
+/// The result of a Lanczos run.
+#[derive(Debug, Clone)]
+pub struct LanczosDecomposition<B: Backend> {
+    /// Diagonal of `T_m`.
+    pub alpha: Vec<f64>,
+    /// Off-diagonal of `T_m` (length `m − 1`; zero where a restart happened).
+    pub beta: Vec<f64>,
+    /// Ritz values in ascending order.
+    pub ritz_values: Vec<f64>,
+    /// Quadrature weights `ρ_k` of the Ritz values (sum to 1).
+    pub ritz_weights: Vec<f64>,
+    /// Step after which `β` vanished, if it did.
+    pub breakdown: Option<usize>,
+    /// Number of restarts performed.
+    pub restarts: usize,
+    tri_vectors: DMatrix<f64>,
+    last_beta: f64,
+    basis: Option<Vec<Tensor<B, 1>>>,
+}
+
+impl<B: Backend> LanczosDecomposition<B> {
+    /// Number of steps performed.
+    pub fn steps(&self) -> usize {
+        self.alpha.len()
+    }
+
+    /// The tridiagonal `T_m` as a dense matrix.
+    pub fn tridiagonal(&self) -> DMatrix<f64> {
+        tridiagonal(&self.alpha, &self.beta)
+    }
+
+    /// Residual bound `|β_m y_{m,k}|` of the `k`-th Ritz pair (ascending order).
+    pub fn residual_bound(&self, k: usize) -> f64 {
+        (self.last_beta * self.tri_vectors[(self.steps() - 1, k)]).abs()
+    }
+
+    /// The unit Ritz vector `Q_m y_k` of the `k`-th Ritz value (ascending order).
+    ///
+    /// # Errors
+    /// [`CurvatureError::InvalidConfig`] if the run kept no basis (set `keep_basis` or
+    /// `reorthogonalize`); [`CurvatureError::DimensionMismatch`] for `k ≥ m`.
+    pub fn ritz_vector(&self, k: usize) -> CResult<Tensor<B, 1>> {
+        let basis = self
+            .basis
+            .as_ref()
+            .ok_or_else(|| invalid("keep_basis", false, "Ritz vectors need the Lanczos basis: set keep_basis or reorthogonalize"))?;
+        if k >= self.steps() {
+            return Err(CurvatureError::DimensionMismatch { what: "Ritz index".into(), expected: self.steps(), got: k });
+        }
+        let mut x = basis[0].clone().mul_scalar(self.tri_vectors[(0, k)]);
+        for (j, q) in basis.iter().enumerate().skip(1) {
+            x = x + q.clone().mul_scalar(self.tri_vectors[(j, k)]);
+        }
+        Ok(x)
+    }
+
+    /// The `k` largest Ritz pairs, largest first (vectors if the basis was kept).
+    pub fn top_k(&self, k: usize) -> Vec<Eigenpair<B>> {
+        let m = self.steps();
+        (0..k.min(m)).map(|i| self.pair(m - 1 - i)).collect()
+    }
+
+    /// The `k` smallest Ritz pairs, smallest first (vectors if the basis was kept).
+    pub fn bottom_k(&self, k: usize) -> Vec<Eigenpair<B>> {
+        (0..k.min(self.steps())).map(|i| self.pair(i)).collect()
+    }
+
+    fn pair(&self, k: usize) -> Eigenpair<B> {
+        Eigenpair {
+            value: self.ritz_values[k],
+            vector: self.basis.as_ref().map(|_| self.ritz_vector(k).expect("basis kept and k < m")),
+            residual_bound: self.residual_bound(k),
+        }
+    }
+}
+
+fn tridiagonal(alpha: &[f64], beta: &[f64]) -> DMatrix<f64> {
+    let m = alpha.len();
+    DMatrix::from_fn(m, m, |i, j| {
+        if i == j {
+            alpha[i]
+        } else if i + 1 == j {
+            beta[i]
+        } else if j + 1 == i {
+            beta[j]
+        } else {
+            0.0
+        }
+    })
+}
+
+fn dot<B: Backend>(a: &Tensor<B, 1>, b: &Tensor<B, 1>) -> f64 {
+    scalar((a.clone() * b.clone()).sum())
+}
+
+/// `w − Q(Qᵀw)`, twice (classical Gram–Schmidt with re-orthogonalisation).
+fn orthogonalize<B: Backend>(w: Tensor<B, 1>, basis: &[Tensor<B, 1>]) -> Tensor<B, 1> {
+    if basis.is_empty() {
+        return w;
+    }
+    let n = w.dims()[0];
+    let q = Tensor::stack::<2>(basis.to_vec(), 0); // [j, n]
+    let mut w = w;
+    for _ in 0..2 {
+        let c = q.clone().matmul(w.clone().reshape([n, 1])); // [j, 1]
+        w = w - c.transpose().matmul(q.clone()).reshape([n]);
+    }
+    w
+}
+
+/// Run Lanczos from a seeded Gaussian start vector.
+///
+/// # Errors
+/// Invalid configuration, and errors of the operator.
+pub fn lanczos<B: Backend, A: LinearOperator<B> + ?Sized>(op: &A, config: &LanczosConfig) -> CResult<LanczosDecomposition<B>> {
+    let start = gaussian_vector::<B>(op.dim(), config.seed, &op.device());
+    lanczos_from(op, start, config)
+}
+
+/// Run Lanczos from a given start vector (normalised internally).
+///
+/// # Errors
+/// Invalid configuration, a start vector of the wrong length or zero norm, and errors of the
+/// operator.
+pub fn lanczos_from<B: Backend, A: LinearOperator<B> + ?Sized>(
+    op: &A,
+    start: Tensor<B, 1>,
+    config: &LanczosConfig,
+) -> CResult<LanczosDecomposition<B>> {
+    config.validate()?;
+    let n = op.dim();
+    if start.dims()[0] != n {
+        return Err(CurvatureError::DimensionMismatch { what: "Lanczos start vector".into(), expected: n, got: start.dims()[0] });
+    }
+    let norm = dot(&start, &start).sqrt();
+    if !(norm.is_finite() && norm > 0.0) {
+        return Err(CurvatureError::NonFinite("Lanczos start vector (zero or non-finite norm)".into()));
+    }
+    let m = config.steps.min(n);
+    let keep = config.reorthogonalize || config.keep_basis;
+    let mut basis: Vec<Tensor<B, 1>> = Vec::with_capacity(if keep { m } else { 2 });
+    let (mut alpha, mut beta) = (Vec::with_capacity(m), Vec::with_capacity(m));
+    let mut q = start.mul_scalar(1.0 / norm);
+    let mut q_prev: Option<Tensor<B, 1>> = None;
+    let (mut breakdown, mut restarts, mut anorm, mut last_beta) = (None, 0usize, 0.0f64, 0.0f64);
+
+    for j in 0..m {
+        let mut w = op.apply(&q)?;
+        if let (Some(qp), Some(&b)) = (&q_prev, beta.last()) {
+            w = w - qp.clone().mul_scalar(b);
+        }
+        let a = dot(&w, &q);
+        if !a.is_finite() {
+            return Err(CurvatureError::NonFinite(format!("Lanczos α at step {}", j + 1)));
+        }
+        alpha.push(a);
+        w = w - q.clone().mul_scalar(a);
+        if keep {
+            basis.push(q.clone());
+        }
+        if config.reorthogonalize {
+            w = orthogonalize(w, &basis);
+        }
+        let b = dot(&w, &w).sqrt();
+        anorm = anorm.max(a.abs() + b + beta.last().copied().unwrap_or(0.0));
+        last_beta = b;
+        if j + 1 == m {
+            break;
+        }
+        let next = if b <= config.breakdown_tolerance * anorm.max(f64::MIN_POSITIVE) {
+            breakdown.get_or_insert(j + 1);
+            if config.breakdown != BreakdownPolicy::Restart || !keep {
+                break;
+            }
+            // A fresh direction orthogonal to everything found so far.
+            restarts += 1;
+            let r = gaussian_vector::<B>(n, derive_seed(config.seed, restarts as u64), &op.device());
+            let r = orthogonalize(r, &basis);
+            let rn = dot(&r, &r).sqrt();
+            if rn <= config.breakdown_tolerance {
+                break;
+            }
+            beta.push(0.0);
+            r.mul_scalar(1.0 / rn)
+        } else {
+            beta.push(b);
+            w.mul_scalar(1.0 / b)
+        };
+        q_prev = Some(std::mem::replace(&mut q, next));
+    }
+
+    let steps = alpha.len();
+    let eig = SymmetricEigen::new(tridiagonal(&alpha, &beta));
+    let mut order: Vec<usize> = (0..steps).collect();
+    order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]));
+    let ritz_values = order.iter().map(|&k| eig.eigenvalues[k]).collect();
+    let tri_vectors = DMatrix::from_fn(steps, steps, |r, c| eig.eigenvectors[(r, order[c])]);
+    let ritz_weights = (0..steps).map(|k| tri_vectors[(0, k)].powi(2)).collect();
+    if steps < m && breakdown.is_none() {
+        breakdown = Some(steps);
+    }
+    Ok(LanczosDecomposition {
+        alpha,
+        beta,
+        ritz_values,
+        ritz_weights,
+        breakdown,
+        restarts,
+        tri_vectors,
+        last_beta,
+        basis: keep.then_some(basis),
+    })
+}

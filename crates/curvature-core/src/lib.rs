@@ -1,0 +1,54 @@
+//! # curvature-core
+//!
+//! The Hessian of the loss as a first-class object for [burn](https://burn.dev) models:
+//!
+//! * [`ParamLayout`] — flat parameter vectors for any burn `Module`;
+//! * [`Objective`] — model + loss + data, evaluated over all the data by accumulation;
+//! * [`LinearOperator`]s — the exact [`Hessian`] (reverse-over-reverse), the [`Ggn`],
+//!   [`HessianMinusGgn`], [`FiniteDifferenceHessian`], [`DenseOperator`], [`Shifted`], [`Scaled`];
+//! * [`lanczos`] with full re-orthogonalisation, [`slq`] spectral densities, [`hutchinson_trace`],
+//!   [`spectrum`] summaries with every statistic of the papers;
+//! * [`hessian_variance`] (Algorithm 1 of the RMT damping paper);
+//! * dense f64 references ([`dense_matrix`], [`dense_spectrum`]) for testing.
+//!
+//! ```no_run
+//! use curvature_core::{BatchNormMode, Batch, Loss, Network, Objective, SpectrumConfig, spectrum};
+//! # fn run<B: burn::tensor::backend::Backend, M: curvature_core::CurvatureModel<B, 2>>(
+//! #     model: M, batches: Vec<Batch<B, 2>>) -> curvature_core::Result<()> {
+//! let objective = Objective::new(model, Loss::CrossEntropy, batches)?;
+//! let summary = spectrum(&objective.hessian(), &SpectrumConfig::new())?;
+//! println!("{summary}");
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod batch;
+mod error;
+mod hutchinson;
+mod lanczos;
+mod loss;
+mod model;
+mod objective;
+pub mod operator;
+mod params;
+mod random_vector;
+mod slq;
+mod spectrum;
+mod variance;
+
+pub use batch::{Batch, BatchSource, BatchStream, Targets};
+pub use error::{CurvatureError, Result};
+pub use hutchinson::{TraceEstimate, hutchinson_trace};
+pub use lanczos::{BreakdownPolicy, Eigenpair, LanczosConfig, LanczosDecomposition, lanczos, lanczos_from};
+pub use loss::Loss;
+pub use model::{Ad, Ad2, BatchNormMode, CurvatureModel, Network, Train, Train2};
+pub use objective::{Evaluation, Objective};
+pub use operator::{
+    DenseOperator, DenseReferenceConfig, DenseSpectrum, FiniteDifferenceHessian, Ggn, Hessian, HessianMinusGgn,
+    LinearOperator, Scaled, Shifted, dense_matrix, dense_spectrum,
+};
+pub use params::{ParamBlock, ParamLayout};
+pub use random_vector::{derive_seed, gaussian_vector, rademacher_vector};
+pub use slq::{QuadratureRun, SlqConfig, SpectralDensity, slq};
+pub use spectrum::{Definiteness, SpectrumConfig, SpectrumSummary, spectrum};
+pub use variance::{HessianVariance, HessianVarianceConfig, hessian_variance, hessian_variance_along};

@@ -1,0 +1,475 @@
+//! The objective: model + loss + data (+ optional L2 term), and the primitive products every
+//! curvature operator is built from.
+//!
+//! `L(w) = (1/N) Σ_i ℓ(h(x_i; w), y_i) + (μ/2)‖w‖²`, evaluated over **all** `N` examples of the
+//! data source by accumulating `Σ_j (1/N) Σ_{i ∈ batch j} ℓ_i`, in the source's order, so
+//! repeated evaluations are deterministic.
+//!
+//! * gradient `∇L` — one reverse pass on `Autodiff<B>`;
+//! * Hessian-vector product `Hv = ∇(vᵀ∇L)` (Pearlmutter 1994) — reverse-over-reverse on
+//!   `Autodiff<Autodiff<B>>`: the outer backward pass yields `∇L` as tensors that still carry
+//!   the inner graph, `vᵀ∇L` is formed and the inner backward pass differentiates it;
+//! * generalised Gauss–Newton product `Gv = Jᵀ H_ℓ J v` (Schraudolph 2002; Sagun et al. 2018
+//!   eq. 4), `J = ∂z/∂w`: `Jv` by the double-VJP trick (differentiate `Jᵀu` with respect to
+//!   a dummy `u`), `H_ℓ` analytically, `Jᵀ(·)` by one more reverse pass.
+//!
+//! The L2 term contributes `(μ/2)‖w‖²`, `μw`, `μv` to loss, gradient and both curvature
+//! products (it is applied to every trainable parameter, as PyTorch's `weight_decay`).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Tensor};
+
+use crate::batch::{Batch, BatchSource, Targets};
+use crate::error::{CurvatureError, Result, invalid};
+use crate::loss::Loss;
+use crate::model::{Ad, Ad2, BatchNormMode, CurvatureModel, Network, Train, Train2};
+use crate::params::ParamLayout;
+
+/// Loss and accuracy of a model over a data source.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation {
+    /// Mean loss (including the L2 term, if any).
+    pub loss: f64,
+    /// Fraction of correctly classified examples, for classification targets.
+    pub accuracy: Option<f64>,
+}
+
+/// Model + loss + data: the function whose curvature is measured (see the [module docs](self)).
+///
+/// `M` is the model on the plain backend `B` (for a training model on `Autodiff<B>`, pass
+/// `model.valid()`); `D` is the rank of its input tensors.
+pub struct Objective<B: Backend, M: CurvatureModel<B, D>, const D: usize> {
+    model: Train<B, M>,
+    layout: ParamLayout,
+    loss: Loss,
+    data: Box<dyn BatchSource<B, D>>,
+    num_examples: usize,
+    l2: f64,
+    bn_mode: BatchNormMode,
+    device: B::Device,
+}
+
+impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
+    /// Wrap a model, a loss and a data source.
+    ///
+    /// # Errors
+    /// [`CurvatureError::NoParameters`] for a model without trainable parameters,
+    /// [`CurvatureError::InvalidData`] for a data source without examples, and
+    /// [`CurvatureError::Forward`] / [`CurvatureError::InvalidBatch`] if the model cannot be
+    /// evaluated on the first batch or its outputs do not match the targets.
+    pub fn new(model: M, loss: Loss, data: impl BatchSource<B, D> + 'static) -> Result<Self> {
+        let model = <Train<B, M> as AutodiffModule<Ad<B>>>::from_inner(model);
+        let layout = ParamLayout::of(&model)?;
+        let num_examples = data.num_examples();
+        if num_examples == 0 {
+            return Err(CurvatureError::InvalidData("the data source has no examples".into()));
+        }
+        let device = layout.flatten(&model.valid())?.device();
+        let objective = Self {
+            model,
+            layout,
+            loss,
+            data: Box::new(data),
+            num_examples,
+            l2: 0.0,
+            bn_mode: BatchNormMode::Train,
+            device,
+        };
+        // Validate shapes on the first batch with a forward pass.
+        let model0 = objective.model.valid();
+        let mut first = true;
+        objective.for_each_batch(&mut |batch| {
+            if first {
+                first = false;
+                let z = model0.output(batch.inputs.clone(), objective.bn_mode);
+                check_outputs(&z, batch)?;
+            }
+            Ok(())
+        })?;
+        Ok(objective)
+    }
+
+    /// Add the L2 term `(μ/2)‖w‖²` to the objective.
+    ///
+    /// # Errors
+    /// [`CurvatureError::InvalidConfig`] if `mu` is negative or not finite.
+    pub fn with_l2(mut self, mu: f64) -> Result<Self> {
+        if !(mu.is_finite() && mu >= 0.0) {
+            return Err(invalid("l2", mu, "must be finite and ≥ 0"));
+        }
+        self.l2 = mu;
+        Ok(self)
+    }
+
+    /// Evaluate batch norm in train (batch statistics) or eval (running statistics) mode.
+    pub fn with_bn_mode(mut self, mode: BatchNormMode) -> Self {
+        self.bn_mode = mode;
+        self
+    }
+
+    /// Number of trainable parameters `P`.
+    pub fn dim(&self) -> usize {
+        self.layout.dim()
+    }
+    /// The flat-parameter layout.
+    pub fn layout(&self) -> &ParamLayout {
+        &self.layout
+    }
+    /// The loss.
+    pub fn loss(&self) -> Loss {
+        self.loss
+    }
+    /// The L2 coefficient `μ`.
+    pub fn l2(&self) -> f64 {
+        self.l2
+    }
+    /// The batch-norm mode.
+    pub fn bn_mode(&self) -> BatchNormMode {
+        self.bn_mode
+    }
+    /// Number of examples `N`.
+    pub fn num_examples(&self) -> usize {
+        self.num_examples
+    }
+    /// The device the parameters live on.
+    pub fn device(&self) -> &B::Device {
+        &self.device
+    }
+    /// The model (plain backend) at the current parameters.
+    pub fn model(&self) -> M {
+        self.model.valid()
+    }
+    /// The current parameters as a flat vector `w`.
+    pub fn params(&self) -> Tensor<B, 1> {
+        self.layout.flatten(&self.model.valid()).expect("layout was built from this model")
+    }
+
+    /// Move the objective to new parameters `w`.
+    ///
+    /// # Errors
+    /// [`CurvatureError::DimensionMismatch`] if `theta` does not have length `P`,
+    /// [`CurvatureError::NonFinite`] if it holds NaN or ±∞.
+    pub fn set_params(&mut self, theta: Tensor<B, 1>) -> Result<()> {
+        check_finite_vec(&theta, "parameter vector")?;
+        self.model = self.layout.load(self.model.clone(), theta)?;
+        Ok(())
+    }
+
+    /// Visit every batch, converting a panic inside the model's forward pass (for example
+    /// mismatched shapes deep in burn) into [`CurvatureError::Forward`].
+    pub fn for_each_batch(&self, f: &mut dyn FnMut(&Batch<B, D>) -> Result<()>) -> Result<()> {
+        self.data.try_for_each(&mut |batch| guarded(|| f(batch)))
+    }
+
+    /// Loss (and accuracy for classification) over all data, forward passes only.
+    ///
+    /// # Errors
+    /// Forward failures, shape mismatches and a non-finite loss.
+    pub fn evaluate(&self) -> Result<Evaluation> {
+        let model = self.model.valid();
+        let (mut loss, mut correct, mut classes) = (0.0, 0usize, true);
+        self.for_each_batch(&mut |batch| {
+            let z = model.output(batch.inputs.clone(), self.bn_mode);
+            check_outputs(&z, batch)?;
+            loss += scalar(self.loss.sum(z.clone(), batch.targets.matrix().clone()));
+            match &batch.targets {
+                Targets::Classes { labels, .. } => {
+                    let pred = z.argmax(1).into_data();
+                    correct += pred.iter::<i64>().zip(labels).filter(|(p, l)| *p as usize == **l).count();
+                }
+                Targets::Values(_) => classes = false,
+            }
+            Ok(())
+        })?;
+        let loss = loss / self.num_examples as f64 + self.l2_value();
+        if !loss.is_finite() {
+            return Err(CurvatureError::NonFinite("loss".into()));
+        }
+        Ok(Evaluation { loss, accuracy: classes.then(|| correct as f64 / self.num_examples as f64) })
+    }
+
+    /// Loss `L(w)` and gradient `∇L(w)` over all data.
+    ///
+    /// # Errors
+    /// Forward failures, shape mismatches, a non-finite loss or gradient, and parameters the
+    /// loss does not depend on ([`CurvatureError::MissingGradient`]).
+    pub fn gradient(&self) -> Result<(f64, Tensor<B, 1>)> {
+        self.gradient_of(&self.model)
+    }
+
+    pub(crate) fn gradient_of(&self, model: &Train<B, M>) -> Result<(f64, Tensor<B, 1>)> {
+        let scale = 1.0 / self.num_examples as f64;
+        let (mut value, mut grad) = (0.0, None::<Tensor<B, 1>>);
+        self.for_each_batch(&mut |batch| {
+            let (v, g) = self.batch_gradient_scaled(model, batch, scale)?;
+            value += v;
+            grad = Some(match grad.take() {
+                Some(acc) => acc + g,
+                None => g,
+            });
+            Ok(())
+        })?;
+        let mut grad = grad.expect("the data source has examples");
+        if self.l2 > 0.0 {
+            let w = self.layout.flatten(&model.valid())?;
+            value += 0.5 * self.l2 * scalar((w.clone() * w.clone()).sum());
+            grad = grad + w.mul_scalar(self.l2);
+        }
+        if !value.is_finite() {
+            return Err(CurvatureError::NonFinite("loss".into()));
+        }
+        check_finite_vec(&grad, "gradient")?;
+        Ok((value, grad))
+    }
+
+    /// Loss and gradient of one batch's **mean** loss (plus the L2 term): the stochastic
+    /// gradient of a mini-batch step.
+    ///
+    /// # Errors
+    /// As [`gradient`](Self::gradient).
+    pub fn batch_gradient(&self, batch: &Batch<B, D>) -> Result<(f64, Tensor<B, 1>)> {
+        let (mut value, mut grad) = guarded(|| self.batch_gradient_scaled(&self.model, batch, 1.0 / batch.len() as f64))?;
+        if self.l2 > 0.0 {
+            let w = self.params();
+            value += 0.5 * self.l2 * scalar((w.clone() * w.clone()).sum());
+            grad = grad + w.mul_scalar(self.l2);
+        }
+        if !value.is_finite() {
+            return Err(CurvatureError::NonFinite("loss".into()));
+        }
+        check_finite_vec(&grad, "gradient")?;
+        Ok((value, grad))
+    }
+
+    /// The model with parameters `theta` (used by finite differences).
+    pub(crate) fn model_at(&self, theta: Tensor<B, 1>) -> Result<Train<B, M>> {
+        self.layout.load(self.model.clone(), theta)
+    }
+
+    /// Exact Hessian-vector product `Hv` over all data (see [`Hessian`](crate::Hessian)).
+    ///
+    /// # Errors
+    /// As [`gradient`](Self::gradient), plus [`CurvatureError::DimensionMismatch`] for a `v`
+    /// of the wrong length.
+    pub fn hvp(&self, v: &Tensor<B, 1>) -> Result<Tensor<B, 1>> {
+        self.layout.check(v, "vector v")?;
+        let scale = 1.0 / self.num_examples as f64;
+        let mut acc = None::<Tensor<B, 1>>;
+        self.for_each_batch(&mut |batch| {
+            let (_, hv) = self.batch_hvp_scaled(batch, v, scale)?;
+            acc = Some(match acc.take() {
+                Some(a) => a + hv,
+                None => hv,
+            });
+            Ok(())
+        })?;
+        let hv = self.add_l2(acc.expect("the data source has examples"), v);
+        check_finite_vec(&hv, "Hessian-vector product")?;
+        Ok(hv)
+    }
+
+    /// Hessian-vector product of one batch's **mean** loss, `H_B v` with
+    /// `H_B = ∇²[(1/B) Σ_{i∈batch} ℓ_i + (μ/2)‖w‖²]` — the mini-batch Hessians of the damping
+    /// paper's Algorithm 1. Returns the batch's mean loss too.
+    ///
+    /// # Errors
+    /// As [`hvp`](Self::hvp).
+    pub fn batch_hvp(&self, batch: &Batch<B, D>, v: &Tensor<B, 1>) -> Result<(f64, Tensor<B, 1>)> {
+        self.layout.check(v, "vector v")?;
+        let (value, hv) = guarded(|| self.batch_hvp_scaled(batch, v, 1.0 / batch.len() as f64))?;
+        let hv = self.add_l2(hv, v);
+        check_finite_vec(&hv, "Hessian-vector product")?;
+        Ok((value + self.l2_value(), hv))
+    }
+
+    /// Exact generalised Gauss–Newton product `Gv = Jᵀ H_ℓ J v (+ μv)` over all data (see
+    /// [`Ggn`](crate::Ggn)).
+    ///
+    /// # Errors
+    /// As [`hvp`](Self::hvp).
+    pub fn ggn_vp(&self, v: &Tensor<B, 1>) -> Result<Tensor<B, 1>> {
+        self.layout.check(v, "vector v")?;
+        let scale = 1.0 / self.num_examples as f64;
+        let mut acc = None::<Tensor<B, 1>>;
+        self.for_each_batch(&mut |batch| {
+            let gv = self.batch_ggn_scaled(batch, v, scale)?;
+            acc = Some(match acc.take() {
+                Some(a) => a + gv,
+                None => gv,
+            });
+            Ok(())
+        })?;
+        let gv = self.add_l2(acc.expect("the data source has examples"), v);
+        check_finite_vec(&gv, "GGN-vector product")?;
+        Ok(gv)
+    }
+
+    fn add_l2(&self, hv: Tensor<B, 1>, v: &Tensor<B, 1>) -> Tensor<B, 1> {
+        if self.l2 > 0.0 { hv + v.clone().mul_scalar(self.l2) } else { hv }
+    }
+
+    fn l2_value(&self) -> f64 {
+        if self.l2 > 0.0 {
+            let w = self.params();
+            0.5 * self.l2 * scalar((w.clone() * w).sum())
+        } else {
+            0.0
+        }
+    }
+
+    /// `(scale · Σ_batch ℓ, ∇ of it)` on `Autodiff<B>`.
+    fn batch_gradient_scaled(&self, model: &Train<B, M>, batch: &Batch<B, D>, scale: f64) -> Result<(f64, Tensor<B, 1>)> {
+        let x = Tensor::<Ad<B>, D>::from_inner(batch.inputs.clone());
+        let y = Tensor::<Ad<B>, 2>::from_inner(batch.targets.matrix().clone());
+        let z = model.output(x, self.bn_mode);
+        check_outputs(&z, batch)?;
+        let loss = self.loss.sum(z, y).mul_scalar(scale);
+        let value = scalar(loss.clone().inner());
+        let grads = loss.backward();
+        let g = collect_grads::<Ad<B>, _>(&self.layout, model, &grads);
+        let g = require_all(&self.layout, g)?;
+        Ok((value, Tensor::cat(g, 0)))
+    }
+
+    /// `(scale · Σ_batch ℓ, H v)` by reverse-over-reverse on `Autodiff<Autodiff<B>>`.
+    fn batch_hvp_scaled(&self, batch: &Batch<B, D>, v: &Tensor<B, 1>, scale: f64) -> Result<(f64, Tensor<B, 1>)> {
+        // Outer leaves whose inner values are the (inner) leaves of `self.model`.
+        let model2 = <Train2<B, M> as AutodiffModule<Ad2<B>>>::from_inner(self.model.clone());
+        let x = Tensor::<Ad2<B>, D>::from_inner(Tensor::from_inner(batch.inputs.clone()));
+        let y = Tensor::<Ad2<B>, 2>::from_inner(Tensor::from_inner(batch.targets.matrix().clone()));
+        let z = model2.output(x, self.bn_mode);
+        check_outputs(&z, batch)?;
+        let loss = self.loss.sum(z, y).mul_scalar(scale);
+        let value = scalar(loss.clone().inner().inner());
+        // Outer backward: ∇L as inner tensors that still carry the inner graph.
+        let grads = loss.backward();
+        let g = require_all(&self.layout, collect_grads::<Ad2<B>, _>(&self.layout, &model2, &grads))?;
+        let gv = (Tensor::cat(g, 0) * Tensor::<Ad<B>, 1>::from_inner(v.clone())).sum();
+        // Inner backward: ∇(vᵀ∇L) = Hv.
+        let grads2 = gv.backward();
+        let hv = collect_grads::<Ad<B>, _>(&self.layout, &self.model, &grads2);
+        Ok((value, self.assemble_second_order(hv)?))
+    }
+
+    /// `scale · Σ_batch J_iᵀ H_ℓ J_i v`.
+    fn batch_ggn_scaled(&self, batch: &Batch<B, D>, v: &Tensor<B, 1>, scale: f64) -> Result<Tensor<B, 1>> {
+        let n = batch.len();
+        let k = batch.num_outputs();
+        // 1. Jv by the double-VJP trick: g(u) = Jᵀu is linear in the dummy u; ∂(vᵀg(u))/∂u = Jv.
+        let model2 = <Train2<B, M> as AutodiffModule<Ad2<B>>>::from_inner(self.model.clone());
+        let u = Tensor::<Ad<B>, 2>::zeros([n, k], &self.device).require_grad();
+        let x2 = Tensor::<Ad2<B>, D>::from_inner(Tensor::from_inner(batch.inputs.clone()));
+        let z2 = model2.output(x2, self.bn_mode);
+        check_outputs(&z2, batch)?;
+        let z0 = z2.clone().inner().inner();
+        let s = (z2 * Tensor::<Ad2<B>, 2>::from_inner(u.clone())).sum();
+        let grads = s.backward();
+        let g = require_all(&self.layout, collect_grads::<Ad2<B>, _>(&self.layout, &model2, &grads))?;
+        let t = (Tensor::cat(g, 0) * Tensor::<Ad<B>, 1>::from_inner(v.clone())).sum();
+        let jv = u.grad(&t.backward()).ok_or_else(|| {
+            CurvatureError::MissingGradient("network outputs (the outputs do not depend on the parameters)".into())
+        })?;
+        // 2. H_ℓ (Jv), analytically, per example.
+        let r = self.loss.output_hessian_product(z0, jv).mul_scalar(scale);
+        // 3. Jᵀ r by one reverse pass on Autodiff<B>.
+        let x1 = Tensor::<Ad<B>, D>::from_inner(batch.inputs.clone());
+        let z1 = self.model.output(x1, self.bn_mode);
+        let s = (z1 * Tensor::<Ad<B>, 2>::from_inner(r)).sum();
+        let grads = s.backward();
+        let jtr = require_all(&self.layout, collect_grads::<Ad<B>, _>(&self.layout, &self.model, &grads))?;
+        Ok(Tensor::cat(jtr, 0))
+    }
+
+    /// Blocks of a second-order product: a block without gradient has a zero row in the
+    /// Hessian (its gradient does not depend on any parameter); if *no* block has one the
+    /// inner graph is missing, which is an error rather than a zero Hessian.
+    fn assemble_second_order(&self, blocks: Vec<Option<Tensor<B, 1>>>) -> Result<Tensor<B, 1>> {
+        if blocks.iter().all(Option::is_none) {
+            return Err(CurvatureError::MissingGradient(
+                "all parameters (second-order graph missing: the gradient carried no inner history)".into(),
+            ));
+        }
+        let parts = blocks
+            .into_iter()
+            .zip(self.layout.blocks())
+            .map(|(b, blk)| b.unwrap_or_else(|| Tensor::zeros([blk.len], &self.device)))
+            .collect();
+        Ok(Tensor::cat(parts, 0))
+    }
+}
+
+/// Run `f`, converting a panic (for example mismatched shapes deep in burn) into
+/// [`CurvatureError::Forward`].
+fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(CurvatureError::Forward(msg))
+    })
+}
+
+fn check_outputs<BB: Backend, B: Backend, const D: usize>(z: &Tensor<BB, 2>, batch: &Batch<B, D>) -> Result<()> {
+    let expected = [batch.len(), batch.num_outputs()];
+    if z.dims() != expected {
+        return Err(CurvatureError::InvalidBatch(format!(
+            "model outputs have shape {:?} but the targets need {:?}",
+            z.dims(),
+            expected
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
+    t.into_scalar().elem::<f64>()
+}
+
+/// Whether a tensor holds NaN or ±∞ (one device reduction each).
+pub(crate) fn has_non_finite<B: Backend, const D: usize>(t: &Tensor<B, D>) -> bool {
+    t.clone().is_nan().any().into_scalar().elem::<bool>() || t.clone().is_inf().any().into_scalar().elem::<bool>()
+}
+
+pub(crate) fn check_finite_vec<B: Backend>(t: &Tensor<B, 1>, what: &str) -> Result<()> {
+    if has_non_finite(t) {
+        return Err(CurvatureError::NonFinite(what.to_string()));
+    }
+    Ok(())
+}
+
+fn require_all<B: Backend>(layout: &ParamLayout, blocks: Vec<Option<Tensor<B, 1>>>) -> Result<Vec<Tensor<B, 1>>> {
+    blocks
+        .into_iter()
+        .zip(layout.blocks())
+        .map(|(b, blk)| b.ok_or_else(|| CurvatureError::MissingGradient(blk.name.clone())))
+        .collect()
+}
+
+/// The gradient of every parameter of the layout, flattened, in layout order.
+pub(crate) fn collect_grads<AB: AutodiffBackend, M: Module<AB>>(
+    layout: &ParamLayout,
+    module: &M,
+    grads: &AB::Gradients,
+) -> Vec<Option<Tensor<AB::InnerBackend, 1>>> {
+    struct GradCollector<'a, AB: AutodiffBackend> {
+        layout: &'a ParamLayout,
+        grads: &'a AB::Gradients,
+        out: Vec<Option<Tensor<AB::InnerBackend, 1>>>,
+    }
+    impl<AB: AutodiffBackend> ModuleVisitor<AB> for GradCollector<'_, AB> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AB, D>>) {
+            if let Some(i) = self.layout.position(&param.id) {
+                let n = self.layout.blocks()[i].len;
+                self.out[i] = param.val().grad(self.grads).map(|g| g.reshape([n]));
+            }
+        }
+    }
+    let mut c = GradCollector::<AB> { layout, grads, out: vec![None; layout.blocks().len()] };
+    module.visit(&mut c);
+    c.out
+}

@@ -1,0 +1,122 @@
+//! An in-memory classification dataset and its batching into curvature objectives.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use curvature_core::Batch;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use crate::error::{DataError, Result};
+
+/// Examples with a fixed per-example shape and integer class labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassificationData {
+    /// All inputs, example after example, row-major within an example.
+    pub inputs: Vec<f32>,
+    /// Shape of one example, e.g. `[64]` or `[3, 32, 32]`.
+    pub example_shape: Vec<usize>,
+    /// Class of each example.
+    pub labels: Vec<usize>,
+    /// Number of classes `K`.
+    pub num_classes: usize,
+}
+
+impl ClassificationData {
+    /// Check consistency and build.
+    ///
+    /// # Errors
+    /// [`DataError::InvalidArgument`] if the input length does not match labels × shape or a
+    /// label is out of range.
+    pub fn new(inputs: Vec<f32>, example_shape: Vec<usize>, labels: Vec<usize>, num_classes: usize) -> Result<Self> {
+        let per: usize = example_shape.iter().product();
+        if per == 0 || inputs.len() != per * labels.len() {
+            return Err(DataError::InvalidArgument {
+                name: "inputs",
+                value: format!("{} values for {} examples of shape {:?}", inputs.len(), labels.len(), example_shape),
+                reason: "must hold exactly one example per label",
+            });
+        }
+        if let Some(l) = labels.iter().find(|&&l| l >= num_classes) {
+            return Err(DataError::InvalidArgument { name: "labels", value: l.to_string(), reason: "label out of range 0..num_classes" });
+        }
+        Ok(Self { inputs, example_shape, labels, num_classes })
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    /// Whether there are no examples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+    /// Values per example.
+    pub fn example_len(&self) -> usize {
+        self.example_shape.iter().product()
+    }
+
+    /// The examples at `indices`, in that order.
+    ///
+    /// # Panics
+    /// If an index is out of range.
+    pub fn select(&self, indices: &[usize]) -> Self {
+        let per = self.example_len();
+        let inputs = indices.iter().flat_map(|&i| self.inputs[i * per..(i + 1) * per].iter().copied()).collect();
+        let labels = indices.iter().map(|&i| self.labels[i]).collect();
+        Self { inputs, example_shape: self.example_shape.clone(), labels, num_classes: self.num_classes }
+    }
+
+    /// The first `n` examples (all if fewer).
+    pub fn take(&self, n: usize) -> Self {
+        self.select(&(0..n.min(self.len())).collect::<Vec<_>>())
+    }
+
+    /// Seeded shuffle, then split into `(train, test)` with `test_len` test examples.
+    ///
+    /// # Errors
+    /// [`DataError::InvalidArgument`] if `test_len` is 0 or not smaller than the dataset.
+    pub fn split(&self, test_len: usize, seed: u64) -> Result<(Self, Self)> {
+        if test_len == 0 || test_len >= self.len() {
+            return Err(DataError::InvalidArgument {
+                name: "test_len",
+                value: test_len.to_string(),
+                reason: "must be positive and smaller than the dataset",
+            });
+        }
+        let mut idx: Vec<usize> = (0..self.len()).collect();
+        idx.shuffle(&mut StdRng::seed_from_u64(seed));
+        let (test, train) = idx.split_at(test_len);
+        Ok((self.select(train), self.select(test)))
+    }
+
+    /// Consecutive batches of `batch_size` (the last one may be smaller) as rank-`D` tensors
+    /// `[B, example_shape…]`.
+    ///
+    /// # Errors
+    /// [`DataError::InvalidArgument`] for `batch_size = 0` or a rank `D` that is not
+    /// `1 + example_shape.len()`; batch validation errors.
+    pub fn batches<B: Backend, const D: usize>(&self, batch_size: usize, device: &B::Device) -> Result<Vec<Batch<B, D>>> {
+        if batch_size == 0 {
+            return Err(DataError::InvalidArgument { name: "batch_size", value: "0".into(), reason: "must be positive" });
+        }
+        if D != 1 + self.example_shape.len() {
+            return Err(DataError::InvalidArgument {
+                name: "D",
+                value: D.to_string(),
+                reason: "tensor rank must be 1 + the rank of one example",
+            });
+        }
+        let per = self.example_len();
+        (0..self.len())
+            .step_by(batch_size)
+            .map(|start| {
+                let end = (start + batch_size).min(self.len());
+                let mut shape = vec![end - start];
+                shape.extend(&self.example_shape);
+                let data = TensorData::new(self.inputs[start * per..end * per].to_vec(), shape);
+                Ok(Batch::classification(Tensor::<B, D>::from_data(data, device), &self.labels[start..end], self.num_classes)?)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,39 @@
+//! The error type of `curvature-data`.
+
+/// Everything that can go wrong loading or batching data.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The content of a file is malformed.
+    #[error("{file}: {reason}")]
+    Format {
+        /// The file (or embedded resource).
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An argument is out of range.
+    #[error("invalid argument {name} = {value}: {reason}")]
+    InvalidArgument {
+        /// The argument.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Building a batch failed.
+    #[error(transparent)]
+    Batch(#[from] curvature_core::CurvatureError),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T> = std::result::Result<T, DataError>;

@@ -1,0 +1,26 @@
+//! The error type of `curvature-nets`.
+
+/// Invalid layer or model configurations.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum NetsError {
+    /// A configuration value is out of range.
+    #[error("invalid {config}: {field} = {value}: {reason}")]
+    InvalidConfig {
+        /// The configuration type.
+        config: &'static str,
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+}
+
+pub(crate) fn invalid(config: &'static str, field: &'static str, value: impl std::fmt::Debug, reason: impl Into<String>) -> NetsError {
+    NetsError::InvalidConfig { config, field, value: format!("{value:?}"), reason: reason.into() }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T> = std::result::Result<T, NetsError>;

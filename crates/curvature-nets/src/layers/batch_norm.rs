@@ -1,0 +1,127 @@
+//! Batch normalisation with an explicit train / eval mode and no hidden state updates.
+
+use burn::module::{Initializer, Module, Param, RunningState};
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use curvature_core::BatchNormMode;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, invalid};
+
+/// Configuration of [`BatchNorm`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BatchNormConfig {
+    /// Number of channels `C` (dimension 1 of the input).
+    pub num_features: usize,
+    /// `ε` added to the variance (PyTorch default 1e-5).
+    pub epsilon: f64,
+    /// Running-statistics momentum (PyTorch default 0.1).
+    pub momentum: f64,
+}
+
+impl BatchNormConfig {
+    /// PyTorch defaults: `ε = 1e-5`, momentum 0.1.
+    pub fn new(num_features: usize) -> Self {
+        Self { num_features, epsilon: 1e-5, momentum: 0.1 }
+    }
+
+    /// Build the layer: `γ = 1`, `β = 0`, running mean 0, running variance 1.
+    ///
+    /// # Errors
+    /// [`NetsError::InvalidConfig`](crate::NetsError::InvalidConfig) for zero features,
+    /// `ε ≤ 0` or a momentum outside `[0, 1]`.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<BatchNorm<B>> {
+        if self.num_features == 0 {
+            return Err(invalid("BatchNormConfig", "num_features", 0, "must be positive"));
+        }
+        if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
+            return Err(invalid("BatchNormConfig", "epsilon", self.epsilon, "must be positive"));
+        }
+        if !(0.0..=1.0).contains(&self.momentum) {
+            return Err(invalid("BatchNormConfig", "momentum", self.momentum, "must lie in [0, 1]"));
+        }
+        let c = self.num_features;
+        Ok(BatchNorm {
+            weight: Initializer::Ones.init([c], device),
+            bias: Initializer::Zeros.init([c], device),
+            running_mean: RunningState::new(Tensor::zeros([c], device)),
+            running_var: RunningState::new(Tensor::ones([c], device)),
+            epsilon: self.epsilon,
+            momentum: self.momentum,
+        })
+    }
+}
+
+/// `y = γ (x − μ) / sqrt(σ² + ε) + β` per channel (dimension 1), for inputs `[N, C]` or
+/// `[N, C, H, W]` (any rank ≥ 2).
+///
+/// In [`BatchNormMode::Train`] `μ, σ²` are the batch statistics (biased variance, as PyTorch
+/// normalises) and are differentiated through; in [`BatchNormMode::Eval`] they are the running
+/// statistics. `forward` never changes the running statistics — curvature evaluation must not
+/// mutate the model; training code calls [`BatchNorm::update_running_stats`] explicitly.
+#[derive(Module, Debug)]
+pub struct BatchNorm<B: Backend> {
+    /// Scale `γ` `[C]` (PyTorch `weight`).
+    pub weight: Param<Tensor<B, 1>>,
+    /// Shift `β` `[C]` (PyTorch `bias`).
+    pub bias: Param<Tensor<B, 1>>,
+    /// Running mean `[C]`.
+    pub running_mean: RunningState<Tensor<B, 1>>,
+    /// Running (unbiased) variance `[C]`.
+    pub running_var: RunningState<Tensor<B, 1>>,
+    /// `ε`.
+    pub epsilon: f64,
+    /// Momentum of the running statistics.
+    pub momentum: f64,
+}
+
+/// Per-channel mean and biased variance, each `[C]`.
+fn channel_stats<B: Backend, const D: usize>(x: Tensor<B, D>) -> (Tensor<B, 1>, Tensor<B, 1>, usize) {
+    let dims = x.dims();
+    let c = dims[1];
+    let rest = dims.iter().product::<usize>() / c;
+    let t: Tensor<B, 2> = x.swap_dims(0, 1).reshape([c, rest]);
+    let mean = t.clone().mean_dim(1);
+    let centred = t - mean.clone();
+    let var = (centred.clone() * centred).mean_dim(1);
+    (mean.reshape([c]), var.reshape([c]), rest)
+}
+
+fn broadcast<B: Backend, const D: usize>(v: Tensor<B, 1>) -> Tensor<B, D> {
+    let c = v.dims()[0];
+    let mut shape = [1usize; D];
+    shape[1] = c;
+    v.reshape(shape)
+}
+
+impl<B: Backend> BatchNorm<B> {
+    /// Normalise `x` (`[N, C, ...]`) in the given mode.
+    ///
+    /// # Panics
+    /// If `x.dims()[1]` differs from the number of features (a programmer error: the model's
+    /// configuration is inconsistent).
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>, mode: BatchNormMode) -> Tensor<B, D> {
+        let c = self.weight.dims()[0];
+        assert_eq!(x.dims()[1], c, "BatchNorm over {c} channels got an input with {} channels", x.dims()[1]);
+        let (mean, var) = match mode {
+            BatchNormMode::Train => {
+                let (m, v, _) = channel_stats(x.clone());
+                (m, v)
+            }
+            BatchNormMode::Eval => (self.running_mean.value(), self.running_var.value()),
+        };
+        let scale = self.weight.val() / (var.add_scalar(self.epsilon)).sqrt();
+        let shift = self.bias.val() - mean * scale.clone();
+        x * broadcast::<B, D>(scale) + broadcast::<B, D>(shift)
+    }
+
+    /// Update the running statistics from a batch, PyTorch style:
+    /// `running ← (1 − m)·running + m·batch` with the unbiased batch variance.
+    pub fn update_running_stats<const D: usize>(&self, x: Tensor<B, D>) {
+        let (mean, var, n) = channel_stats(x.detach());
+        let unbiased = if n > 1 { var.mul_scalar(n as f64 / (n - 1) as f64) } else { var };
+        let m = self.momentum;
+        self.running_mean.update(self.running_mean.value().mul_scalar(1.0 - m) + mean.mul_scalar(m));
+        self.running_var.update(self.running_var.value().mul_scalar(1.0 - m) + unbiased.mul_scalar(m));
+    }
+}

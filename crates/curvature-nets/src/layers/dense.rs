@@ -1,0 +1,70 @@
+//! Fully connected layer built from `matmul` (twice differentiable, unlike burn's fused
+//! `nn::Linear`).
+
+use burn::module::{Initializer, Module, Param};
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, invalid};
+
+/// Configuration of [`Dense`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DenseConfig {
+    /// Input features.
+    pub d_input: usize,
+    /// Output features.
+    pub d_output: usize,
+    /// Whether to add a bias.
+    pub bias: bool,
+}
+
+impl DenseConfig {
+    /// `d_input → d_output` with bias.
+    pub fn new(d_input: usize, d_output: usize) -> Self {
+        Self { d_input, d_output, bias: true }
+    }
+    /// Set whether a bias is used.
+    pub fn with_bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+
+    /// Build the layer with PyTorch's default initialisation, `U(−1/√d_in, 1/√d_in)` for
+    /// weight and bias.
+    ///
+    /// # Errors
+    /// [`NetsError::InvalidConfig`](crate::NetsError::InvalidConfig) for zero sizes.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Dense<B>> {
+        if self.d_input == 0 || self.d_output == 0 {
+            return Err(invalid("DenseConfig", "d_input/d_output", (self.d_input, self.d_output), "sizes must be positive"));
+        }
+        let bound = 1.0 / (self.d_input as f64).sqrt();
+        let init = Initializer::Uniform { min: -bound, max: bound };
+        Ok(Dense {
+            weight: init.init([self.d_output, self.d_input], device),
+            bias: self.bias.then(|| init.init([self.d_output], device)),
+        })
+    }
+}
+
+/// `y = x Wᵀ + b` with `W: [d_out, d_in]` — PyTorch's `nn.Linear` layout, so flat parameter
+/// vectors and safetensors files match PyTorch's exactly.
+#[derive(Module, Debug)]
+pub struct Dense<B: Backend> {
+    /// Weight `[d_output, d_input]`.
+    pub weight: Param<Tensor<B, 2>>,
+    /// Bias `[d_output]`.
+    pub bias: Option<Param<Tensor<B, 1>>>,
+}
+
+impl<B: Backend> Dense<B> {
+    /// `[N, d_in] → [N, d_out]`.
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let y = x.matmul(self.weight.val().transpose());
+        match &self.bias {
+            Some(b) => y + b.val().unsqueeze_dim(0),
+            None => y,
+        }
+    }
+}

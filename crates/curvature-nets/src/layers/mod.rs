@@ -1,0 +1,13 @@
+//! Twice-differentiable layers.
+
+mod activation;
+mod batch_norm;
+mod conv;
+mod dense;
+mod pool;
+
+pub use activation::Activation;
+pub use batch_norm::{BatchNorm, BatchNormConfig};
+pub use conv::{Conv2d, Conv2dConfig};
+pub use dense::{Dense, DenseConfig};
+pub use pool::{avg_pool2d, flatten, global_avg_pool2d, max_pool2d};

@@ -1,0 +1,5 @@
+//! Curvature: exact Hessian-vector products, Hessian spectra and curvature-aware training on burn.
+#![warn(missing_docs)]
+pub use curvature_core as core;
+pub use curvature_data as data;
+pub use curvature_nets as nets;
