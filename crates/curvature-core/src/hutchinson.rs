@@ -39,3 +39,34 @@ pub fn hutchinson_trace<B: Backend, A: LinearOperator<B> + ?Sized>(op: &A, sampl
     let (trace, stderr) = mean_stderr(&values);
     Ok(TraceEstimate { trace, stderr, samples })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::DenseOperator;
+    use burn::backend::NdArray;
+    use nalgebra::DMatrix;
+
+    type B = NdArray<f64>;
+
+    #[test]
+    fn exact_on_diagonal_matrices() {
+        // zᵀDz = Σ d_i z_i² = Tr D for Rademacher z: every sample is exact.
+        let d: Vec<f64> = (0..50).map(|i| i as f64 - 7.5).collect();
+        let op = DenseOperator::<B>::from_nalgebra(&DMatrix::from_diagonal(&nalgebra::DVector::from_vec(d.clone())), &Default::default()).unwrap();
+        let t = hutchinson_trace(&op, 3, 1).unwrap();
+        assert!((t.trace - d.iter().sum::<f64>()).abs() < 1e-10);
+        assert!(t.stderr.unwrap() < 1e-10);
+    }
+
+    #[test]
+    fn unbiased_within_four_standard_errors() {
+        let m = DMatrix::<f64>::from_fn(60, 60, |i, j| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+        let a = &m + m.transpose();
+        let op = DenseOperator::<B>::from_nalgebra(&a, &Default::default()).unwrap();
+        let t = hutchinson_trace(&op, 200, 3).unwrap();
+        let exact = a.trace();
+        assert!((t.trace - exact).abs() <= 4.0 * t.stderr.unwrap(), "{} vs {exact} ± {:?}", t.trace, t.stderr);
+        assert!(hutchinson_trace(&op, 0, 0).is_err());
+    }
+}

@@ -315,3 +315,96 @@ pub fn lanczos_from<B: Backend, A: LinearOperator<B> + ?Sized>(
         basis: keep.then_some(basis),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::DenseOperator;
+    use crate::testing::from_slice;
+    use burn::backend::NdArray;
+    use nalgebra::DMatrix;
+
+    type B = NdArray<f64>;
+
+    /// Eigenvalues of a diagonal operator are known exactly; f64 Lanczos with full
+    /// re-orthogonalisation reproduces them to rounding (tolerance: 1e3 · ε · ‖A‖).
+    const EXACT: f64 = 1e-12;
+
+    fn diag(values: &[f64]) -> DenseOperator<B> {
+        DenseOperator::from_nalgebra(&DMatrix::from_diagonal(&nalgebra::DVector::from_column_slice(values)), &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn full_run_recovers_every_eigenvalue_of_a_diagonal_matrix() {
+        let values: Vec<f64> = (0..40).map(|i| (i as f64 - 10.0) * 0.37).collect();
+        let op = diag(&values);
+        let r = lanczos(&op, &LanczosConfig::new().with_steps(40)).unwrap();
+        let mut expected = values.clone();
+        expected.sort_by(f64::total_cmp);
+        assert_eq!(r.steps(), 40);
+        for (a, b) in r.ritz_values.iter().zip(&expected) {
+            assert!((a - b).abs() <= EXACT * 10.0, "{a} vs {b}");
+        }
+        let total: f64 = r.ritz_weights.iter().sum();
+        assert!((total - 1.0).abs() < 1e-12, "weights sum to {total}");
+    }
+
+    #[test]
+    fn extremal_ritz_values_converge_first() {
+        let values: Vec<f64> = (0..500).map(|i| 1.0 + i as f64 / 500.0).chain([10.0, 20.0]).collect();
+        let r = lanczos(&diag(&values), &LanczosConfig::new().with_steps(30)).unwrap();
+        let top = r.top_k(2);
+        assert!((top[0].value - 20.0).abs() < 1e-10 && (top[1].value - 10.0).abs() < 1e-10, "{top:?}");
+        assert!(top[0].residual_bound < 1e-8);
+        // The Ritz vector of the top outlier is e_last.
+        let x = crate::testing::to_vec(top[0].vector.as_ref().unwrap());
+        assert!((x[501].abs() - 1.0).abs() < 1e-8);
+    }
+
+    #[test]
+    fn breakdown_stops_on_an_invariant_subspace_and_restart_continues() {
+        // Three distinct eigenvalues: the Krylov space of any vector has dimension 3.
+        let values: Vec<f64> = (0..30).map(|i| [1.0, 2.0, 5.0][i % 3]).collect();
+        let op = diag(&values);
+        let r = lanczos(&op, &LanczosConfig::new().with_steps(10)).unwrap();
+        assert_eq!(r.steps(), 3);
+        assert_eq!(r.breakdown, Some(3));
+        for (a, b) in r.ritz_values.iter().zip([1.0, 2.0, 5.0]) {
+            assert!((a - b).abs() < 1e-12);
+        }
+        // Three restarts give three complete 3-step blocks (a fourth, partial block would hold
+        // a Rayleigh quotient, not an eigenvalue).
+        let r = lanczos(&op, &LanczosConfig::new().with_steps(9).with_breakdown(BreakdownPolicy::Restart)).unwrap();
+        assert_eq!(r.steps(), 9);
+        assert!(r.restarts >= 1);
+        assert!(r.ritz_values.iter().all(|t| [1.0, 2.0, 5.0].iter().any(|e| (t - e).abs() < 1e-9)), "{:?}", r.ritz_values);
+    }
+
+    #[test]
+    fn reorthogonalisation_removes_ghost_eigenvalues() {
+        // A spread spectrum with a dominant outlier: without re-orthogonalisation, long runs
+        // produce spurious copies of converged Ritz values.
+        let values: Vec<f64> = (0..300).map(|i| (i as f64 / 300.0).powi(3)).chain([50.0]).collect();
+        let op = diag(&values);
+        let count = |reorth: bool| {
+            let r = lanczos(&op, &LanczosConfig::new().with_steps(120).with_reorthogonalize(reorth)).unwrap();
+            r.ritz_values.iter().filter(|t| (*t - 50.0).abs() < 1e-6).count()
+        };
+        assert_eq!(count(true), 1);
+        assert!(count(false) > 1, "expected ghost copies of λ = 50 without re-orthogonalisation");
+    }
+
+    #[test]
+    fn invalid_input_is_rejected() {
+        let op = diag(&[1.0, 2.0]);
+        assert!(lanczos(&op, &LanczosConfig::new().with_steps(0)).unwrap_err().to_string().contains("steps"));
+        assert!(lanczos(&op, &LanczosConfig::new().with_breakdown_tolerance(0.0)).is_err());
+        let e = lanczos_from(&op, from_slice::<B>(&[1.0, 2.0, 3.0], &Default::default()), &LanczosConfig::new()).unwrap_err();
+        assert!(matches!(e, CurvatureError::DimensionMismatch { expected: 2, got: 3, .. }), "{e}");
+        let e = lanczos_from(&op, from_slice::<B>(&[0.0, 0.0], &Default::default()), &LanczosConfig::new()).unwrap_err();
+        assert!(matches!(e, CurvatureError::NonFinite(_)), "{e}");
+        let r = lanczos(&op, &LanczosConfig::new().with_reorthogonalize(false)).unwrap();
+        assert!(r.ritz_vector(0).is_err(), "no basis kept");
+        assert_eq!(r.steps(), 2, "steps are capped at the dimension");
+    }
+}

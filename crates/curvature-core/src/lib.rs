@@ -34,6 +34,7 @@ mod params;
 mod random_vector;
 mod slq;
 mod spectrum;
+pub mod testing;
 mod variance;
 
 pub use batch::{Batch, BatchSource, BatchStream, Targets};

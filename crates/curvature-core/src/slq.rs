@@ -175,3 +175,44 @@ pub fn slq<B: Backend, A: LinearOperator<B> + ?Sized>(
         .collect::<CResult<Vec<_>>>()?;
     Ok((SpectralDensity::from_lanczos(op.dim(), &runs), runs))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lanczos::lanczos_from;
+    use crate::operator::DenseOperator;
+    use crate::testing::from_slice;
+    use burn::backend::NdArray;
+    use nalgebra::{DMatrix, DVector};
+
+    type B = NdArray<f64>;
+
+    #[test]
+    fn quadrature_is_exact_for_low_degree_moments() {
+        // From v = (1,…,1)/√P on a diagonal matrix, vᵀ A^p v = mean(d^p) exactly, and m-node
+        // Gauss quadrature is exact up to degree 2m − 1.
+        let d: Vec<f64> = (0..64).map(|i| ((i * 37) % 64) as f64 / 8.0 - 2.0).collect();
+        let op = DenseOperator::<B>::from_nalgebra(&DMatrix::from_diagonal(&DVector::from_vec(d.clone())), &Default::default()).unwrap();
+        let run = lanczos_from(&op, from_slice::<B>(&vec![1.0; 64], &Default::default()), &LanczosConfig::new().with_steps(4)).unwrap();
+        let density = SpectralDensity::from_lanczos(64, &[run]);
+        for p in 0..=7 {
+            let exact = d.iter().map(|x| x.powi(p)).sum::<f64>() / 64.0;
+            let (est, _) = density.moment(p);
+            assert!((est - exact).abs() < 1e-10 * exact.abs().max(1.0), "moment {p}: {est} vs {exact}");
+        }
+    }
+
+    #[test]
+    fn smoothed_density_integrates_to_one() {
+        let op = DenseOperator::<B>::from_nalgebra(&DMatrix::from_diagonal(&DVector::from_fn(100, |i, _| i as f64 / 10.0)), &Default::default()).unwrap();
+        let (density, runs) = slq(&op, &SlqConfig::new().with_num_vectors(3).with_lanczos(LanczosConfig::new().with_steps(20))).unwrap();
+        assert_eq!(runs.len(), 3);
+        let sigma = 0.2;
+        let grid = density.grid(2000, sigma);
+        let h = grid[1] - grid[0];
+        let mass: f64 = density.smoothed(&grid, sigma).unwrap().iter().sum::<f64>() * h;
+        assert!((mass - 1.0).abs() < 1e-3, "mass {mass}");
+        assert!(density.smoothed(&grid, 0.0).is_err());
+        assert!(density.trace().1.is_some(), "three vectors give a standard error");
+    }
+}

@@ -248,7 +248,7 @@ fn run_stats(run: &QuadratureRun, config: &SpectrumConfig) -> RunStats {
 ///
 /// ```no_run
 /// # use curvature_core::*;
-/// # fn f<B: burn::tensor::backend::Backend>(op: &DenseOperator<B>) -> CResult<()> {
+/// # fn f<B: burn::tensor::backend::Backend>(op: &DenseOperator<B>) -> Result<()> {
 /// let summary = spectrum(op, &SpectrumConfig::new())?;
 /// println!("{summary}");
 /// # Ok(()) }
@@ -267,4 +267,111 @@ pub fn spectrum<B: Backend, A: LinearOperator<B> + ?Sized>(op: &A, config: &Spec
         summary.trace_hutchinson_stderr = t.stderr;
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lanczos::LanczosConfig;
+    use crate::operator::{DenseOperator, dense_spectrum};
+    use burn::backend::NdArray;
+    use nalgebra::{DMatrix, DVector};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use rand_distr::StandardNormal;
+
+    type B = NdArray<f64>;
+
+    fn gaussian(rows: usize, cols: usize, seed: u64) -> DMatrix<f64> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        DMatrix::from_fn(rows, cols, |_, _| rng.sample(StandardNormal))
+    }
+
+    /// Random orthonormal matrix (QR of a Gaussian matrix).
+    fn orthonormal(n: usize, seed: u64) -> DMatrix<f64> {
+        gaussian(n, n, seed).qr().q()
+    }
+
+    fn config(steps: usize, vectors: usize) -> SpectrumConfig {
+        SpectrumConfig::new().with_slq(SlqConfig::new().with_lanczos(LanczosConfig::new().with_steps(steps)).with_num_vectors(vectors))
+    }
+
+    /// Spiked Wishart: `W = XᵀX/n + Σ_k s_k u_k u_kᵀ`, `X: n × p` Gaussian. The bulk follows
+    /// Marchenko–Pastur on `[(1 − √(p/n))², (1 + √(p/n))²] = [0.086, 2.91]` for p/n = ½; the
+    /// five spikes sit far above it.
+    #[test]
+    fn spiked_gram_matrix_outliers_and_bulk_mass() {
+        let (p, n) = (400, 800);
+        let x = gaussian(n, p, 1);
+        let mut w = x.transpose() * &x / n as f64;
+        let u = orthonormal(p, 2);
+        let spikes = [10.0, 14.0, 18.0, 24.0, 30.0];
+        for (k, s) in spikes.iter().enumerate() {
+            let uk = u.column(k);
+            w += *s * &uk * uk.transpose();
+        }
+        let dense = dense_spectrum(&w);
+        let op = DenseOperator::<B>::from_nalgebra(&w, &Default::default()).unwrap();
+        let summary = spectrum(&op, &config(80, 8)).unwrap();
+        assert_eq!(summary.outliers, spikes.len(), "outliers = number of spikes; Ritz values {:?}", &summary.ritz_values[summary.ritz_values.len() - 8..]);
+        // Outlier Ritz values equal the dense top eigenvalues (they converge first).
+        let top_dense = &dense.eigenvalues[p - 1];
+        assert!((summary.lambda_max - top_dense).abs() <= 1e-8 * top_dense, "{} vs {top_dense}", summary.lambda_max);
+        // Bulk mass: all weight not on the outliers; each outlier carries ≈ 1/P.
+        let bulk_mass: f64 = summary.ritz_values.iter().zip(&summary.ritz_weights).filter(|(t, _)| **t <= summary.bulk_edge).map(|(_, w)| w).sum();
+        let expected = 1.0 - spikes.len() as f64 / p as f64;
+        // Tolerance: the outlier weights are (uᵀv)² ~ χ²₁/P; averaged over 8 vectors their sum
+        // stays within 0.01 of its mean 5/P with overwhelming probability.
+        assert!((bulk_mass - expected).abs() < 0.01, "bulk mass {bulk_mass} vs {expected}");
+        // The bulk edge sits at the largest non-spike eigenvalue (MP edge), within 5 %.
+        let edge = dense.eigenvalues[p - 1 - spikes.len()];
+        assert!((summary.bulk_edge - edge).abs() < 0.05 * edge, "bulk edge {} vs {edge}", summary.bulk_edge);
+    }
+
+    /// A known indefinite spectrum: half zeros, a sixth in [−2, −1], a third in [1, 3].
+    #[test]
+    fn degenerate_and_negative_mass_of_a_known_spectrum() {
+        let p = 600;
+        let values: Vec<f64> = (0..p)
+            .map(|i| match i {
+                i if i < 300 => 0.0,
+                i if i < 400 => -2.0 + (i - 300) as f64 / 100.0,
+                i => 1.0 + 2.0 * (i - 400) as f64 / 200.0,
+            })
+            .collect();
+        let q = orthonormal(p, 5);
+        let a = &q * DMatrix::from_diagonal(&DVector::from_vec(values)) * q.transpose();
+        let op = DenseOperator::<B>::from_nalgebra(&a, &Default::default()).unwrap();
+        let s = spectrum(&op, &config(60, 10)).unwrap();
+        // Each vector sees mass χ²-fluctuations of order sqrt(2/P) ≈ 0.06 per group; averaged
+        // over 10 vectors ≈ 0.02; tolerance 0.06 (3σ).
+        assert!((s.degenerate_mass - 0.5).abs() < 0.06, "degenerate mass {}", s.degenerate_mass);
+        // The indefinite rule also takes the second-closest node, here an edge node of the
+        // ±1 clusters with weight ≈ 1/m_cluster, which pulls the location off 0 slightly.
+        assert!(s.degenerate_location.abs() < 0.02, "{}", s.degenerate_location);
+        assert!((s.negative_mass - 1.0 / 6.0).abs() < 0.06, "negative mass {}", s.negative_mass);
+        assert!(s.negative_count > 0);
+        // The extremes sit at the edges of densely packed clusters (spacing 0.01), where 60
+        // steps converge to a fraction of the spacing, not to rounding.
+        assert!((s.lambda_min + 2.0).abs() < 1e-3 && (s.lambda_max - 2.99).abs() < 1e-3, "[{}, {}]", s.lambda_min, s.lambda_max);
+        // Trace and Frobenius norm against their exact values −150 + 400 = 250 and the sum of squares.
+        let exact_tr = a.trace();
+        let exact_fro = a.norm();
+        assert!((s.trace - exact_tr).abs() < 4.0 * s.trace_stderr.unwrap() + 1e-9, "trace {} ± {:?} vs {exact_tr}", s.trace, s.trace_stderr);
+        assert!((s.frobenius - exact_fro).abs() < 0.05 * exact_fro, "frobenius {} vs {exact_fro}", s.frobenius);
+        let json: serde_json::Value = serde_json::from_str(&s.to_json().unwrap()).unwrap();
+        for key in [
+            "num_params", "lanczos_steps", "ritz_values", "ritz_weights", "lambda_max", "lambda_min", "trace", "trace_stderr",
+            "frobenius", "degenerate_mass", "negative_mass", "negative_count", "outliers",
+        ] {
+            assert!(json.get(key).is_some(), "JSON summary lacks `{key}`");
+        }
+    }
+
+    #[test]
+    fn invalid_configurations_are_rejected() {
+        let op = DenseOperator::<B>::from_nalgebra(&DMatrix::identity(3, 3), &Default::default()).unwrap();
+        assert!(spectrum(&op, &SpectrumConfig::new().with_outlier_gap(0.5)).is_err());
+        assert!(spectrum(&op, &SpectrumConfig::new().with_slq(SlqConfig::new().with_num_vectors(0))).is_err());
+    }
 }

@@ -1,0 +1,62 @@
+//! Helpers for numerical tests of curvature code: host copies and relative errors.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+
+/// Copy a 1-D tensor to the host as f64.
+pub fn to_vec<B: Backend>(t: &Tensor<B, 1>) -> Vec<f64> {
+    t.clone().into_data().iter::<f64>().collect()
+}
+
+/// Upload an f64 slice as a 1-D tensor.
+pub fn from_slice<B: Backend>(v: &[f64], device: &B::Device) -> Tensor<B, 1> {
+    Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
+}
+
+/// Euclidean norm.
+pub fn norm(a: &[f64]) -> f64 {
+    a.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// Inner product.
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `‖a − b‖ / ‖b‖` (`‖a − b‖` when `b = 0`).
+///
+/// # Panics
+/// If the lengths differ.
+pub fn relative_error(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "relative_error of vectors of different lengths");
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    let nb = norm(b);
+    if nb == 0.0 { norm(&d) } else { norm(&d) / nb }
+}
+
+/// Assert `relative_error(actual, expected) ≤ tol`, printing the error on failure.
+///
+/// # Panics
+/// If the error exceeds `tol`.
+#[track_caller]
+pub fn assert_rel_close(actual: &[f64], expected: &[f64], tol: f64, what: &str) {
+    let e = relative_error(actual, expected);
+    assert!(e <= tol, "{what}: relative error {e:.3e} exceeds {tol:.1e}");
+}
+
+/// A high-accuracy finite-difference reference for `Hv`: Richardson extrapolation of central
+/// differences, `(4 D(h/2) − D(h)) / 3`, whose truncation error is `O(h⁴)`. In f64 with
+/// `h ≈ 1e-3` it reaches ≈1e-10 relative on smooth models — an independent check of exact HVPs.
+///
+/// # Errors
+/// Errors of the objective's gradient.
+pub fn richardson_hvp<B: Backend, M: crate::CurvatureModel<B, D>, const D: usize>(
+    objective: &crate::Objective<B, M, D>,
+    v: &Tensor<B, 1>,
+    step: f64,
+) -> crate::Result<Vec<f64>> {
+    use crate::LinearOperator;
+    let d1 = to_vec(&crate::FiniteDifferenceHessian::with_step(objective, step)?.apply(v)?);
+    let d2 = to_vec(&crate::FiniteDifferenceHessian::with_step(objective, step / 2.0)?.apply(v)?);
+    Ok(d2.iter().zip(&d1).map(|(a, b)| (4.0 * a - b) / 3.0).collect())
+}
