@@ -48,7 +48,7 @@ pub use operator::{
     DenseOperator, DenseReferenceConfig, DenseSpectrum, FiniteDifferenceHessian, Ggn, Hessian, HessianMinusGgn,
     LinearOperator, Scaled, Shifted, dense_matrix, dense_spectrum,
 };
-pub use params::{ParamBlock, ParamLayout};
+pub use params::{ParamBlock, ParamLayout, mark_trainable};
 pub use random_vector::{derive_seed, gaussian_vector, rademacher_vector};
 pub use slq::{QuadratureRun, SlqConfig, SpectralDensity, slq};
 pub use spectrum::{Definiteness, SpectrumConfig, SpectrumSummary, spectrum};

@@ -26,7 +26,7 @@ use crate::batch::{Batch, BatchSource, Targets};
 use crate::error::{CurvatureError, Result, invalid};
 use crate::loss::Loss;
 use crate::model::{Ad, Ad2, BatchNormMode, CurvatureModel, Network, Train, Train2};
-use crate::params::ParamLayout;
+use crate::params::{ParamLayout, mark_trainable};
 
 /// Loss and accuracy of a model over a data source.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,7 +40,9 @@ pub struct Evaluation {
 /// Model + loss + data: the function whose curvature is measured (see the [module docs](self)).
 ///
 /// `M` is the model on the plain backend `B` (for a training model on `Autodiff<B>`, pass
-/// `model.valid()`); `D` is the rank of its input tensors.
+/// `model.valid()`); `D` is the rank of its input tensors. The curvature is taken with respect
+/// to every float parameter of the model (not its running statistics), see
+/// [`mark_trainable`](crate::mark_trainable).
 pub struct Objective<B: Backend, M: CurvatureModel<B, D>, const D: usize> {
     model: Train<B, M>,
     layout: ParamLayout,
@@ -61,7 +63,7 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
     /// [`CurvatureError::Forward`] / [`CurvatureError::InvalidBatch`] if the model cannot be
     /// evaluated on the first batch or its outputs do not match the targets.
     pub fn new(model: M, loss: Loss, data: impl BatchSource<B, D> + 'static) -> Result<Self> {
-        let model = <Train<B, M> as AutodiffModule<Ad<B>>>::from_inner(model);
+        let model = <Train<B, M> as AutodiffModule<Ad<B>>>::from_inner(mark_trainable(model));
         let layout = ParamLayout::of(&model)?;
         let num_examples = data.num_examples();
         if num_examples == 0 {

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::Serialize;
@@ -57,8 +57,9 @@ pub struct ParamLayout {
 
 impl ParamLayout {
     /// The layout of a module on an autodiff backend, where "trainable" is well defined
-    /// (`is_require_grad`). For a model on a plain backend, lift it first with
-    /// `model.train::<Autodiff<B>>()`, or use [`ParamLayout::of_inner`].
+    /// (`is_require_grad`). For a model on a plain backend, apply [`mark_trainable`] and lift
+    /// it with `model.train::<Autodiff<B>>()` first (what [`Objective::new`](crate::Objective::new)
+    /// does).
     ///
     /// # Errors
     /// [`CurvatureError::NoParameters`] if the module has no trainable float parameter.
@@ -70,19 +71,6 @@ impl ParamLayout {
         }
         let index = builder.blocks.iter().enumerate().map(|(i, b)| (b.id, i)).collect();
         Ok(Self { blocks: builder.blocks, index, dim: builder.dim })
-    }
-
-    /// The layout of a plain-backend module `M<B>`, by lifting it to `Autodiff<B>` (which keeps
-    /// each parameter's `require_grad` flag).
-    ///
-    /// # Errors
-    /// As [`ParamLayout::of`].
-    pub fn of_inner<AB, M>(module: &M::InnerModule) -> Result<Self>
-    where
-        AB: AutodiffBackend,
-        M: AutodiffModule<AB>,
-    {
-        Self::of(&M::from_inner(module.clone()))
     }
 
     /// Total number of trainable parameters `P`.
@@ -170,6 +158,30 @@ impl ParamLayout {
             None => Ok(module),
         }
     }
+}
+
+/// Mark every float [`Param`] of a plain-backend module as trainable (requiring gradients);
+/// running statistics ([`RunningState`](burn::module::RunningState)) are not parameters and
+/// stay untouched.
+///
+/// Why: on a plain (non-autodiff) backend burn 0.21 cannot keep a parameter's
+/// `require_grad` flag reliably — `Param::clone` of an initialised parameter resets it to the
+/// tensor's (always `false` there). Curvature is always taken with respect to all parameters
+/// of the model, so the flag is restored here. Custom load/save mappers of parameters are not
+/// preserved.
+pub fn mark_trainable<B: Backend, M: Module<B>>(module: M) -> M {
+    struct Mark;
+    impl<B: Backend> ModuleMapper<B> for Mark {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            let (id, value, _) = param.consume();
+            let device = value.device();
+            let shape = value.shape();
+            // A lazily "initialised" parameter whose initialiser returns the existing value:
+            // the only public constructor that sets the `require_grad` flag explicitly.
+            Param::uninitialized(id, move |_, _| value.clone(), device, true, shape)
+        }
+    }
+    module.map(&mut Mark)
 }
 
 struct LayoutBuilder {

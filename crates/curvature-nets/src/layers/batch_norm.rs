@@ -41,14 +41,14 @@ impl BatchNormConfig {
             return Err(invalid("BatchNormConfig", "momentum", self.momentum, "must lie in [0, 1]"));
         }
         let c = self.num_features;
-        Ok(BatchNorm {
+        Ok(super::materialize(BatchNorm {
             weight: Initializer::Ones.init([c], device),
             bias: Initializer::Zeros.init([c], device),
             running_mean: RunningState::new(Tensor::zeros([c], device)),
             running_var: RunningState::new(Tensor::ones([c], device)),
             epsilon: self.epsilon,
             momentum: self.momentum,
-        })
+        }))
     }
 }
 

@@ -76,14 +76,14 @@ impl Conv2dConfig {
         let fan_in = cin / self.groups * self.kernel_size[0] * self.kernel_size[1];
         let bound = 1.0 / (fan_in as f64).sqrt();
         let init = Initializer::Uniform { min: -bound, max: bound };
-        Ok(Conv2d {
+        Ok(super::materialize(Conv2d {
             weight: init.init([cout, cin / self.groups, self.kernel_size[0], self.kernel_size[1]], device),
             bias: self.bias.then(|| init.init([cout], device)),
             stride: self.stride,
             padding: self.padding,
             dilation: self.dilation,
             groups: self.groups,
-        })
+        }))
     }
 }
 

@@ -41,10 +41,10 @@ impl DenseConfig {
         }
         let bound = 1.0 / (self.d_input as f64).sqrt();
         let init = Initializer::Uniform { min: -bound, max: bound };
-        Ok(Dense {
+        Ok(super::materialize(Dense {
             weight: init.init([self.d_output, self.d_input], device),
             bias: self.bias.then(|| init.init([self.d_output], device)),
-        })
+        }))
     }
 }
 
