@@ -123,6 +123,8 @@ pub trait BatchSource<B: Backend, const D: usize> {
     fn num_examples(&self) -> usize;
     /// Call `f` on every batch, in a deterministic order, stopping at the first error.
     fn try_for_each(&self, f: &mut dyn FnMut(&Batch<B, D>) -> Result<()>) -> Result<()>;
+    /// The first batch (used to validate shapes without a pass over all the data).
+    fn first(&self) -> Result<Batch<B, D>>;
 }
 
 impl<B: Backend, const D: usize> BatchSource<B, D> for Vec<Batch<B, D>> {
@@ -131,6 +133,9 @@ impl<B: Backend, const D: usize> BatchSource<B, D> for Vec<Batch<B, D>> {
     }
     fn try_for_each(&self, f: &mut dyn FnMut(&Batch<B, D>) -> Result<()>) -> Result<()> {
         self.iter().try_for_each(f)
+    }
+    fn first(&self) -> Result<Batch<B, D>> {
+        self.as_slice().first().cloned().ok_or_else(|| CurvatureError::InvalidData("no batches".into()))
     }
 }
 
@@ -177,5 +182,8 @@ where
             )));
         }
         Ok(())
+    }
+    fn first(&self) -> Result<Batch<B, D>> {
+        (self.factory)().into_iter().next().unwrap_or_else(|| Err(CurvatureError::InvalidData("the batch stream is empty".into())))
     }
 }

@@ -81,16 +81,9 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
             device,
         };
         // Validate shapes on the first batch with a forward pass.
+        let first = objective.data.first()?;
         let model0 = objective.model.valid();
-        let mut first = true;
-        objective.for_each_batch(&mut |batch| {
-            if first {
-                first = false;
-                let z = model0.output(batch.inputs.clone(), objective.bn_mode);
-                check_outputs(&z, batch)?;
-            }
-            Ok(())
-        })?;
+        guarded(|| check_outputs(&model0.output(first.inputs.clone(), objective.bn_mode), &first))?;
         Ok(objective)
     }
 

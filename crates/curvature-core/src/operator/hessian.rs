@@ -15,9 +15,10 @@ use crate::objective::Objective;
 /// batches: `Hv = Σ_j (1/N) ∇²(Σ_{i∈j} ℓ_i) v (+ μv)`. Exact up to floating-point rounding;
 /// costs about two gradients and O(P) memory beyond the model's activations.
 ///
-/// Accuracy caveats inherited from burn 0.21: `sigmoid`/`silu` are evaluated in f32 and
-/// `gelu`'s backward uses a tanh approximation, so models using them get approximate
-/// second derivatives (documented per activation in `curvature-nets`).
+/// Accuracy caveats inherited from burn 0.21: its `sigmoid`/`silu` are evaluated in f32 and
+/// `gelu`'s backward uses a tanh approximation, so models calling them get approximate
+/// second derivatives (the activations of `curvature-nets` document their accuracy; its
+/// sigmoid is built from exact primitives).
 pub struct Hessian<'a, B: Backend, M: CurvatureModel<B, D>, const D: usize> {
     objective: &'a Objective<B, M, D>,
 }

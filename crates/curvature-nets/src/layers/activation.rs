@@ -13,8 +13,7 @@ use serde::{Deserialize, Serialize};
 /// | activation | second derivative |
 /// |---|---|
 /// | `Relu`, `LeakyRelu`, `Identity` | exact (zero almost everywhere; kinks are not differentiated) |
-/// | `Tanh`, `Softplus`, `Elu` | exact to f64 rounding |
-/// | `Sigmoid` | approximate: burn 0.21 evaluates `sigmoid` in f32 (≈1e-7 relative) |
+/// | `Tanh`, `Softplus`, `Elu`, `Sigmoid` | exact to f64 rounding |
 /// | `Gelu` | approximate: burn 0.21's `gelu` backward uses a tanh approximation (≈1e-4 relative) |
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -29,7 +28,8 @@ pub enum Activation {
     },
     /// `tanh x`.
     Tanh,
-    /// `1/(1 + e^{−x})` (f32 inside burn 0.21).
+    /// `1/(1 + e^{−x})`, built from `exp` and `recip` (burn 0.21's own `sigmoid` is computed in
+    /// f32, which would limit its second derivative to ≈1e-4 relative accuracy).
     Sigmoid,
     /// `x Φ(x)` (approximate backward in burn 0.21).
     Gelu,
@@ -48,7 +48,7 @@ impl Activation {
             Activation::Relu => activation::relu(x),
             Activation::LeakyRelu { slope } => activation::leaky_relu(x, slope),
             Activation::Tanh => activation::tanh(x),
-            Activation::Sigmoid => activation::sigmoid(x),
+            Activation::Sigmoid => x.neg().exp().add_scalar(1.0).recip(),
             Activation::Gelu => activation::gelu(x),
             Activation::Softplus => activation::softplus(x, 1.0),
             Activation::Elu => {
