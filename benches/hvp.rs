@@ -1,1 +1,105 @@
-fn main() {}
+//! Gradient vs exact HVP vs finite-difference HVP, on NdArray f32 (one precision per
+//! process), for an MLP (784-100-10, batch 256) and a small conv net (3×32×32, batch 32).
+//!
+//! ```text
+//! cargo bench --bench hvp
+//! ```
+//!
+//! After criterion's own report, prints the medians and the ratios HVP / gradient and
+//! FD / gradient (the target is exact HVP ≤ 2.2× a gradient).
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use burn::backend::NdArray;
+use burn::tensor::{Tensor, TensorData};
+use criterion::Criterion;
+use curvature::core::{Batch, CurvatureModel, LinearOperator, Loss, Objective, gaussian_vector};
+use curvature::nets::{MlpConfig, SimpleCnnConfig};
+
+type B = NdArray<f32>;
+
+fn batch<const D: usize>(shape: [usize; D], classes: usize) -> Batch<B, D> {
+    let n: usize = shape.iter().product();
+    // Deterministic pseudo-random inputs in [−1, 1].
+    let x: Vec<f32> = (0..n)
+        .map(|i| ((i as u64).wrapping_mul(2_654_435_761) % 2001) as f32 / 1000.0 - 1.0)
+        .collect();
+    let labels: Vec<usize> = (0..shape[0]).map(|i| i % classes).collect();
+    Batch::classification(
+        Tensor::from_data(TensorData::new(x, shape), &Default::default()),
+        &labels,
+        classes,
+    )
+    .unwrap()
+}
+
+fn bench_model<M: CurvatureModel<B, D>, const D: usize>(
+    c: &mut Criterion,
+    name: &str,
+    objective: &Objective<B, M, D>,
+) {
+    let v = gaussian_vector::<B>(objective.dim(), 0, &Default::default());
+    let fd = objective.finite_difference_hessian();
+    let mut group = c.benchmark_group(name);
+    group.sample_size(20);
+    group.bench_function("gradient", |b| {
+        b.iter(|| black_box(objective.gradient().unwrap()))
+    });
+    group.bench_function("exact_hvp", |b| {
+        b.iter(|| black_box(objective.hvp(&v).unwrap()))
+    });
+    group.bench_function("fd_hvp", |b| b.iter(|| black_box(fd.apply(&v).unwrap())));
+    group.finish();
+}
+
+fn median_ms(group: &str, function: &str) -> Option<f64> {
+    let dir = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("target"));
+    let text = std::fs::read_to_string(
+        dir.join("criterion")
+            .join(group)
+            .join(function)
+            .join("new/estimates.json"),
+    )
+    .ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(json["median"]["point_estimate"].as_f64()? / 1e6)
+}
+
+fn main() {
+    let device = Default::default();
+    let mut c = Criterion::default().configure_from_args();
+
+    let mlp = MlpConfig::mnist().init::<B>(&device).unwrap();
+    let mlp = Objective::new(mlp, Loss::CrossEntropy, vec![batch([256, 784], 10)]).unwrap();
+    bench_model(&mut c, "mlp_784_100_10_b256", &mlp);
+
+    let cnn = SimpleCnnConfig::new(3, [32, 32], vec![16, 32], 10)
+        .init::<B>(&device)
+        .unwrap();
+    let cnn = Objective::new(cnn, Loss::CrossEntropy, vec![batch([32, 3, 32, 32], 10)]).unwrap();
+    bench_model(&mut c, "cnn_3x32x32_16_32_b32", &cnn);
+
+    c.final_summary();
+    println!(
+        "\n{:<24} {:>8} {:>12} {:>12} {:>12} {:>10} {:>10}",
+        "model", "P", "gradient ms", "HVP ms", "FD HVP ms", "HVP/grad", "FD/grad"
+    );
+    for (group, p) in [
+        ("mlp_784_100_10_b256", mlp.dim()),
+        ("cnn_3x32x32_16_32_b32", cnn.dim()),
+    ] {
+        if let (Some(g), Some(h), Some(f)) = (
+            median_ms(group, "gradient"),
+            median_ms(group, "exact_hvp"),
+            median_ms(group, "fd_hvp"),
+        ) {
+            println!(
+                "{group:<24} {p:>8} {g:>12.3} {h:>12.3} {f:>12.3} {:>10.2} {:>10.2}",
+                h / g,
+                f / g
+            );
+        }
+    }
+}

@@ -15,13 +15,20 @@ type B = NdArray<f32>;
 fn main() -> Result<()> {
     let device = Default::default();
     let (train, test) = optdigits()?.split(297, 0)?;
-    println!("optdigits: {} training and {} test digits (8×8, 10 classes), embedded", train.len(), test.len());
+    println!(
+        "optdigits: {} training and {} test digits (8×8, 10 classes), embedded",
+        train.len(),
+        test.len()
+    );
 
     // 1. A model and an objective: model + loss + data.
     let model = LogisticRegressionConfig::optdigits().init::<B>(&device)?;
     let batches = train.batches::<B, 2>(64, &device)?;
     let mut objective = Objective::new(model, Loss::CrossEntropy, batches.clone())?;
-    println!("softmax regression 64 → 10: P = {} parameters", objective.dim());
+    println!(
+        "softmax regression 64 → 10: P = {} parameters",
+        objective.dim()
+    );
 
     // 2. A few epochs of mini-batch SGD with the objective's batch gradients.
     let (epochs, lr) = (30, 0.5);
@@ -32,11 +39,24 @@ fn main() -> Result<()> {
         }
         if epoch % 5 == 0 || epoch == 1 {
             let e = objective.evaluate()?;
-            println!("epoch {epoch:>3}  train loss {:.4}  train accuracy {:.2}%", e.loss, 100.0 * e.accuracy.unwrap_or(0.0));
+            println!(
+                "epoch {epoch:>3}  train loss {:.4}  train accuracy {:.2}%",
+                e.loss,
+                100.0 * e.accuracy.unwrap_or(0.0)
+            );
         }
     }
-    let test_eval = Objective::new(objective.model(), Loss::CrossEntropy, test.batches::<B, 2>(297, &device)?)?.evaluate()?;
-    println!("test loss {:.4}  test accuracy {:.2}%", test_eval.loss, 100.0 * test_eval.accuracy.unwrap_or(0.0));
+    let test_eval = Objective::new(
+        objective.model(),
+        Loss::CrossEntropy,
+        test.batches::<B, 2>(297, &device)?,
+    )?
+    .evaluate()?;
+    println!(
+        "test loss {:.4}  test accuracy {:.2}%",
+        test_eval.loss,
+        100.0 * test_eval.accuracy.unwrap_or(0.0)
+    );
 
     // 3. The Hessian of the training loss at the trained weights, by exact HVPs + Lanczos.
     let config = SpectrumConfig::new()

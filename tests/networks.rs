@@ -23,8 +23,16 @@ fn digits(n: usize) -> ClassificationData {
 
 fn mlp_objective(activation: Activation) -> Objective<B, Mlp<B>, 2> {
     let device = Default::default();
-    let model = MlpConfig::new(64, vec![12], 10).with_activation(activation).init::<B>(&device).unwrap();
-    Objective::new(model, Loss::CrossEntropy, digits(300).batches::<B, 2>(100, &device).unwrap()).unwrap()
+    let model = MlpConfig::new(64, vec![12], 10)
+        .with_activation(activation)
+        .init::<B>(&device)
+        .unwrap();
+    Objective::new(
+        model,
+        Loss::CrossEntropy,
+        digits(300).batches::<B, 2>(100, &device).unwrap(),
+    )
+    .unwrap()
 }
 
 fn random(p: usize, seed: u64) -> Tensor<B, 1> {
@@ -38,11 +46,20 @@ fn mlp_exact_hvp_matches_independent_references() {
     assert_eq!(p, 64 * 12 + 12 + 12 * 10 + 10);
     let dense = dense_matrix(&objective.hessian(), DenseReferenceConfig::default()).unwrap();
     let spectrum = dense_spectrum(&dense);
-    assert!(spectrum.asymmetry < 1e-12, "dense Hessian asymmetry {}", spectrum.asymmetry);
+    assert!(
+        spectrum.asymmetry < 1e-12,
+        "dense Hessian asymmetry {}",
+        spectrum.asymmetry
+    );
     for seed in [1, 2] {
         let v = random(p, seed);
         let hv = to_vec(&objective.hvp(&v).unwrap());
-        assert_rel_close(&hv, &richardson_hvp(&objective, &v, 1e-3).unwrap(), RICHARDSON_TOL, "MLP Hv vs Richardson FD");
+        assert_rel_close(
+            &hv,
+            &richardson_hvp(&objective, &v, 1e-3).unwrap(),
+            RICHARDSON_TOL,
+            "MLP Hv vs Richardson FD",
+        );
         let dense_hv = &dense * DVector::from_vec(to_vec(&v));
         assert_rel_close(&hv, dense_hv.as_slice(), DENSE_TOL, "MLP Hv vs dense H·v");
     }
@@ -57,7 +74,12 @@ fn relu_mlp_matches_small_step_central_differences() {
     // ReLU kinks: a large step crosses kinks, so use a small step (h = 1e-6: rounding ≈ 1e-10,
     // no kink crossed for generic data); tolerance 1e-6.
     let fd = FiniteDifferenceHessian::with_step(&objective, 1e-6).unwrap();
-    assert_rel_close(&to_vec(&objective.hvp(&v).unwrap()), &to_vec(&fd.apply(&v).unwrap()), 1e-6, "ReLU MLP Hv vs FD");
+    assert_rel_close(
+        &to_vec(&objective.hvp(&v).unwrap()),
+        &to_vec(&fd.apply(&v).unwrap()),
+        1e-6,
+        "ReLU MLP Hv vs FD",
+    );
 }
 
 #[test]
@@ -70,21 +92,35 @@ fn mlp_ggn_is_psd_and_differs_from_the_hessian() {
     let eg = dense_spectrum(&g);
     let top = *eg.eigenvalues.last().unwrap();
     // PSD up to rounding: eigenvalues ≥ −1e-12·λ_max.
-    assert!(eg.eigenvalues[0] >= -1e-12 * top, "GGN λ_min = {} (λ_max {top})", eg.eigenvalues[0]);
+    assert!(
+        eg.eigenvalues[0] >= -1e-12 * top,
+        "GGN λ_min = {} (λ_max {top})",
+        eg.eigenvalues[0]
+    );
     assert!(eg.asymmetry < 1e-12);
-    assert!((&h - &g).norm() > 1e-3 * h.norm(), "for a non-linear network G ≠ H");
-    assert!((&r - (&h - &g)).norm() <= DENSE_TOL * h.norm(), "H − G operator = dense H − dense G");
+    assert!(
+        (&h - &g).norm() > 1e-3 * h.norm(),
+        "for a non-linear network G ≠ H"
+    );
+    assert!(
+        (&r - (&h - &g)).norm() <= DENSE_TOL * h.norm(),
+        "H − G operator = dense H − dense G"
+    );
     // Gauss–Newton identity on the output layer's bias: its H and G blocks coincide, since z
     // is linear in the last bias (∇²z = 0 there).
     let bias = objective.layout().block("layers.1.bias").unwrap().range();
-    let (hb, gb) = (h.view((bias.start, bias.start), (10, 10)).clone_owned(), g.view((bias.start, bias.start), (10, 10)).clone_owned());
+    let (hb, gb) = (
+        h.view((bias.start, bias.start), (10, 10)).clone_owned(),
+        g.view((bias.start, bias.start), (10, 10)).clone_owned(),
+    );
     assert!((&hb - &gb).norm() <= 1e-12 * hb.norm());
 }
 
 fn cnn_objective(mode: BatchNormMode) -> Objective<B, SimpleCnn<B>, 4> {
     let device = Default::default();
     let d = digits(192);
-    let images = ClassificationData::new(d.inputs.clone(), vec![1, 8, 8], d.labels.clone(), 10).unwrap();
+    let images =
+        ClassificationData::new(d.inputs.clone(), vec![1, 8, 8], d.labels.clone(), 10).unwrap();
     let batches = images.batches::<B, 4>(64, &device).unwrap();
     let model = SimpleCnnConfig::new(1, [8, 8], vec![3, 4], 10)
         .with_activation(Activation::Tanh)
@@ -95,7 +131,9 @@ fn cnn_objective(mode: BatchNormMode) -> Objective<B, SimpleCnn<B>, 4> {
     for batch in batches.iter().take(2) {
         model.update_running_stats(batch.inputs.clone());
     }
-    Objective::new(model, Loss::CrossEntropy, batches).unwrap().with_bn_mode(mode)
+    Objective::new(model, Loss::CrossEntropy, batches)
+        .unwrap()
+        .with_bn_mode(mode)
 }
 
 #[test]
@@ -111,10 +149,23 @@ fn batch_norm_train_and_eval_modes_give_different_correct_hessians() {
         let v = random(p, seed);
         let ht = to_vec(&train.hvp(&v).unwrap());
         let he = to_vec(&eval.hvp(&v).unwrap());
-        assert_rel_close(&ht, &richardson_hvp(&train, &v, 1e-3).unwrap(), RICHARDSON_TOL, "BN train-mode Hv vs FD");
-        assert_rel_close(&he, &richardson_hvp(&eval, &v, 1e-3).unwrap(), RICHARDSON_TOL, "BN eval-mode Hv vs FD");
+        assert_rel_close(
+            &ht,
+            &richardson_hvp(&train, &v, 1e-3).unwrap(),
+            RICHARDSON_TOL,
+            "BN train-mode Hv vs FD",
+        );
+        assert_rel_close(
+            &he,
+            &richardson_hvp(&eval, &v, 1e-3).unwrap(),
+            RICHARDSON_TOL,
+            "BN eval-mode Hv vs FD",
+        );
         let diff = testing::relative_error(&ht, &he);
-        assert!(diff > 1e-2, "train and eval mode Hessians should differ, relative difference {diff:.3e}");
+        assert!(
+            diff > 1e-2,
+            "train and eval mode Hessians should differ, relative difference {diff:.3e}"
+        );
     }
 }
 
@@ -122,7 +173,10 @@ fn batch_norm_train_and_eval_modes_give_different_correct_hessians() {
 fn hessian_variance_matches_dense_per_batch_hessians() {
     let device = Default::default();
     let data = digits(300);
-    let model = MlpConfig::new(64, vec![6], 10).with_activation(Activation::Tanh).init::<B>(&device).unwrap();
+    let model = MlpConfig::new(64, vec![6], 10)
+        .with_activation(Activation::Tanh)
+        .init::<B>(&device)
+        .unwrap();
     let batches = data.batches::<B, 2>(50, &device).unwrap();
     let objective = Objective::new(model.clone(), Loss::CrossEntropy, batches.clone()).unwrap();
     let p = objective.dim();
@@ -135,7 +189,8 @@ fn hessian_variance_matches_dense_per_batch_hessians() {
     let mut sq = Vec::new();
     let mut mean_h = DMatrix::<f64>::zeros(p, p);
     for batch in &batches {
-        let single = Objective::new(model.clone(), Loss::CrossEntropy, vec![batch.clone()]).unwrap();
+        let single =
+            Objective::new(model.clone(), Loss::CrossEntropy, vec![batch.clone()]).unwrap();
         let h = dense_matrix(&single.hessian(), DenseReferenceConfig::default()).unwrap();
         let hu = &h * &u;
         quad.push(u.dot(&hu));
@@ -147,13 +202,23 @@ fn hessian_variance_matches_dense_per_batch_hessians() {
     let got = hessian_variance_along(&objective, v.clone(), 10_000).unwrap();
     assert_eq!(got.batches, 6);
     assert_eq!(got.examples, 300);
-    assert!((got.variance - expected).abs() <= 1e-10 * expected.abs(), "σ² = {} vs dense {expected}", got.variance);
-    assert!((got.mean_quadratic_form - quad.iter().sum::<f64>() / n).abs() <= 1e-10 * got.mean_quadratic_form.abs());
+    assert!(
+        (got.variance - expected).abs() <= 1e-10 * expected.abs(),
+        "σ² = {} vs dense {expected}",
+        got.variance
+    );
+    assert!(
+        (got.mean_quadratic_form - quad.iter().sum::<f64>() / n).abs()
+            <= 1e-10 * got.mean_quadratic_form.abs()
+    );
     assert!(got.variance > 0.0);
     // The sub-sample stops after max_examples.
     let sub = hessian_variance_along(&objective, v, 100).unwrap();
     assert_eq!((sub.batches, sub.examples), (2, 100));
     // Seeded variant is deterministic.
     let cfg = HessianVarianceConfig::new().with_seed(3);
-    assert_eq!(hessian_variance(&objective, &cfg).unwrap(), hessian_variance(&objective, &cfg).unwrap());
+    assert_eq!(
+        hessian_variance(&objective, &cfg).unwrap(),
+        hessian_variance(&objective, &cfg).unwrap()
+    );
 }

@@ -22,28 +22,52 @@ const LANCZOS_TOL: f64 = 1e-8;
 fn setup() -> (Objective<B, LogisticRegression<B>, 2>, ClassificationData) {
     let device = Default::default();
     let data = optdigits().unwrap();
-    let model = LogisticRegressionConfig::optdigits().init::<B>(&device).unwrap();
+    let model = LogisticRegressionConfig::optdigits()
+        .init::<B>(&device)
+        .unwrap();
     // Batches of 256 (the last one smaller) exercise accumulation over uneven batches.
-    let mut objective = Objective::new(model, Loss::CrossEntropy, data.batches::<B, 2>(256, &device).unwrap()).unwrap();
+    let mut objective = Objective::new(
+        model,
+        Loss::CrossEntropy,
+        data.batches::<B, 2>(256, &device).unwrap(),
+    )
+    .unwrap();
     // Move away from the uniform-softmax initialisation with a few gradient steps.
     for _ in 0..20 {
         let (_, g) = objective.gradient().unwrap();
-        objective.set_params(objective.params() - g.mul_scalar(2.0)).unwrap();
+        objective
+            .set_params(objective.params() - g.mul_scalar(2.0))
+            .unwrap();
     }
     (objective, data)
 }
 
 /// `H = (1/N) Σ_i (diag(p_i) − p_i p_iᵀ) ⊗ x̃_i x̃_iᵀ` in the layout `[weight (K×d, row-major), bias (K)]`.
-fn analytic_hessian(objective: &Objective<B, LogisticRegression<B>, 2>, data: &ClassificationData) -> DMatrix<f64> {
+fn analytic_hessian(
+    objective: &Objective<B, LogisticRegression<B>, 2>,
+    data: &ClassificationData,
+) -> DMatrix<f64> {
     let (k, d) = (10, 64);
     let w = to_vec(&objective.params());
     let n = data.len();
     let p_dim = k * (d + 1);
-    let idx = |class: usize, feature: usize| if feature < d { class * d + feature } else { k * d + class };
+    let idx = |class: usize, feature: usize| {
+        if feature < d {
+            class * d + feature
+        } else {
+            k * d + class
+        }
+    };
     let mut h = DMatrix::<f64>::zeros(p_dim, p_dim);
     for i in 0..n {
-        let x: Vec<f64> = data.inputs[i * d..(i + 1) * d].iter().map(|&v| v as f64).chain([1.0]).collect();
-        let z: Vec<f64> = (0..k).map(|c| (0..=d).map(|a| w[idx(c, a)] * x[a]).sum()).collect();
+        let x: Vec<f64> = data.inputs[i * d..(i + 1) * d]
+            .iter()
+            .map(|&v| v as f64)
+            .chain([1.0])
+            .collect();
+        let z: Vec<f64> = (0..k)
+            .map(|c| (0..=d).map(|a| w[idx(c, a)] * x[a]).sum())
+            .collect();
         let zmax = z.iter().cloned().fold(f64::MIN, f64::max);
         let e: Vec<f64> = z.iter().map(|z| (z - zmax).exp()).collect();
         let s: f64 = e.iter().sum();
@@ -95,9 +119,15 @@ fn hessian_is_symmetric_and_deterministic() {
     let (objective, _) = setup();
     let (u, v) = (random(3), random(4));
     let hessian = objective.hessian();
-    let (hu, hv) = (to_vec(&hessian.apply(&u).unwrap()), to_vec(&hessian.apply(&v).unwrap()));
+    let (hu, hv) = (
+        to_vec(&hessian.apply(&u).unwrap()),
+        to_vec(&hessian.apply(&v).unwrap()),
+    );
     let (a, b) = (dot(&to_vec(&u), &hv), dot(&hu, &to_vec(&v)));
-    assert!((a - b).abs() <= SYMMETRY_TOL * a.abs().max(b.abs()), "⟨u,Hv⟩ = {a} vs ⟨Hu,v⟩ = {b}");
+    assert!(
+        (a - b).abs() <= SYMMETRY_TOL * a.abs().max(b.abs()),
+        "⟨u,Hv⟩ = {a} vs ⟨Hu,v⟩ = {b}"
+    );
     let again = to_vec(&hessian.apply(&v).unwrap());
     assert_eq!(hv, again, "two applications must agree bit for bit");
 }
@@ -110,9 +140,17 @@ fn ggn_equals_the_hessian_for_softmax_regression() {
         let v = random(seed);
         let gv = to_vec(&objective.ggn().apply(&v).unwrap());
         let expected = h.clone() * nalgebra::DVector::from_vec(to_vec(&v));
-        assert_rel_close(&gv, expected.as_slice(), EXACT_TOL, "Gv vs analytic H·v (G = H for a linear model)");
+        assert_rel_close(
+            &gv,
+            expected.as_slice(),
+            EXACT_TOL,
+            "Gv vs analytic H·v (G = H for a linear model)",
+        );
         let residual = to_vec(&objective.hessian_minus_ggn().apply(&v).unwrap());
-        assert!(testing::norm(&residual) <= EXACT_TOL * testing::norm(&gv), "(H − G)v should vanish");
+        assert!(
+            testing::norm(&residual) <= EXACT_TOL * testing::norm(&gv),
+            "(H − G)v should vanish"
+        );
     }
 }
 
@@ -124,18 +162,34 @@ fn lanczos_extremal_ritz_values_match_dense_eigenvalues() {
     // λ_max is an isolated outlier and converges in a few dozen steps; λ_min = 0 (the null
     // space) sits next to a dense cluster of eigenvalues of order 1e-7, so it needs more steps.
     let r = lanczos(&objective.hessian(), &LanczosConfig::new().with_steps(400)).unwrap();
-    eprintln!("smallest dense eigenvalues {:?}; smallest Ritz values {:?}", &eig[..3], &r.ritz_values[..3]);
+    eprintln!(
+        "smallest dense eigenvalues {:?}; smallest Ritz values {:?}",
+        &eig[..3],
+        &r.ritz_values[..3]
+    );
     for (k, pair) in r.top_k(5).iter().enumerate() {
         let exact = eig[eig.len() - 1 - k];
-        assert!((pair.value - exact).abs() <= LANCZOS_TOL * lambda_max, "top {k}: {} vs {exact}", pair.value);
+        assert!(
+            (pair.value - exact).abs() <= LANCZOS_TOL * lambda_max,
+            "top {k}: {} vs {exact}",
+            pair.value
+        );
     }
     let bottom = r.bottom_k(1)[0].value;
-    assert!((bottom - eig[0]).abs() <= LANCZOS_TOL * lambda_max, "λ_min: {bottom} vs {}", eig[0]);
+    assert!(
+        (bottom - eig[0]).abs() <= LANCZOS_TOL * lambda_max,
+        "λ_min: {bottom} vs {}",
+        eig[0]
+    );
     // The top Ritz vector is an eigenvector: ‖Hx − θx‖ small.
     let top = &r.top_k(1)[0];
     let x = top.vector.clone().unwrap();
     let res = to_vec(&(objective.hessian().apply(&x).unwrap() - x.clone().mul_scalar(top.value)));
-    assert!(testing::norm(&res) <= 1e-7 * lambda_max, "residual {}", testing::norm(&res));
+    assert!(
+        testing::norm(&res) <= 1e-7 * lambda_max,
+        "residual {}",
+        testing::norm(&res)
+    );
 }
 
 #[test]
@@ -147,24 +201,53 @@ fn slq_moments_match_dense_traces() {
     let tr2: f64 = eig.iter().map(|l| l * l).sum();
     let tr4: f64 = eig.iter().map(|l| l.powi(4)).sum();
     let nv = 20;
-    let config = SlqConfig::new().with_num_vectors(nv).with_lanczos(LanczosConfig::new().with_steps(30));
+    let config = SlqConfig::new()
+        .with_num_vectors(nv)
+        .with_lanczos(LanczosConfig::new().with_steps(30));
     let (density, _) = slq(&objective.hessian(), &config).unwrap();
     // With m ≥ 2 steps the quadrature of λ and λ² is exact for each vector, so the only error
     // is the sampling error of P·vᵀAv for v uniform on the sphere:
     // Var = 2P/(P+2) · (Tr A² − (Tr A)²/P). Tolerance: 4 standard errors over n_v vectors.
-    let sd = |t1: f64, t2: f64| (2.0 * p / (p + 2.0) * (t2 - t1 * t1 / p)).sqrt() / (nv as f64).sqrt();
+    let sd =
+        |t1: f64, t2: f64| (2.0 * p / (p + 2.0) * (t2 - t1 * t1 / p)).sqrt() / (nv as f64).sqrt();
     let (t1, _) = density.trace();
     let (t2, _) = density.trace_of_square();
-    assert!((t1 - tr1).abs() <= 4.0 * sd(tr1, tr2), "Tr H: SLQ {t1} vs dense {tr1} (4σ = {})", 4.0 * sd(tr1, tr2));
-    assert!((t2 - tr2).abs() <= 4.0 * sd(tr2, tr4), "Tr H²: SLQ {t2} vs dense {tr2} (4σ = {})", 4.0 * sd(tr2, tr4));
+    assert!(
+        (t1 - tr1).abs() <= 4.0 * sd(tr1, tr2),
+        "Tr H: SLQ {t1} vs dense {tr1} (4σ = {})",
+        4.0 * sd(tr1, tr2)
+    );
+    assert!(
+        (t2 - tr2).abs() <= 4.0 * sd(tr2, tr4),
+        "Tr H²: SLQ {t2} vs dense {tr2} (4σ = {})",
+        4.0 * sd(tr2, tr4)
+    );
     // The summary's Hutchinson estimate is within 4 of its own standard errors.
-    let s = spectrum(&objective.hessian(), &SpectrumConfig::new().with_hutchinson_samples(100)).unwrap();
-    let (th, se) = (s.trace_hutchinson.unwrap(), s.trace_hutchinson_stderr.unwrap());
-    assert!((th - tr1).abs() <= 4.0 * se, "Hutchinson {th} ± {se} vs {tr1}");
+    let s = spectrum(
+        &objective.hessian(),
+        &SpectrumConfig::new().with_hutchinson_samples(100),
+    )
+    .unwrap();
+    let (th, se) = (
+        s.trace_hutchinson.unwrap(),
+        s.trace_hutchinson_stderr.unwrap(),
+    );
+    assert!(
+        (th - tr1).abs() <= 4.0 * se,
+        "Hutchinson {th} ± {se} vs {tr1}"
+    );
     assert!((s.lambda_max - eig[eig.len() - 1]).abs() <= LANCZOS_TOL * eig[eig.len() - 1]);
     // Softmax regression has a null space (class shift invariance, constant-zero pixels).
-    let zero_fraction = eig.iter().filter(|l| l.abs() < 1e-10 * eig[eig.len() - 1]).count() as f64 / p;
-    assert!((s.degenerate_mass - zero_fraction).abs() < 0.15, "degenerate mass {} vs exact {zero_fraction}", s.degenerate_mass);
+    let zero_fraction = eig
+        .iter()
+        .filter(|l| l.abs() < 1e-10 * eig[eig.len() - 1])
+        .count() as f64
+        / p;
+    assert!(
+        (s.degenerate_mass - zero_fraction).abs() < 0.15,
+        "degenerate mass {} vs exact {zero_fraction}",
+        s.degenerate_mass
+    );
 }
 
 #[test]
@@ -174,18 +257,47 @@ fn l2_term_adds_mu_times_identity() {
     let mu = 0.3;
     let device = Default::default();
     let data = optdigits().unwrap();
-    let mut with_l2 = Objective::new(objective.model(), Loss::CrossEntropy, data.batches::<B, 2>(256, &device).unwrap()).unwrap().with_l2(mu).unwrap();
+    let mut with_l2 = Objective::new(
+        objective.model(),
+        Loss::CrossEntropy,
+        data.batches::<B, 2>(256, &device).unwrap(),
+    )
+    .unwrap()
+    .with_l2(mu)
+    .unwrap();
     with_l2.set_params(w.clone()).unwrap();
     let v = random(7);
-    let expected: Vec<f64> = to_vec(&objective.hvp(&v).unwrap()).iter().zip(to_vec(&v)).map(|(h, v)| h + mu * v).collect();
-    assert_rel_close(&to_vec(&with_l2.hvp(&v).unwrap()), &expected, EXACT_TOL, "Hessian with L2");
+    let expected: Vec<f64> = to_vec(&objective.hvp(&v).unwrap())
+        .iter()
+        .zip(to_vec(&v))
+        .map(|(h, v)| h + mu * v)
+        .collect();
+    assert_rel_close(
+        &to_vec(&with_l2.hvp(&v).unwrap()),
+        &expected,
+        EXACT_TOL,
+        "Hessian with L2",
+    );
     let (l0, g0) = objective.gradient().unwrap();
     let (l1, g1) = with_l2.gradient().unwrap();
     let wv = to_vec(&w);
     assert!((l1 - l0 - 0.5 * mu * dot(&wv, &wv)).abs() < 1e-12 * l1.abs());
-    let expected: Vec<f64> = to_vec(&g0).iter().zip(&wv).map(|(g, w)| g + mu * w).collect();
+    let expected: Vec<f64> = to_vec(&g0)
+        .iter()
+        .zip(&wv)
+        .map(|(g, w)| g + mu * w)
+        .collect();
     assert_rel_close(&to_vec(&g1), &expected, 1e-12, "gradient with L2");
-    assert!(Objective::new(objective.model(), Loss::CrossEntropy, data.batches::<B, 2>(256, &device).unwrap()).unwrap().with_l2(-1.0).is_err());
+    assert!(
+        Objective::new(
+            objective.model(),
+            Loss::CrossEntropy,
+            data.batches::<B, 2>(256, &device).unwrap()
+        )
+        .unwrap()
+        .with_l2(-1.0)
+        .is_err()
+    );
 }
 
 #[test]
@@ -195,7 +307,11 @@ fn finite_differences_are_within_their_documented_error() {
     let exact = to_vec(&objective.hvp(&v).unwrap());
     // Default step in f64: relative error O(ε^{2/3}) ≈ 1e-10–1e-9 for smooth models.
     let fd = objective.finite_difference_hessian();
-    assert!(fd.step() > 1e-6 && fd.step() < 1e-4, "default f64 step {}", fd.step());
+    assert!(
+        fd.step() > 1e-6 && fd.step() < 1e-4,
+        "default f64 step {}",
+        fd.step()
+    );
     let e = relative_error(&to_vec(&fd.apply(&v).unwrap()), &exact);
     assert!(e < 1e-8, "FD (default step) relative error {e:.3e}");
     // A large step is dominated by truncation error O(h²).
@@ -208,14 +324,34 @@ fn finite_differences_are_within_their_documented_error() {
 fn dense_reference_refuses_large_operators() {
     let (objective, _) = setup();
     let e = dense_matrix(&objective.hessian(), DenseReferenceConfig { max_dim: 100 }).unwrap_err();
-    assert!(matches!(e, CurvatureError::TooLarge { dim: 650, limit: 100 }), "{e}");
+    assert!(
+        matches!(
+            e,
+            CurvatureError::TooLarge {
+                dim: 650,
+                limit: 100
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
 fn vectors_of_the_wrong_length_are_rejected() {
     let (objective, _) = setup();
     let short = from_slice::<B>(&[1.0; 649], &Default::default());
-    for result in [objective.hessian().apply(&short), objective.ggn().apply(&short), objective.finite_difference_hessian().apply(&short)] {
-        assert!(matches!(result, Err(CurvatureError::DimensionMismatch { expected: 650, got: 649, .. })));
+    for result in [
+        objective.hessian().apply(&short),
+        objective.ggn().apply(&short),
+        objective.finite_difference_hessian().apply(&short),
+    ] {
+        assert!(matches!(
+            result,
+            Err(CurvatureError::DimensionMismatch {
+                expected: 650,
+                got: 649,
+                ..
+            })
+        ));
     }
 }

@@ -48,16 +48,26 @@ impl<B: Backend, const D: usize> Batch<B, D> {
     /// # Errors
     /// [`CurvatureError::InvalidBatch`] if the batch is empty, the number of labels differs from
     /// the batch size, a label is out of range, or an input is NaN/±∞.
-    pub fn classification(inputs: Tensor<B, D>, labels: &[usize], num_classes: usize) -> Result<Self> {
+    pub fn classification(
+        inputs: Tensor<B, D>,
+        labels: &[usize],
+        num_classes: usize,
+    ) -> Result<Self> {
         let n = inputs.dims()[0];
         if n == 0 {
             return Err(CurvatureError::InvalidBatch("empty batch".into()));
         }
         if labels.len() != n {
-            return Err(CurvatureError::InvalidBatch(format!("{} labels for {} inputs", labels.len(), n)));
+            return Err(CurvatureError::InvalidBatch(format!(
+                "{} labels for {} inputs",
+                labels.len(),
+                n
+            )));
         }
         if num_classes == 0 {
-            return Err(CurvatureError::InvalidBatch("num_classes must be at least 1".into()));
+            return Err(CurvatureError::InvalidBatch(
+                "num_classes must be at least 1".into(),
+            ));
         }
         if let Some((i, l)) = labels.iter().enumerate().find(|(_, l)| **l >= num_classes) {
             return Err(CurvatureError::InvalidBatch(format!(
@@ -69,8 +79,15 @@ impl<B: Backend, const D: usize> Batch<B, D> {
         for (i, &l) in labels.iter().enumerate() {
             one_hot[i * num_classes + l] = 1.0;
         }
-        let one_hot = Tensor::from_data(TensorData::new(one_hot, [n, num_classes]), &inputs.device());
-        Ok(Self { inputs, targets: Targets::Classes { labels: labels.to_vec(), one_hot } })
+        let one_hot =
+            Tensor::from_data(TensorData::new(one_hot, [n, num_classes]), &inputs.device());
+        Ok(Self {
+            inputs,
+            targets: Targets::Classes {
+                labels: labels.to_vec(),
+                one_hot,
+            },
+        })
     }
 
     /// A regression batch from inputs and real targets `[N, K]`.
@@ -84,11 +101,18 @@ impl<B: Backend, const D: usize> Batch<B, D> {
             return Err(CurvatureError::InvalidBatch("empty batch".into()));
         }
         if targets.dims()[0] != n {
-            return Err(CurvatureError::InvalidBatch(format!("{} target rows for {} inputs", targets.dims()[0], n)));
+            return Err(CurvatureError::InvalidBatch(format!(
+                "{} target rows for {} inputs",
+                targets.dims()[0],
+                n
+            )));
         }
         check_finite(&inputs, "inputs")?;
         check_finite(&targets, "targets")?;
-        Ok(Self { inputs, targets: Targets::Values(targets) })
+        Ok(Self {
+            inputs,
+            targets: Targets::Values(targets),
+        })
     }
 
     /// Number of examples `N` in the batch.
@@ -109,7 +133,9 @@ impl<B: Backend, const D: usize> Batch<B, D> {
 
 fn check_finite<B: Backend, const D: usize>(t: &Tensor<B, D>, what: &str) -> Result<()> {
     if crate::objective::has_non_finite(t) {
-        return Err(CurvatureError::InvalidBatch(format!("{what} contain NaN or infinite values")));
+        return Err(CurvatureError::InvalidBatch(format!(
+            "{what} contain NaN or infinite values"
+        )));
     }
     Ok(())
 }
@@ -135,7 +161,10 @@ impl<B: Backend, const D: usize> BatchSource<B, D> for Vec<Batch<B, D>> {
         self.iter().try_for_each(f)
     }
     fn first(&self) -> Result<Batch<B, D>> {
-        self.as_slice().first().cloned().ok_or_else(|| CurvatureError::InvalidData("no batches".into()))
+        self.as_slice()
+            .first()
+            .cloned()
+            .ok_or_else(|| CurvatureError::InvalidData("no batches".into()))
     }
 }
 
@@ -151,7 +180,10 @@ pub struct BatchStream<F> {
 impl<F> BatchStream<F> {
     /// A stream of `num_examples` examples, produced by `factory()` on each traversal.
     pub fn new(num_examples: usize, factory: F) -> Self {
-        Self { factory, num_examples }
+        Self {
+            factory,
+            num_examples,
+        }
     }
 }
 
@@ -175,7 +207,11 @@ where
             f(&batch)?;
         }
         if seen != self.num_examples {
-            let yielded = if seen > self.num_examples { format!("more than {}", self.num_examples) } else { seen.to_string() };
+            let yielded = if seen > self.num_examples {
+                format!("more than {}", self.num_examples)
+            } else {
+                seen.to_string()
+            };
             return Err(CurvatureError::InvalidData(format!(
                 "batch stream announced {} examples but yielded {yielded}",
                 self.num_examples
@@ -184,6 +220,10 @@ where
         Ok(())
     }
     fn first(&self) -> Result<Batch<B, D>> {
-        (self.factory)().into_iter().next().unwrap_or_else(|| Err(CurvatureError::InvalidData("the batch stream is empty".into())))
+        (self.factory)().into_iter().next().unwrap_or_else(|| {
+            Err(CurvatureError::InvalidData(
+                "the batch stream is empty".into(),
+            ))
+        })
     }
 }

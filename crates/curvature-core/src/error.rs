@@ -47,7 +47,9 @@ pub enum CurvatureError {
     #[error("the model's forward pass failed: {0}")]
     Forward(String),
     /// A dense reference was requested for an operator that is too large.
-    #[error("dense reference refused: dimension {dim} exceeds the limit {limit} (raise `max_dim` if you really want a {dim}×{dim} matrix)")]
+    #[error(
+        "dense reference refused: dimension {dim} exceeds the limit {limit} (raise `max_dim` if you really want a {dim}×{dim} matrix)"
+    )]
     TooLarge {
         /// Operator dimension.
         dim: usize,
@@ -62,6 +64,14 @@ pub enum CurvatureError {
 /// Shorthand for results of this crate.
 pub type Result<T> = std::result::Result<T, CurvatureError>;
 
-pub(crate) fn invalid(field: &'static str, value: impl std::fmt::Display, reason: &'static str) -> CurvatureError {
-    CurvatureError::InvalidConfig { field, value: value.to_string(), reason }
+pub(crate) fn invalid(
+    field: &'static str,
+    value: impl std::fmt::Display,
+    reason: &'static str,
+) -> CurvatureError {
+    CurvatureError::InvalidConfig {
+        field,
+        value: value.to_string(),
+        reason,
+    }
 }

@@ -25,9 +25,17 @@ pub struct TraceEstimate {
 /// # Errors
 /// [`CurvatureError::InvalidConfig`](crate::CurvatureError::InvalidConfig) for `samples = 0`;
 /// operator errors.
-pub fn hutchinson_trace<B: Backend, A: LinearOperator<B> + ?Sized>(op: &A, samples: usize, seed: u64) -> Result<TraceEstimate> {
+pub fn hutchinson_trace<B: Backend, A: LinearOperator<B> + ?Sized>(
+    op: &A,
+    samples: usize,
+    seed: u64,
+) -> Result<TraceEstimate> {
     if samples == 0 {
-        return Err(invalid("samples", 0, "Hutchinson needs at least one probe vector"));
+        return Err(invalid(
+            "samples",
+            0,
+            "Hutchinson needs at least one probe vector",
+        ));
     }
     let device = op.device();
     let values = (0..samples)
@@ -37,7 +45,11 @@ pub fn hutchinson_trace<B: Backend, A: LinearOperator<B> + ?Sized>(op: &A, sampl
         })
         .collect::<Result<Vec<f64>>>()?;
     let (trace, stderr) = mean_stderr(&values);
-    Ok(TraceEstimate { trace, stderr, samples })
+    Ok(TraceEstimate {
+        trace,
+        stderr,
+        samples,
+    })
 }
 
 #[cfg(test)]
@@ -53,7 +65,11 @@ mod tests {
     fn exact_on_diagonal_matrices() {
         // zᵀDz = Σ d_i z_i² = Tr D for Rademacher z: every sample is exact.
         let d: Vec<f64> = (0..50).map(|i| i as f64 - 7.5).collect();
-        let op = DenseOperator::<B>::from_nalgebra(&DMatrix::from_diagonal(&nalgebra::DVector::from_vec(d.clone())), &Default::default()).unwrap();
+        let op = DenseOperator::<B>::from_nalgebra(
+            &DMatrix::from_diagonal(&nalgebra::DVector::from_vec(d.clone())),
+            &Default::default(),
+        )
+        .unwrap();
         let t = hutchinson_trace(&op, 3, 1).unwrap();
         assert!((t.trace - d.iter().sum::<f64>()).abs() < 1e-10);
         assert!(t.stderr.unwrap() < 1e-10);
@@ -66,7 +82,12 @@ mod tests {
         let op = DenseOperator::<B>::from_nalgebra(&a, &Default::default()).unwrap();
         let t = hutchinson_trace(&op, 200, 3).unwrap();
         let exact = a.trace();
-        assert!((t.trace - exact).abs() <= 4.0 * t.stderr.unwrap(), "{} vs {exact} ± {:?}", t.trace, t.stderr);
+        assert!(
+            (t.trace - exact).abs() <= 4.0 * t.stderr.unwrap(),
+            "{} vs {exact} ± {:?}",
+            t.trace,
+            t.stderr
+        );
         assert!(hutchinson_trace(&op, 0, 0).is_err());
     }
 }

@@ -85,7 +85,11 @@ impl LanczosConfig {
             return Err(invalid("steps", 0, "Lanczos needs at least one step"));
         }
         if !(self.breakdown_tolerance > 0.0 && self.breakdown_tolerance < 1.0) {
-            return Err(invalid("breakdown_tolerance", self.breakdown_tolerance, "must lie in (0, 1)"));
+            return Err(invalid(
+                "breakdown_tolerance",
+                self.breakdown_tolerance,
+                "must lie in (0, 1)",
+            ));
         }
         Ok(())
     }
@@ -144,12 +148,19 @@ impl<B: Backend> LanczosDecomposition<B> {
     /// [`CurvatureError::InvalidConfig`] if the run kept no basis (set `keep_basis` or
     /// `reorthogonalize`); [`CurvatureError::DimensionMismatch`] for `k ≥ m`.
     pub fn ritz_vector(&self, k: usize) -> CResult<Tensor<B, 1>> {
-        let basis = self
-            .basis
-            .as_ref()
-            .ok_or_else(|| invalid("keep_basis", false, "Ritz vectors need the Lanczos basis: set keep_basis or reorthogonalize"))?;
+        let basis = self.basis.as_ref().ok_or_else(|| {
+            invalid(
+                "keep_basis",
+                false,
+                "Ritz vectors need the Lanczos basis: set keep_basis or reorthogonalize",
+            )
+        })?;
         if k >= self.steps() {
-            return Err(CurvatureError::DimensionMismatch { what: "Ritz index".into(), expected: self.steps(), got: k });
+            return Err(CurvatureError::DimensionMismatch {
+                what: "Ritz index".into(),
+                expected: self.steps(),
+                got: k,
+            });
         }
         let mut x = basis[0].clone().mul_scalar(self.tri_vectors[(0, k)]);
         for (j, q) in basis.iter().enumerate().skip(1) {
@@ -172,7 +183,10 @@ impl<B: Backend> LanczosDecomposition<B> {
     fn pair(&self, k: usize) -> Eigenpair<B> {
         Eigenpair {
             value: self.ritz_values[k],
-            vector: self.basis.as_ref().map(|_| self.ritz_vector(k).expect("basis kept and k < m")),
+            vector: self
+                .basis
+                .as_ref()
+                .map(|_| self.ritz_vector(k).expect("basis kept and k < m")),
             residual_bound: self.residual_bound(k),
         }
     }
@@ -216,7 +230,10 @@ fn orthogonalize<B: Backend>(w: Tensor<B, 1>, basis: &[Tensor<B, 1>]) -> Tensor<
 ///
 /// # Errors
 /// Invalid configuration, and errors of the operator.
-pub fn lanczos<B: Backend, A: LinearOperator<B> + ?Sized>(op: &A, config: &LanczosConfig) -> CResult<LanczosDecomposition<B>> {
+pub fn lanczos<B: Backend, A: LinearOperator<B> + ?Sized>(
+    op: &A,
+    config: &LanczosConfig,
+) -> CResult<LanczosDecomposition<B>> {
     let start = gaussian_vector::<B>(op.dim(), config.seed, &op.device());
     lanczos_from(op, start, config)
 }
@@ -234,11 +251,17 @@ pub fn lanczos_from<B: Backend, A: LinearOperator<B> + ?Sized>(
     config.validate()?;
     let n = op.dim();
     if start.dims()[0] != n {
-        return Err(CurvatureError::DimensionMismatch { what: "Lanczos start vector".into(), expected: n, got: start.dims()[0] });
+        return Err(CurvatureError::DimensionMismatch {
+            what: "Lanczos start vector".into(),
+            expected: n,
+            got: start.dims()[0],
+        });
     }
     let norm = dot(&start, &start).sqrt();
     if !(norm.is_finite() && norm > 0.0) {
-        return Err(CurvatureError::NonFinite("Lanczos start vector (zero or non-finite norm)".into()));
+        return Err(CurvatureError::NonFinite(
+            "Lanczos start vector (zero or non-finite norm)".into(),
+        ));
     }
     let m = config.steps.min(n);
     let keep = config.reorthogonalize || config.keep_basis;
@@ -255,7 +278,10 @@ pub fn lanczos_from<B: Backend, A: LinearOperator<B> + ?Sized>(
         }
         let a = dot(&w, &q);
         if !a.is_finite() {
-            return Err(CurvatureError::NonFinite(format!("Lanczos α at step {}", j + 1)));
+            return Err(CurvatureError::NonFinite(format!(
+                "Lanczos α at step {}",
+                j + 1
+            )));
         }
         alpha.push(a);
         w = w - q.clone().mul_scalar(a);
@@ -278,7 +304,8 @@ pub fn lanczos_from<B: Backend, A: LinearOperator<B> + ?Sized>(
             }
             // A fresh direction orthogonal to everything found so far.
             restarts += 1;
-            let r = gaussian_vector::<B>(n, derive_seed(config.seed, restarts as u64), &op.device());
+            let r =
+                gaussian_vector::<B>(n, derive_seed(config.seed, restarts as u64), &op.device());
             let r = orthogonalize(r, &basis);
             let rn = dot(&r, &r).sqrt();
             if rn <= config.breakdown_tolerance {
@@ -331,7 +358,11 @@ mod tests {
     const EXACT: f64 = 1e-12;
 
     fn diag(values: &[f64]) -> DenseOperator<B> {
-        DenseOperator::from_nalgebra(&DMatrix::from_diagonal(&nalgebra::DVector::from_column_slice(values)), &Default::default()).unwrap()
+        DenseOperator::from_nalgebra(
+            &DMatrix::from_diagonal(&nalgebra::DVector::from_column_slice(values)),
+            &Default::default(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -351,10 +382,16 @@ mod tests {
 
     #[test]
     fn extremal_ritz_values_converge_first() {
-        let values: Vec<f64> = (0..500).map(|i| 1.0 + i as f64 / 500.0).chain([10.0, 20.0]).collect();
+        let values: Vec<f64> = (0..500)
+            .map(|i| 1.0 + i as f64 / 500.0)
+            .chain([10.0, 20.0])
+            .collect();
         let r = lanczos(&diag(&values), &LanczosConfig::new().with_steps(30)).unwrap();
         let top = r.top_k(2);
-        assert!((top[0].value - 20.0).abs() < 1e-10 && (top[1].value - 10.0).abs() < 1e-10, "{top:?}");
+        assert!(
+            (top[0].value - 20.0).abs() < 1e-10 && (top[1].value - 10.0).abs() < 1e-10,
+            "{top:?}"
+        );
         assert!(top[0].residual_bound < 1e-8);
         // The Ritz vector of the top outlier is e_last.
         let x = crate::testing::to_vec(top[0].vector.as_ref().unwrap());
@@ -374,34 +411,86 @@ mod tests {
         }
         // Three restarts give three complete 3-step blocks (a fourth, partial block would hold
         // a Rayleigh quotient, not an eigenvalue).
-        let r = lanczos(&op, &LanczosConfig::new().with_steps(9).with_breakdown(BreakdownPolicy::Restart)).unwrap();
+        let r = lanczos(
+            &op,
+            &LanczosConfig::new()
+                .with_steps(9)
+                .with_breakdown(BreakdownPolicy::Restart),
+        )
+        .unwrap();
         assert_eq!(r.steps(), 9);
         assert!(r.restarts >= 1);
-        assert!(r.ritz_values.iter().all(|t| [1.0, 2.0, 5.0].iter().any(|e| (t - e).abs() < 1e-9)), "{:?}", r.ritz_values);
+        assert!(
+            r.ritz_values
+                .iter()
+                .all(|t| [1.0, 2.0, 5.0].iter().any(|e| (t - e).abs() < 1e-9)),
+            "{:?}",
+            r.ritz_values
+        );
     }
 
     #[test]
     fn reorthogonalisation_removes_ghost_eigenvalues() {
         // A spread spectrum with a dominant outlier: without re-orthogonalisation, long runs
         // produce spurious copies of converged Ritz values.
-        let values: Vec<f64> = (0..300).map(|i| (i as f64 / 300.0).powi(3)).chain([50.0]).collect();
+        let values: Vec<f64> = (0..300)
+            .map(|i| (i as f64 / 300.0).powi(3))
+            .chain([50.0])
+            .collect();
         let op = diag(&values);
         let count = |reorth: bool| {
-            let r = lanczos(&op, &LanczosConfig::new().with_steps(120).with_reorthogonalize(reorth)).unwrap();
-            r.ritz_values.iter().filter(|t| (*t - 50.0).abs() < 1e-6).count()
+            let r = lanczos(
+                &op,
+                &LanczosConfig::new()
+                    .with_steps(120)
+                    .with_reorthogonalize(reorth),
+            )
+            .unwrap();
+            r.ritz_values
+                .iter()
+                .filter(|t| (*t - 50.0).abs() < 1e-6)
+                .count()
         };
         assert_eq!(count(true), 1);
-        assert!(count(false) > 1, "expected ghost copies of λ = 50 without re-orthogonalisation");
+        assert!(
+            count(false) > 1,
+            "expected ghost copies of λ = 50 without re-orthogonalisation"
+        );
     }
 
     #[test]
     fn invalid_input_is_rejected() {
         let op = diag(&[1.0, 2.0]);
-        assert!(lanczos(&op, &LanczosConfig::new().with_steps(0)).unwrap_err().to_string().contains("steps"));
+        assert!(
+            lanczos(&op, &LanczosConfig::new().with_steps(0))
+                .unwrap_err()
+                .to_string()
+                .contains("steps")
+        );
         assert!(lanczos(&op, &LanczosConfig::new().with_breakdown_tolerance(0.0)).is_err());
-        let e = lanczos_from(&op, from_slice::<B>(&[1.0, 2.0, 3.0], &Default::default()), &LanczosConfig::new()).unwrap_err();
-        assert!(matches!(e, CurvatureError::DimensionMismatch { expected: 2, got: 3, .. }), "{e}");
-        let e = lanczos_from(&op, from_slice::<B>(&[0.0, 0.0], &Default::default()), &LanczosConfig::new()).unwrap_err();
+        let e = lanczos_from(
+            &op,
+            from_slice::<B>(&[1.0, 2.0, 3.0], &Default::default()),
+            &LanczosConfig::new(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                CurvatureError::DimensionMismatch {
+                    expected: 2,
+                    got: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = lanczos_from(
+            &op,
+            from_slice::<B>(&[0.0, 0.0], &Default::default()),
+            &LanczosConfig::new(),
+        )
+        .unwrap_err();
         assert!(matches!(e, CurvatureError::NonFinite(_)), "{e}");
         let r = lanczos(&op, &LanczosConfig::new().with_reorthogonalize(false)).unwrap();
         assert!(r.ritz_vector(0).is_err(), "no basis kept");

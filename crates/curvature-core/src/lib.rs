@@ -40,16 +40,20 @@ mod variance;
 pub use batch::{Batch, BatchSource, BatchStream, Targets};
 pub use error::{CurvatureError, Result};
 pub use hutchinson::{TraceEstimate, hutchinson_trace};
-pub use lanczos::{BreakdownPolicy, Eigenpair, LanczosConfig, LanczosDecomposition, lanczos, lanczos_from};
+pub use lanczos::{
+    BreakdownPolicy, Eigenpair, LanczosConfig, LanczosDecomposition, lanczos, lanczos_from,
+};
 pub use loss::Loss;
 pub use model::{Ad, Ad2, BatchNormMode, CurvatureModel, Network, Train, Train2};
 pub use objective::{Evaluation, Objective};
 pub use operator::{
-    DenseOperator, DenseReferenceConfig, DenseSpectrum, FiniteDifferenceHessian, Ggn, Hessian, HessianMinusGgn,
-    LinearOperator, Scaled, Shifted, dense_matrix, dense_spectrum,
+    DenseOperator, DenseReferenceConfig, DenseSpectrum, FiniteDifferenceHessian, Ggn, Hessian,
+    HessianMinusGgn, LinearOperator, Scaled, Shifted, dense_matrix, dense_spectrum,
 };
 pub use params::{ParamBlock, ParamLayout, mark_trainable};
 pub use random_vector::{derive_seed, gaussian_vector, rademacher_vector};
 pub use slq::{QuadratureRun, SlqConfig, SpectralDensity, slq};
 pub use spectrum::{Definiteness, SpectrumConfig, SpectrumSummary, spectrum};
-pub use variance::{HessianVariance, HessianVarianceConfig, hessian_variance, hessian_variance_along};
+pub use variance::{
+    HessianVariance, HessianVarianceConfig, hessian_variance, hessian_variance_along,
+};

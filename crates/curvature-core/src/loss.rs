@@ -1,8 +1,8 @@
 //! Losses and their second derivatives with respect to the network outputs.
 
+use burn::tensor::Tensor;
 use burn::tensor::activation;
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 /// The per-example loss `ℓ(z, y)` of outputs `z ∈ R^K` against targets `y`.
@@ -33,7 +33,11 @@ impl Loss {
     }
 
     /// `H_ℓ(z_i) u_i` for every example (rows of `outputs` and `u`, both `[N, K]`).
-    pub fn output_hessian_product<B: Backend>(&self, outputs: Tensor<B, 2>, u: Tensor<B, 2>) -> Tensor<B, 2> {
+    pub fn output_hessian_product<B: Backend>(
+        &self,
+        outputs: Tensor<B, 2>,
+        u: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
         match self {
             Loss::CrossEntropy => {
                 let p = activation::softmax(outputs, 1);

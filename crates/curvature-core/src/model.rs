@@ -53,8 +53,7 @@ pub trait CurvatureModel<B: Backend, const D: usize>:
     Network<B, D>
     + HasAutodiffModule<
         Ad<B>,
-        TrainModule: Network<Ad<B>, D>
-                         + HasAutodiffModule<Ad2<B>, TrainModule: Network<Ad2<B>, D>>,
+        TrainModule: Network<Ad<B>, D> + HasAutodiffModule<Ad2<B>, TrainModule: Network<Ad2<B>, D>>,
     >
 {
 }

@@ -67,7 +67,9 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
         let layout = ParamLayout::of(&model)?;
         let num_examples = data.num_examples();
         if num_examples == 0 {
-            return Err(CurvatureError::InvalidData("the data source has no examples".into()));
+            return Err(CurvatureError::InvalidData(
+                "the data source has no examples".into(),
+            ));
         }
         let device = layout.flatten(&model.valid())?.device();
         let objective = Self {
@@ -83,7 +85,12 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
         // Validate shapes on the first batch with a forward pass.
         let first = objective.data.first()?;
         let model0 = objective.model.valid();
-        guarded(|| check_outputs(&model0.output(first.inputs.clone(), objective.bn_mode), &first))?;
+        guarded(|| {
+            check_outputs(
+                &model0.output(first.inputs.clone(), objective.bn_mode),
+                &first,
+            )
+        })?;
         Ok(objective)
     }
 
@@ -139,7 +146,9 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
     }
     /// The current parameters as a flat vector `w`.
     pub fn params(&self) -> Tensor<B, 1> {
-        self.layout.flatten(&self.model.valid()).expect("layout was built from this model")
+        self.layout
+            .flatten(&self.model.valid())
+            .expect("layout was built from this model")
     }
 
     /// Move the objective to new parameters `w`.
@@ -173,7 +182,11 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
             match &batch.targets {
                 Targets::Classes { labels, .. } => {
                     let pred = z.argmax(1).into_data();
-                    correct += pred.iter::<i64>().zip(labels).filter(|(p, l)| *p as usize == **l).count();
+                    correct += pred
+                        .iter::<i64>()
+                        .zip(labels)
+                        .filter(|(p, l)| *p as usize == **l)
+                        .count();
                 }
                 Targets::Values(_) => classes = false,
             }
@@ -183,7 +196,10 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
         if !loss.is_finite() {
             return Err(CurvatureError::NonFinite("loss".into()));
         }
-        Ok(Evaluation { loss, accuracy: classes.then(|| correct as f64 / self.num_examples as f64) })
+        Ok(Evaluation {
+            loss,
+            accuracy: classes.then(|| correct as f64 / self.num_examples as f64),
+        })
     }
 
     /// Loss `L(w)` and gradient `∇L(w)` over all data.
@@ -226,7 +242,8 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
     /// # Errors
     /// As [`gradient`](Self::gradient).
     pub fn batch_gradient(&self, batch: &Batch<B, D>) -> Result<(f64, Tensor<B, 1>)> {
-        let (mut value, mut grad) = guarded(|| self.batch_gradient_scaled(&self.model, batch, 1.0 / batch.len() as f64))?;
+        let (mut value, mut grad) =
+            guarded(|| self.batch_gradient_scaled(&self.model, batch, 1.0 / batch.len() as f64))?;
         if self.l2 > 0.0 {
             let w = self.params();
             value += 0.5 * self.l2 * scalar((w.clone() * w.clone()).sum());
@@ -303,7 +320,11 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
     }
 
     fn add_l2(&self, hv: Tensor<B, 1>, v: &Tensor<B, 1>) -> Tensor<B, 1> {
-        if self.l2 > 0.0 { hv + v.clone().mul_scalar(self.l2) } else { hv }
+        if self.l2 > 0.0 {
+            hv + v.clone().mul_scalar(self.l2)
+        } else {
+            hv
+        }
     }
 
     fn l2_value(&self) -> f64 {
@@ -316,7 +337,12 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
     }
 
     /// `(scale · Σ_batch ℓ, ∇ of it)` on `Autodiff<B>`.
-    fn batch_gradient_scaled(&self, model: &Train<B, M>, batch: &Batch<B, D>, scale: f64) -> Result<(f64, Tensor<B, 1>)> {
+    fn batch_gradient_scaled(
+        &self,
+        model: &Train<B, M>,
+        batch: &Batch<B, D>,
+        scale: f64,
+    ) -> Result<(f64, Tensor<B, 1>)> {
         let x = Tensor::<Ad<B>, D>::from_inner(batch.inputs.clone());
         let y = Tensor::<Ad<B>, 2>::from_inner(batch.targets.matrix().clone());
         let z = model.output(x, self.bn_mode);
@@ -330,7 +356,12 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
     }
 
     /// `(scale · Σ_batch ℓ, H v)` by reverse-over-reverse on `Autodiff<Autodiff<B>>`.
-    fn batch_hvp_scaled(&self, batch: &Batch<B, D>, v: &Tensor<B, 1>, scale: f64) -> Result<(f64, Tensor<B, 1>)> {
+    fn batch_hvp_scaled(
+        &self,
+        batch: &Batch<B, D>,
+        v: &Tensor<B, 1>,
+        scale: f64,
+    ) -> Result<(f64, Tensor<B, 1>)> {
         // Outer leaves whose inner values are the (inner) leaves of `self.model`.
         let model2 = <Train2<B, M> as AutodiffModule<Ad2<B>>>::from_inner(self.model.clone());
         let x = Tensor::<Ad2<B>, D>::from_inner(Tensor::from_inner(batch.inputs.clone()));
@@ -341,8 +372,11 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
         let value = scalar(loss.clone().inner().inner());
         // Outer backward: ∇L as inner tensors that still carry the inner graph.
         let grads = loss.backward();
-        let g = require_all(&self.layout, collect_grads::<Ad2<B>, _>(&self.layout, &model2, &grads))?;
-        let gv = (Tensor::cat(g, 0) * Tensor::<Ad<B>, 1>::from_inner(v.clone())).sum();
+        let g = require_all(
+            &self.layout,
+            collect_grads::<Ad2<B>, _>(&self.layout, &model2, &grads),
+        )?;
+        let gv = self.block_dot(g, v)?;
         // Inner backward: ∇(vᵀ∇L) = Hv.
         let grads2 = gv.backward();
         let hv = collect_grads::<Ad<B>, _>(&self.layout, &self.model, &grads2);
@@ -350,7 +384,12 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
     }
 
     /// `scale · Σ_batch J_iᵀ H_ℓ J_i v`.
-    fn batch_ggn_scaled(&self, batch: &Batch<B, D>, v: &Tensor<B, 1>, scale: f64) -> Result<Tensor<B, 1>> {
+    fn batch_ggn_scaled(
+        &self,
+        batch: &Batch<B, D>,
+        v: &Tensor<B, 1>,
+        scale: f64,
+    ) -> Result<Tensor<B, 1>> {
         let n = batch.len();
         let k = batch.num_outputs();
         // 1. Jv by the double-VJP trick: g(u) = Jᵀu is linear in the dummy u; ∂(vᵀg(u))/∂u = Jv.
@@ -362,10 +401,15 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
         let z0 = z2.clone().inner().inner();
         let s = (z2 * Tensor::<Ad2<B>, 2>::from_inner(u.clone())).sum();
         let grads = s.backward();
-        let g = require_all(&self.layout, collect_grads::<Ad2<B>, _>(&self.layout, &model2, &grads))?;
-        let t = (Tensor::cat(g, 0) * Tensor::<Ad<B>, 1>::from_inner(v.clone())).sum();
+        let g = require_all(
+            &self.layout,
+            collect_grads::<Ad2<B>, _>(&self.layout, &model2, &grads),
+        )?;
+        let t = self.block_dot(g, v)?;
         let jv = u.grad(&t.backward()).ok_or_else(|| {
-            CurvatureError::MissingGradient("network outputs (the outputs do not depend on the parameters)".into())
+            CurvatureError::MissingGradient(
+                "network outputs (the outputs do not depend on the parameters)".into(),
+            )
         })?;
         // 2. H_ℓ (Jv), analytically, per example.
         let r = self.loss.output_hessian_product(z0, jv).mul_scalar(scale);
@@ -374,8 +418,23 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
         let z1 = self.model.output(x1, self.bn_mode);
         let s = (z1 * Tensor::<Ad<B>, 2>::from_inner(r)).sum();
         let grads = s.backward();
-        let jtr = require_all(&self.layout, collect_grads::<Ad<B>, _>(&self.layout, &self.model, &grads))?;
+        let jtr = require_all(
+            &self.layout,
+            collect_grads::<Ad<B>, _>(&self.layout, &self.model, &grads),
+        )?;
         Ok(Tensor::cat(jtr, 0))
+    }
+
+    /// `Σ_blocks ⟨g_b, v_b⟩` on the inner level. Summing per block rather than concatenating
+    /// the gradient keeps a P-sized `cat` (and its backward, one P-sized slice per block) out
+    /// of the second-order graph — measurably faster.
+    fn block_dot(&self, g: Vec<Tensor<Ad<B>, 1>>, v: &Tensor<B, 1>) -> Result<Tensor<Ad<B>, 1>> {
+        let vs = self.layout.split(v)?;
+        Ok(g.into_iter()
+            .zip(vs)
+            .map(|(g, v)| (g * Tensor::<Ad<B>, 1>::from_inner(v)).sum())
+            .reduce(|a, b| a + b)
+            .expect("a layout has at least one block"))
     }
 
     /// Blocks of a second-order product: a block without gradient has a zero row in the
@@ -409,7 +468,10 @@ fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
-fn check_outputs<BB: Backend, B: Backend, const D: usize>(z: &Tensor<BB, 2>, batch: &Batch<B, D>) -> Result<()> {
+fn check_outputs<BB: Backend, B: Backend, const D: usize>(
+    z: &Tensor<BB, 2>,
+    batch: &Batch<B, D>,
+) -> Result<()> {
     let expected = [batch.len(), batch.num_outputs()];
     if z.dims() != expected {
         return Err(CurvatureError::InvalidBatch(format!(
@@ -427,7 +489,8 @@ pub(crate) fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
 
 /// Whether a tensor holds NaN or ±∞ (one device reduction each).
 pub(crate) fn has_non_finite<B: Backend, const D: usize>(t: &Tensor<B, D>) -> bool {
-    t.clone().is_nan().any().into_scalar().elem::<bool>() || t.clone().is_inf().any().into_scalar().elem::<bool>()
+    t.clone().is_nan().any().into_scalar().elem::<bool>()
+        || t.clone().is_inf().any().into_scalar().elem::<bool>()
 }
 
 pub(crate) fn check_finite_vec<B: Backend>(t: &Tensor<B, 1>, what: &str) -> Result<()> {
@@ -437,7 +500,10 @@ pub(crate) fn check_finite_vec<B: Backend>(t: &Tensor<B, 1>, what: &str) -> Resu
     Ok(())
 }
 
-fn require_all<B: Backend>(layout: &ParamLayout, blocks: Vec<Option<Tensor<B, 1>>>) -> Result<Vec<Tensor<B, 1>>> {
+fn require_all<B: Backend>(
+    layout: &ParamLayout,
+    blocks: Vec<Option<Tensor<B, 1>>>,
+) -> Result<Vec<Tensor<B, 1>>> {
     blocks
         .into_iter()
         .zip(layout.blocks())
@@ -464,7 +530,11 @@ pub(crate) fn collect_grads<AB: AutodiffBackend, M: Module<AB>>(
             }
         }
     }
-    let mut c = GradCollector::<AB> { layout, grads, out: vec![None; layout.blocks().len()] };
+    let mut c = GradCollector::<AB> {
+        layout,
+        grads,
+        out: vec![None; layout.blocks().len()],
+    };
     module.visit(&mut c);
     c.out
 }

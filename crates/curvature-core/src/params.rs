@@ -64,13 +64,26 @@ impl ParamLayout {
     /// # Errors
     /// [`CurvatureError::NoParameters`] if the module has no trainable float parameter.
     pub fn of<AB: AutodiffBackend, M: Module<AB>>(module: &M) -> Result<Self> {
-        let mut builder = LayoutBuilder { path: Vec::new(), blocks: Vec::new(), dim: 0 };
+        let mut builder = LayoutBuilder {
+            path: Vec::new(),
+            blocks: Vec::new(),
+            dim: 0,
+        };
         module.visit(&mut builder);
         if builder.blocks.is_empty() {
             return Err(CurvatureError::NoParameters);
         }
-        let index = builder.blocks.iter().enumerate().map(|(i, b)| (b.id, i)).collect();
-        Ok(Self { blocks: builder.blocks, index, dim: builder.dim })
+        let index = builder
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.id, i))
+            .collect();
+        Ok(Self {
+            blocks: builder.blocks,
+            index,
+            dim: builder.dim,
+        })
     }
 
     /// Total number of trainable parameters `P`.
@@ -100,7 +113,11 @@ impl ParamLayout {
     pub fn check<B: Backend>(&self, v: &Tensor<B, 1>, what: &str) -> Result<()> {
         let got = v.dims()[0];
         if got != self.dim {
-            return Err(CurvatureError::DimensionMismatch { what: what.to_string(), expected: self.dim, got });
+            return Err(CurvatureError::DimensionMismatch {
+                what: what.to_string(),
+                expected: self.dim,
+                got,
+            });
         }
         Ok(())
     }
@@ -113,7 +130,11 @@ impl ParamLayout {
     /// [`CurvatureError::DimensionMismatch`] if the module's parameters do not match the
     /// layout (a different architecture).
     pub fn flatten<B: Backend, M: Module<B>>(&self, module: &M) -> Result<Tensor<B, 1>> {
-        let mut c = Collector { layout: self, out: vec![None; self.blocks.len()], error: None };
+        let mut c = Collector {
+            layout: self,
+            out: vec![None; self.blocks.len()],
+            error: None,
+        };
         module.visit(&mut c);
         if let Some(e) = c.error {
             return Err(e);
@@ -124,7 +145,10 @@ impl ParamLayout {
             .zip(&self.blocks)
             .map(|(t, b)| {
                 t.ok_or_else(|| CurvatureError::DimensionMismatch {
-                    what: format!("module parameters (block `{}` not found: a different model?)", b.name),
+                    what: format!(
+                        "module parameters (block `{}` not found: a different model?)",
+                        b.name
+                    ),
                     expected: self.dim,
                     got: 0,
                 })
@@ -139,7 +163,11 @@ impl ParamLayout {
     /// [`CurvatureError::DimensionMismatch`] if `v` does not have length `P`.
     pub fn split<B: Backend>(&self, v: &Tensor<B, 1>) -> Result<Vec<Tensor<B, 1>>> {
         self.check(v, "flat vector")?;
-        Ok(self.blocks.iter().map(|b| v.clone().slice([b.range()])).collect())
+        Ok(self
+            .blocks
+            .iter()
+            .map(|b| v.clone().slice([b.range()]))
+            .collect())
     }
 
     /// Write a flat vector (on the inner backend) into the module's trainable parameters, as
@@ -149,9 +177,17 @@ impl ParamLayout {
     /// # Errors
     /// [`CurvatureError::DimensionMismatch`] if `theta` has the wrong length or a parameter's
     /// shape differs from the layout.
-    pub fn load<AB: AutodiffBackend, M: Module<AB>>(&self, module: M, theta: Tensor<AB::InnerBackend, 1>) -> Result<M> {
+    pub fn load<AB: AutodiffBackend, M: Module<AB>>(
+        &self,
+        module: M,
+        theta: Tensor<AB::InnerBackend, 1>,
+    ) -> Result<M> {
         self.check(&theta, "parameter vector")?;
-        let mut loader = Loader::<AB> { layout: self, theta, error: None };
+        let mut loader = Loader::<AB> {
+            layout: self,
+            theta,
+            error: None,
+        };
         let module = module.map(&mut loader);
         match loader.error {
             Some(e) => Err(e),
@@ -204,7 +240,13 @@ impl<B: Backend> ModuleVisitor<B> for LayoutBuilder {
         }
         let shape = t.dims().to_vec();
         let len = shape.iter().product();
-        self.blocks.push(ParamBlock { name: self.path.join("."), id: param.id, shape, offset: self.dim, len });
+        self.blocks.push(ParamBlock {
+            name: self.path.join("."),
+            id: param.id,
+            shape,
+            offset: self.dim,
+            len,
+        });
         self.dim += len;
     }
 }
@@ -217,12 +259,19 @@ struct Collector<'a, B: Backend> {
 
 impl<B: Backend> ModuleVisitor<B> for Collector<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let Some(i) = self.layout.position(&param.id) else { return };
+        let Some(i) = self.layout.position(&param.id) else {
+            return;
+        };
         let block = &self.layout.blocks[i];
         let t = param.val();
         if t.dims().as_slice() != block.shape.as_slice() {
             self.error.get_or_insert(CurvatureError::DimensionMismatch {
-                what: format!("parameter `{}` (shape {:?} vs layout {:?})", block.name, t.dims(), block.shape),
+                what: format!(
+                    "parameter `{}` (shape {:?} vs layout {:?})",
+                    block.name,
+                    t.dims(),
+                    block.shape
+                ),
                 expected: block.len,
                 got: t.shape().num_elements(),
             });
@@ -240,13 +289,18 @@ struct Loader<'a, AB: AutodiffBackend> {
 
 impl<AB: AutodiffBackend> ModuleMapper<AB> for Loader<'_, AB> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<AB, D>>) -> Param<Tensor<AB, D>> {
-        let Some(i) = self.layout.position(&param.id) else { return param };
+        let Some(i) = self.layout.position(&param.id) else {
+            return param;
+        };
         let block = &self.layout.blocks[i];
         let (id, t, mapper) = param.consume();
         let dims = t.dims();
         if dims.as_slice() != block.shape.as_slice() {
             self.error.get_or_insert(CurvatureError::DimensionMismatch {
-                what: format!("parameter `{}` (shape {:?} vs layout {:?})", block.name, dims, block.shape),
+                what: format!(
+                    "parameter `{}` (shape {:?} vs layout {:?})",
+                    block.name, dims, block.shape
+                ),
                 expected: block.len,
                 got: t.shape().num_elements(),
             });

@@ -17,7 +17,9 @@ pub fn gaussian_vector<B: Backend>(dim: usize, seed: u64, device: &B::Device) ->
 /// Rademacher vector (entries ±1 with probability ½) from a seed.
 pub fn rademacher_vector<B: Backend>(dim: usize, seed: u64, device: &B::Device) -> Tensor<B, 1> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let v: Vec<f64> = (0..dim).map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 }).collect();
+    let v: Vec<f64> = (0..dim)
+        .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
+        .collect();
     Tensor::from_data(TensorData::new(v, [dim]), device)
 }
 

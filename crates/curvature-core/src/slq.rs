@@ -65,7 +65,11 @@ pub struct QuadratureRun {
 impl QuadratureRun {
     /// `Σ_k ρ_k θ_k^p`, the quadrature of the `p`-th spectral moment `(1/P) Tr A^p`.
     pub fn moment(&self, p: i32) -> f64 {
-        self.nodes.iter().zip(&self.weights).map(|(t, w)| w * t.powi(p)).sum()
+        self.nodes
+            .iter()
+            .zip(&self.weights)
+            .map(|(t, w)| w * t.powi(p))
+            .sum()
     }
 }
 
@@ -85,7 +89,10 @@ impl SpectralDensity {
             dim,
             runs: runs
                 .iter()
-                .map(|r| QuadratureRun { nodes: r.ritz_values.clone(), weights: r.ritz_weights.clone() })
+                .map(|r| QuadratureRun {
+                    nodes: r.ritz_values.clone(),
+                    weights: r.ritz_weights.clone(),
+                })
                 .collect(),
         }
     }
@@ -93,8 +100,11 @@ impl SpectralDensity {
     /// All nodes and weights pooled over the runs (weights divided by `n_v`), ascending.
     pub fn pooled(&self) -> (Vec<f64>, Vec<f64>) {
         let nv = self.runs.len() as f64;
-        let mut pairs: Vec<(f64, f64)> =
-            self.runs.iter().flat_map(|r| r.nodes.iter().zip(&r.weights).map(|(&t, &w)| (t, w / nv))).collect();
+        let mut pairs: Vec<(f64, f64)> = self
+            .runs
+            .iter()
+            .flat_map(|r| r.nodes.iter().zip(&r.weights).map(|(&t, &w)| (t, w / nv)))
+            .collect();
         pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
         pairs.into_iter().unzip()
     }
@@ -129,7 +139,13 @@ impl SpectralDensity {
         let c = 1.0 / (sigma * (2.0 * std::f64::consts::PI).sqrt());
         Ok(grid
             .iter()
-            .map(|x| nodes.iter().zip(&weights).map(|(t, w)| w * c * (-0.5 * ((x - t) / sigma).powi(2)).exp()).sum())
+            .map(|x| {
+                nodes
+                    .iter()
+                    .zip(&weights)
+                    .map(|(t, w)| w * c * (-0.5 * ((x - t) / sigma).powi(2)).exp())
+                    .sum()
+            })
             .collect())
     }
 
@@ -139,7 +155,9 @@ impl SpectralDensity {
         let lo = nodes.first().copied().unwrap_or(0.0) - 3.0 * sigma;
         let hi = nodes.last().copied().unwrap_or(0.0) + 3.0 * sigma;
         let n = n.max(2);
-        (0..n).map(|i| lo + (hi - lo) * i as f64 / (n - 1) as f64).collect()
+        (0..n)
+            .map(|i| lo + (hi - lo) * i as f64 / (n - 1) as f64)
+            .collect()
     }
 }
 
@@ -167,7 +185,11 @@ pub fn slq<B: Backend, A: LinearOperator<B> + ?Sized>(
     config.validate()?;
     let runs = (0..config.num_vectors)
         .map(|i| {
-            let seed = if i == 0 { config.lanczos.seed } else { derive_seed(config.lanczos.seed, i as u64) };
+            let seed = if i == 0 {
+                config.lanczos.seed
+            } else {
+                derive_seed(config.lanczos.seed, i as u64)
+            };
             let mut c = config.lanczos.clone();
             c.seed = seed;
             lanczos(op, &c)
@@ -191,21 +213,45 @@ mod tests {
     fn quadrature_is_exact_for_low_degree_moments() {
         // From v = (1,…,1)/√P on a diagonal matrix, vᵀ A^p v = mean(d^p) exactly, and m-node
         // Gauss quadrature is exact up to degree 2m − 1.
-        let d: Vec<f64> = (0..64).map(|i| ((i * 37) % 64) as f64 / 8.0 - 2.0).collect();
-        let op = DenseOperator::<B>::from_nalgebra(&DMatrix::from_diagonal(&DVector::from_vec(d.clone())), &Default::default()).unwrap();
-        let run = lanczos_from(&op, from_slice::<B>(&vec![1.0; 64], &Default::default()), &LanczosConfig::new().with_steps(4)).unwrap();
+        let d: Vec<f64> = (0..64)
+            .map(|i| ((i * 37) % 64) as f64 / 8.0 - 2.0)
+            .collect();
+        let op = DenseOperator::<B>::from_nalgebra(
+            &DMatrix::from_diagonal(&DVector::from_vec(d.clone())),
+            &Default::default(),
+        )
+        .unwrap();
+        let run = lanczos_from(
+            &op,
+            from_slice::<B>(&vec![1.0; 64], &Default::default()),
+            &LanczosConfig::new().with_steps(4),
+        )
+        .unwrap();
         let density = SpectralDensity::from_lanczos(64, &[run]);
         for p in 0..=7 {
             let exact = d.iter().map(|x| x.powi(p)).sum::<f64>() / 64.0;
             let (est, _) = density.moment(p);
-            assert!((est - exact).abs() < 1e-10 * exact.abs().max(1.0), "moment {p}: {est} vs {exact}");
+            assert!(
+                (est - exact).abs() < 1e-10 * exact.abs().max(1.0),
+                "moment {p}: {est} vs {exact}"
+            );
         }
     }
 
     #[test]
     fn smoothed_density_integrates_to_one() {
-        let op = DenseOperator::<B>::from_nalgebra(&DMatrix::from_diagonal(&DVector::from_fn(100, |i, _| i as f64 / 10.0)), &Default::default()).unwrap();
-        let (density, runs) = slq(&op, &SlqConfig::new().with_num_vectors(3).with_lanczos(LanczosConfig::new().with_steps(20))).unwrap();
+        let op = DenseOperator::<B>::from_nalgebra(
+            &DMatrix::from_diagonal(&DVector::from_fn(100, |i, _| i as f64 / 10.0)),
+            &Default::default(),
+        )
+        .unwrap();
+        let (density, runs) = slq(
+            &op,
+            &SlqConfig::new()
+                .with_num_vectors(3)
+                .with_lanczos(LanczosConfig::new().with_steps(20)),
+        )
+        .unwrap();
         assert_eq!(runs.len(), 3);
         let sigma = 0.2;
         let grid = density.grid(2000, sigma);
@@ -213,6 +259,9 @@ mod tests {
         let mass: f64 = density.smoothed(&grid, sigma).unwrap().iter().sum::<f64>() * h;
         assert!((mass - 1.0).abs() < 1e-3, "mass {mass}");
         assert!(density.smoothed(&grid, 0.0).is_err());
-        assert!(density.trace().1.is_some(), "three vectors give a standard error");
+        assert!(
+            density.trace().1.is_some(),
+            "three vectors give a standard error"
+        );
     }
 }

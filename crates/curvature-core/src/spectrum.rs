@@ -47,7 +47,11 @@ impl SpectrumConfig {
     /// [`CurvatureError::InvalidConfig`](crate::CurvatureError::InvalidConfig).
     pub fn validate(&self) -> CResult<()> {
         if !(self.outlier_gap.is_finite() && self.outlier_gap > 1.0) {
-            return Err(invalid("outlier_gap", self.outlier_gap, "must be a finite factor > 1"));
+            return Err(invalid(
+                "outlier_gap",
+                self.outlier_gap,
+                "must be a finite factor > 1",
+            ));
         }
         self.slq.validate()
     }
@@ -110,7 +114,11 @@ impl SpectrumSummary {
         let nv = per_run.len() as f64;
         let degenerate_mass = per_run.iter().map(|s| s.degenerate_mass).sum::<f64>() / nv;
         let degenerate_location = if degenerate_mass > 0.0 {
-            per_run.iter().map(|s| s.degenerate_mass * s.degenerate_location).sum::<f64>() / (nv * degenerate_mass)
+            per_run
+                .iter()
+                .map(|s| s.degenerate_mass * s.degenerate_location)
+                .sum::<f64>()
+                / (nv * degenerate_mass)
         } else {
             0.0
         };
@@ -119,7 +127,9 @@ impl SpectrumSummary {
         let mut edges: Vec<f64> = per_run.iter().map(|s| s.bulk_edge).collect();
         edges.sort_by(f64::total_cmp);
         let degeneracy_rule = match config.definiteness {
-            Definiteness::Indefinite => "SLQ: summed weight and weighted location of the two Ritz values closest to 0 (Granziol, Flatness is a False Friend, App. D)",
+            Definiteness::Indefinite => {
+                "SLQ: summed weight and weighted location of the two Ritz values closest to 0 (Granziol, Flatness is a False Friend, App. D)"
+            }
             Definiteness::Psd => "SLQ: weight of the Ritz value closest to 0",
         };
         let estimators = BTreeMap::from([
@@ -131,9 +141,18 @@ impl SpectrumSummary {
             ("mean_eigenvalue", "SLQ trace / P"),
             ("frobenius", "SLQ: sqrt(P·Σρθ²)"),
             ("degenerate_mass", degeneracy_rule),
-            ("negative_mass", "SLQ: weight of negative Ritz values apart from the degenerate node(s) (Granziol et al., True loss surface, §5.3)"),
-            ("negative_count", "count of negative Ritz values apart from the degenerate node(s)"),
-            ("outliers", "Ritz values above the bulk cluster (clusters split at gaps > outlier_gap × median gap)"),
+            (
+                "negative_mass",
+                "SLQ: weight of negative Ritz values apart from the degenerate node(s) (Granziol et al., True loss surface, §5.3)",
+            ),
+            (
+                "negative_count",
+                "count of negative Ritz values apart from the degenerate node(s)",
+            ),
+            (
+                "outliers",
+                "Ritz values above the bulk cluster (clusters split at gaps > outlier_gap × median gap)",
+            ),
         ]);
         Self {
             num_params: density.dim,
@@ -170,21 +189,66 @@ impl SpectrumSummary {
 
 impl fmt::Display for SpectrumSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "spectrum of a {}-dimensional operator ({} Lanczos steps × {} vector(s))", self.num_params, self.lanczos_steps, self.num_vectors)?;
-        writeln!(f, "  λ_max            {:>13.6e}   largest Ritz value", self.lambda_max)?;
-        writeln!(f, "  λ_min            {:>13.6e}   smallest Ritz value", self.lambda_min)?;
+        writeln!(
+            f,
+            "spectrum of a {}-dimensional operator ({} Lanczos steps × {} vector(s))",
+            self.num_params, self.lanczos_steps, self.num_vectors
+        )?;
+        writeln!(
+            f,
+            "  λ_max            {:>13.6e}   largest Ritz value",
+            self.lambda_max
+        )?;
+        writeln!(
+            f,
+            "  λ_min            {:>13.6e}   smallest Ritz value",
+            self.lambda_min
+        )?;
         match self.trace_stderr {
-            Some(s) => writeln!(f, "  trace            {:>13.6e}   SLQ (± {s:.2e})", self.trace)?,
-            None => writeln!(f, "  trace            {:>13.6e}   SLQ, one vector", self.trace)?,
+            Some(s) => writeln!(
+                f,
+                "  trace            {:>13.6e}   SLQ (± {s:.2e})",
+                self.trace
+            )?,
+            None => writeln!(
+                f,
+                "  trace            {:>13.6e}   SLQ, one vector",
+                self.trace
+            )?,
         }
         if let Some(t) = self.trace_hutchinson {
-            writeln!(f, "  trace            {:>13.6e}   Hutchinson (± {:.2e})", t, self.trace_hutchinson_stderr.unwrap_or(f64::NAN))?;
+            writeln!(
+                f,
+                "  trace            {:>13.6e}   Hutchinson (± {:.2e})",
+                t,
+                self.trace_hutchinson_stderr.unwrap_or(f64::NAN)
+            )?;
         }
-        writeln!(f, "  mean eigenvalue  {:>13.6e}   trace / P", self.mean_eigenvalue)?;
-        writeln!(f, "  Frobenius norm   {:>13.6e}   SLQ sqrt(P Σρθ²)", self.frobenius)?;
-        writeln!(f, "  degenerate mass  {:>13.6}   at λ ≈ {:.3e}", self.degenerate_mass, self.degenerate_location)?;
-        writeln!(f, "  negative mass    {:>13.6}   {} negative Ritz value(s)", self.negative_mass, self.negative_count)?;
-        write!(f, "  outliers         {:>13}   above the bulk edge {:.4e}", self.outliers, self.bulk_edge)
+        writeln!(
+            f,
+            "  mean eigenvalue  {:>13.6e}   trace / P",
+            self.mean_eigenvalue
+        )?;
+        writeln!(
+            f,
+            "  Frobenius norm   {:>13.6e}   SLQ sqrt(P Σρθ²)",
+            self.frobenius
+        )?;
+        writeln!(
+            f,
+            "  degenerate mass  {:>13.6}   at λ ≈ {:.3e}",
+            self.degenerate_mass, self.degenerate_location
+        )?;
+        writeln!(
+            f,
+            "  negative mass    {:>13.6}   {} negative Ritz value(s)",
+            self.negative_mass, self.negative_count
+        )?;
+        write!(
+            f,
+            "  outliers         {:>13}   above the bulk edge {:.4e}",
+            self.outliers, self.bulk_edge
+        )
     }
 }
 
@@ -210,11 +274,17 @@ fn run_stats(run: &QuadratureRun, config: &SpectrumConfig) -> RunStats {
     let degenerate: Vec<usize> = by_mag[..take].to_vec();
     let degenerate_mass: f64 = degenerate.iter().map(|&k| run.weights[k]).sum();
     let degenerate_location = if degenerate_mass > 0.0 {
-        degenerate.iter().map(|&k| run.weights[k] * run.nodes[k]).sum::<f64>() / degenerate_mass
+        degenerate
+            .iter()
+            .map(|&k| run.weights[k] * run.nodes[k])
+            .sum::<f64>()
+            / degenerate_mass
     } else {
         0.0
     };
-    let negatives: Vec<usize> = (0..m).filter(|k| run.nodes[*k] < 0.0 && !degenerate.contains(k)).collect();
+    let negatives: Vec<usize> = (0..m)
+        .filter(|k| run.nodes[*k] < 0.0 && !degenerate.contains(k))
+        .collect();
     let negative_mass = negatives.iter().map(|&k| run.weights[k]).sum::<f64>() + 0.0; // + 0.0: an empty sum is −0.0
     // Bulk and outliers by gap clustering (nodes are ascending).
     let gaps: Vec<f64> = run.nodes.windows(2).map(|w| w[1] - w[0]).collect();
@@ -233,7 +303,12 @@ fn run_stats(run: &QuadratureRun, config: &SpectrumConfig) -> RunStats {
                 clusters.last_mut().expect("non-empty").1 = k + 1;
             }
         }
-        let weight = |&(a, b): &(usize, usize)| -> f64 { (a..=b).filter(|k| !degenerate.contains(k)).map(|k| run.weights[k]).sum() };
+        let weight = |&(a, b): &(usize, usize)| -> f64 {
+            (a..=b)
+                .filter(|k| !degenerate.contains(k))
+                .map(|k| run.weights[k])
+                .sum()
+        };
         let bulk = clusters
             .iter()
             .max_by(|x, y| weight(x).total_cmp(&weight(y)))
@@ -241,7 +316,14 @@ fn run_stats(run: &QuadratureRun, config: &SpectrumConfig) -> RunStats {
             .expect("non-empty");
         (m - 1 - bulk.1, run.nodes[bulk.1])
     };
-    RunStats { degenerate_mass, degenerate_location, negative_mass, negative_count: negatives.len(), outliers, bulk_edge }
+    RunStats {
+        degenerate_mass,
+        degenerate_location,
+        negative_mass,
+        negative_count: negatives.len(),
+        outliers,
+        bulk_edge,
+    }
 }
 
 /// Everything at once: SLQ (+ Hutchinson if requested) and the summary.
@@ -256,13 +338,20 @@ fn run_stats(run: &QuadratureRun, config: &SpectrumConfig) -> RunStats {
 ///
 /// # Errors
 /// Invalid configuration and operator errors.
-pub fn spectrum<B: Backend, A: LinearOperator<B> + ?Sized>(op: &A, config: &SpectrumConfig) -> CResult<SpectrumSummary> {
+pub fn spectrum<B: Backend, A: LinearOperator<B> + ?Sized>(
+    op: &A,
+    config: &SpectrumConfig,
+) -> CResult<SpectrumSummary> {
     config.validate()?;
     let (density, runs) = slq(op, &config.slq)?;
     let steps = runs.iter().map(|r| r.steps()).max().unwrap_or(0);
     let mut summary = SpectrumSummary::from_density(&density, steps, config);
     if config.hutchinson_samples > 0 {
-        let t = hutchinson_trace(op, config.hutchinson_samples, config.slq.lanczos.seed ^ 0x5EED)?;
+        let t = hutchinson_trace(
+            op,
+            config.hutchinson_samples,
+            config.slq.lanczos.seed ^ 0x5EED,
+        )?;
         summary.trace_hutchinson = Some(t.trace);
         summary.trace_hutchinson_stderr = t.stderr;
     }
@@ -293,7 +382,11 @@ mod tests {
     }
 
     fn config(steps: usize, vectors: usize) -> SpectrumConfig {
-        SpectrumConfig::new().with_slq(SlqConfig::new().with_lanczos(LanczosConfig::new().with_steps(steps)).with_num_vectors(vectors))
+        SpectrumConfig::new().with_slq(
+            SlqConfig::new()
+                .with_lanczos(LanczosConfig::new().with_steps(steps))
+                .with_num_vectors(vectors),
+        )
     }
 
     /// Spiked Wishart: `W = XᵀX/n + Σ_k s_k u_k u_kᵀ`, `X: n × p` Gaussian. The bulk follows
@@ -308,24 +401,46 @@ mod tests {
         let spikes = [10.0, 14.0, 18.0, 24.0, 30.0];
         for (k, s) in spikes.iter().enumerate() {
             let uk = u.column(k);
-            w += *s * &uk * uk.transpose();
+            w += *s * uk * uk.transpose();
         }
         let dense = dense_spectrum(&w);
         let op = DenseOperator::<B>::from_nalgebra(&w, &Default::default()).unwrap();
         let summary = spectrum(&op, &config(80, 8)).unwrap();
-        assert_eq!(summary.outliers, spikes.len(), "outliers = number of spikes; Ritz values {:?}", &summary.ritz_values[summary.ritz_values.len() - 8..]);
+        assert_eq!(
+            summary.outliers,
+            spikes.len(),
+            "outliers = number of spikes; Ritz values {:?}",
+            &summary.ritz_values[summary.ritz_values.len() - 8..]
+        );
         // Outlier Ritz values equal the dense top eigenvalues (they converge first).
         let top_dense = &dense.eigenvalues[p - 1];
-        assert!((summary.lambda_max - top_dense).abs() <= 1e-8 * top_dense, "{} vs {top_dense}", summary.lambda_max);
+        assert!(
+            (summary.lambda_max - top_dense).abs() <= 1e-8 * top_dense,
+            "{} vs {top_dense}",
+            summary.lambda_max
+        );
         // Bulk mass: all weight not on the outliers; each outlier carries ≈ 1/P.
-        let bulk_mass: f64 = summary.ritz_values.iter().zip(&summary.ritz_weights).filter(|(t, _)| **t <= summary.bulk_edge).map(|(_, w)| w).sum();
+        let bulk_mass: f64 = summary
+            .ritz_values
+            .iter()
+            .zip(&summary.ritz_weights)
+            .filter(|(t, _)| **t <= summary.bulk_edge)
+            .map(|(_, w)| w)
+            .sum();
         let expected = 1.0 - spikes.len() as f64 / p as f64;
         // Tolerance: the outlier weights are (uᵀv)² ~ χ²₁/P; averaged over 8 vectors their sum
         // stays within 0.01 of its mean 5/P with overwhelming probability.
-        assert!((bulk_mass - expected).abs() < 0.01, "bulk mass {bulk_mass} vs {expected}");
+        assert!(
+            (bulk_mass - expected).abs() < 0.01,
+            "bulk mass {bulk_mass} vs {expected}"
+        );
         // The bulk edge sits at the largest non-spike eigenvalue (MP edge), within 5 %.
         let edge = dense.eigenvalues[p - 1 - spikes.len()];
-        assert!((summary.bulk_edge - edge).abs() < 0.05 * edge, "bulk edge {} vs {edge}", summary.bulk_edge);
+        assert!(
+            (summary.bulk_edge - edge).abs() < 0.05 * edge,
+            "bulk edge {} vs {edge}",
+            summary.bulk_edge
+        );
     }
 
     /// A known indefinite spectrum: half zeros, a sixth in [−2, −1], a third in [1, 3].
@@ -345,24 +460,61 @@ mod tests {
         let s = spectrum(&op, &config(60, 10)).unwrap();
         // Each vector sees mass χ²-fluctuations of order sqrt(2/P) ≈ 0.06 per group; averaged
         // over 10 vectors ≈ 0.02; tolerance 0.06 (3σ).
-        assert!((s.degenerate_mass - 0.5).abs() < 0.06, "degenerate mass {}", s.degenerate_mass);
+        assert!(
+            (s.degenerate_mass - 0.5).abs() < 0.06,
+            "degenerate mass {}",
+            s.degenerate_mass
+        );
         // The indefinite rule also takes the second-closest node, here an edge node of the
         // ±1 clusters with weight ≈ 1/m_cluster, which pulls the location off 0 slightly.
-        assert!(s.degenerate_location.abs() < 0.02, "{}", s.degenerate_location);
-        assert!((s.negative_mass - 1.0 / 6.0).abs() < 0.06, "negative mass {}", s.negative_mass);
+        assert!(
+            s.degenerate_location.abs() < 0.02,
+            "{}",
+            s.degenerate_location
+        );
+        assert!(
+            (s.negative_mass - 1.0 / 6.0).abs() < 0.06,
+            "negative mass {}",
+            s.negative_mass
+        );
         assert!(s.negative_count > 0);
         // The extremes sit at the edges of densely packed clusters (spacing 0.01), where 60
         // steps converge to a fraction of the spacing, not to rounding.
-        assert!((s.lambda_min + 2.0).abs() < 1e-3 && (s.lambda_max - 2.99).abs() < 1e-3, "[{}, {}]", s.lambda_min, s.lambda_max);
+        assert!(
+            (s.lambda_min + 2.0).abs() < 1e-3 && (s.lambda_max - 2.99).abs() < 1e-3,
+            "[{}, {}]",
+            s.lambda_min,
+            s.lambda_max
+        );
         // Trace and Frobenius norm against their exact values −150 + 400 = 250 and the sum of squares.
         let exact_tr = a.trace();
         let exact_fro = a.norm();
-        assert!((s.trace - exact_tr).abs() < 4.0 * s.trace_stderr.unwrap() + 1e-9, "trace {} ± {:?} vs {exact_tr}", s.trace, s.trace_stderr);
-        assert!((s.frobenius - exact_fro).abs() < 0.05 * exact_fro, "frobenius {} vs {exact_fro}", s.frobenius);
+        assert!(
+            (s.trace - exact_tr).abs() < 4.0 * s.trace_stderr.unwrap() + 1e-9,
+            "trace {} ± {:?} vs {exact_tr}",
+            s.trace,
+            s.trace_stderr
+        );
+        assert!(
+            (s.frobenius - exact_fro).abs() < 0.05 * exact_fro,
+            "frobenius {} vs {exact_fro}",
+            s.frobenius
+        );
         let json: serde_json::Value = serde_json::from_str(&s.to_json().unwrap()).unwrap();
         for key in [
-            "num_params", "lanczos_steps", "ritz_values", "ritz_weights", "lambda_max", "lambda_min", "trace", "trace_stderr",
-            "frobenius", "degenerate_mass", "negative_mass", "negative_count", "outliers",
+            "num_params",
+            "lanczos_steps",
+            "ritz_values",
+            "ritz_weights",
+            "lambda_max",
+            "lambda_min",
+            "trace",
+            "trace_stderr",
+            "frobenius",
+            "degenerate_mass",
+            "negative_mass",
+            "negative_count",
+            "outliers",
         ] {
             assert!(json.get(key).is_some(), "JSON summary lacks `{key}`");
         }
@@ -370,8 +522,15 @@ mod tests {
 
     #[test]
     fn invalid_configurations_are_rejected() {
-        let op = DenseOperator::<B>::from_nalgebra(&DMatrix::identity(3, 3), &Default::default()).unwrap();
+        let op = DenseOperator::<B>::from_nalgebra(&DMatrix::identity(3, 3), &Default::default())
+            .unwrap();
         assert!(spectrum(&op, &SpectrumConfig::new().with_outlier_gap(0.5)).is_err());
-        assert!(spectrum(&op, &SpectrumConfig::new().with_slq(SlqConfig::new().with_num_vectors(0))).is_err());
+        assert!(
+            spectrum(
+                &op,
+                &SpectrumConfig::new().with_slq(SlqConfig::new().with_num_vectors(0))
+            )
+            .is_err()
+        );
     }
 }

@@ -28,7 +28,11 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// # Panics
 /// If the lengths differ.
 pub fn relative_error(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len(), "relative_error of vectors of different lengths");
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "relative_error of vectors of different lengths"
+    );
     let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
     let nb = norm(b);
     if nb == 0.0 { norm(&d) } else { norm(&d) / nb }
@@ -58,5 +62,9 @@ pub fn richardson_hvp<B: Backend, M: crate::CurvatureModel<B, D>, const D: usize
     use crate::LinearOperator;
     let d1 = to_vec(&crate::FiniteDifferenceHessian::with_step(objective, step)?.apply(v)?);
     let d2 = to_vec(&crate::FiniteDifferenceHessian::with_step(objective, step / 2.0)?.apply(v)?);
-    Ok(d2.iter().zip(&d1).map(|(a, b)| (4.0 * a - b) / 3.0).collect())
+    Ok(d2
+        .iter()
+        .zip(&d1)
+        .map(|(a, b)| (4.0 * a - b) / 3.0)
+        .collect())
 }

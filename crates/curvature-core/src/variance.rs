@@ -73,12 +73,18 @@ pub fn hessian_variance_along<B: Backend, M: CurvatureModel<B, D>, const D: usiz
     max_examples: usize,
 ) -> CResult<HessianVariance> {
     if max_examples == 0 {
-        return Err(invalid("max_examples", 0, "the sub-sample must contain at least one example"));
+        return Err(invalid(
+            "max_examples",
+            0,
+            "the sub-sample must contain at least one example",
+        ));
     }
     objective.layout().check(&v, "vector v")?;
     let norm = scalar((v.clone() * v.clone()).sum()).sqrt();
     if !(norm.is_finite() && norm > 0.0) {
-        return Err(CurvatureError::NonFinite("vector v (zero or non-finite norm)".into()));
+        return Err(CurvatureError::NonFinite(
+            "vector v (zero or non-finite norm)".into(),
+        ));
     }
     let v = v.mul_scalar(1.0 / norm);
     let (mut quad, mut sq, mut batches, mut examples) = (Vec::new(), Vec::new(), 0usize, 0usize);
@@ -95,7 +101,11 @@ pub fn hessian_variance_along<B: Backend, M: CurvatureModel<B, D>, const D: usiz
     })?;
     let total = examples as f64;
     let mean_quadratic_form: f64 = quad.iter().map(|(q, b)| q * *b as f64 / total).sum();
-    let mean_squared_norm: f64 = sq.iter().zip(&quad).map(|(s, (_, b))| s * *b as f64 / total).sum();
+    let mean_squared_norm: f64 = sq
+        .iter()
+        .zip(&quad)
+        .map(|(s, (_, b))| s * *b as f64 / total)
+        .sum();
     Ok(HessianVariance {
         variance: mean_squared_norm - mean_quadratic_form.powi(2),
         mean_quadratic_form,

@@ -28,19 +28,38 @@ impl ClassificationData {
     /// # Errors
     /// [`DataError::InvalidArgument`] if the input length does not match labels × shape or a
     /// label is out of range.
-    pub fn new(inputs: Vec<f32>, example_shape: Vec<usize>, labels: Vec<usize>, num_classes: usize) -> Result<Self> {
+    pub fn new(
+        inputs: Vec<f32>,
+        example_shape: Vec<usize>,
+        labels: Vec<usize>,
+        num_classes: usize,
+    ) -> Result<Self> {
         let per: usize = example_shape.iter().product();
         if per == 0 || inputs.len() != per * labels.len() {
             return Err(DataError::InvalidArgument {
                 name: "inputs",
-                value: format!("{} values for {} examples of shape {:?}", inputs.len(), labels.len(), example_shape),
+                value: format!(
+                    "{} values for {} examples of shape {:?}",
+                    inputs.len(),
+                    labels.len(),
+                    example_shape
+                ),
                 reason: "must hold exactly one example per label",
             });
         }
         if let Some(l) = labels.iter().find(|&&l| l >= num_classes) {
-            return Err(DataError::InvalidArgument { name: "labels", value: l.to_string(), reason: "label out of range 0..num_classes" });
+            return Err(DataError::InvalidArgument {
+                name: "labels",
+                value: l.to_string(),
+                reason: "label out of range 0..num_classes",
+            });
         }
-        Ok(Self { inputs, example_shape, labels, num_classes })
+        Ok(Self {
+            inputs,
+            example_shape,
+            labels,
+            num_classes,
+        })
     }
 
     /// Number of examples.
@@ -62,9 +81,17 @@ impl ClassificationData {
     /// If an index is out of range.
     pub fn select(&self, indices: &[usize]) -> Self {
         let per = self.example_len();
-        let inputs = indices.iter().flat_map(|&i| self.inputs[i * per..(i + 1) * per].iter().copied()).collect();
+        let inputs = indices
+            .iter()
+            .flat_map(|&i| self.inputs[i * per..(i + 1) * per].iter().copied())
+            .collect();
         let labels = indices.iter().map(|&i| self.labels[i]).collect();
-        Self { inputs, example_shape: self.example_shape.clone(), labels, num_classes: self.num_classes }
+        Self {
+            inputs,
+            example_shape: self.example_shape.clone(),
+            labels,
+            num_classes: self.num_classes,
+        }
     }
 
     /// The first `n` examples (all if fewer).
@@ -96,9 +123,17 @@ impl ClassificationData {
     /// # Errors
     /// [`DataError::InvalidArgument`] for `batch_size = 0` or a rank `D` that is not
     /// `1 + example_shape.len()`; batch validation errors.
-    pub fn batches<B: Backend, const D: usize>(&self, batch_size: usize, device: &B::Device) -> Result<Vec<Batch<B, D>>> {
+    pub fn batches<B: Backend, const D: usize>(
+        &self,
+        batch_size: usize,
+        device: &B::Device,
+    ) -> Result<Vec<Batch<B, D>>> {
         if batch_size == 0 {
-            return Err(DataError::InvalidArgument { name: "batch_size", value: "0".into(), reason: "must be positive" });
+            return Err(DataError::InvalidArgument {
+                name: "batch_size",
+                value: "0".into(),
+                reason: "must be positive",
+            });
         }
         if D != 1 + self.example_shape.len() {
             return Err(DataError::InvalidArgument {
@@ -115,7 +150,11 @@ impl ClassificationData {
                 let mut shape = vec![end - start];
                 shape.extend(&self.example_shape);
                 let data = TensorData::new(self.inputs[start * per..end * per].to_vec(), shape);
-                Ok(Batch::classification(Tensor::<B, D>::from_data(data, device), &self.labels[start..end], self.num_classes)?)
+                Ok(Batch::classification(
+                    Tensor::<B, D>::from_data(data, device),
+                    &self.labels[start..end],
+                    self.num_classes,
+                )?)
             })
             .collect()
     }

@@ -37,24 +37,45 @@ pub fn optdigits() -> Result<ClassificationData> {
 /// # Errors
 /// [`DataError::Format`] naming the line and what is wrong.
 pub fn parse_optdigits(gz: &[u8], name: &str) -> Result<ClassificationData> {
-    let fmt = |reason: String| DataError::Format { file: name.to_string(), reason };
+    let fmt = |reason: String| DataError::Format {
+        file: name.to_string(),
+        reason,
+    };
     let mut text = String::new();
-    GzDecoder::new(gz).read_to_string(&mut text).map_err(|e| fmt(format!("not valid gzip-compressed UTF-8: {e}")))?;
+    GzDecoder::new(gz)
+        .read_to_string(&mut text)
+        .map_err(|e| fmt(format!("not valid gzip-compressed UTF-8: {e}")))?;
     let mut inputs = Vec::with_capacity(OPTDIGITS_LEN * 64);
     let mut labels = Vec::with_capacity(OPTDIGITS_LEN);
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         if fields.len() != 65 {
-            return Err(fmt(format!("line {}: {} fields, expected 65", i + 1, fields.len())));
+            return Err(fmt(format!(
+                "line {}: {} fields, expected 65",
+                i + 1,
+                fields.len()
+            )));
         }
         for f in &fields[..64] {
-            let v: u8 = f.parse().map_err(|_| fmt(format!("line {}: pixel `{f}` is not an integer", i + 1)))?;
+            let v: u8 = f
+                .parse()
+                .map_err(|_| fmt(format!("line {}: pixel `{f}` is not an integer", i + 1)))?;
             if v > 16 {
                 return Err(fmt(format!("line {}: pixel {v} outside 0..=16", i + 1)));
             }
             inputs.push(v as f32 / 16.0);
         }
-        let l: usize = fields[64].parse().map_err(|_| fmt(format!("line {}: label `{}` is not an integer", i + 1, fields[64])))?;
+        let l: usize = fields[64].parse().map_err(|_| {
+            fmt(format!(
+                "line {}: label `{}` is not an integer",
+                i + 1,
+                fields[64]
+            ))
+        })?;
         if l > 9 {
             return Err(fmt(format!("line {}: label {l} outside 0..=9", i + 1)));
         }
@@ -78,12 +99,17 @@ mod tests {
         assert!(d.inputs.iter().all(|&x| (0.0..=1.0).contains(&x)));
         let mut counts = [0usize; 10];
         d.labels.iter().for_each(|&l| counts[l] += 1);
-        assert!(counts.iter().all(|&c| c > 150), "every digit is well represented: {counts:?}");
+        assert!(
+            counts.iter().all(|&c| c > 150),
+            "every digit is well represented: {counts:?}"
+        );
     }
 
     #[test]
     fn corrupt_files_give_specific_errors() {
-        let e = parse_optdigits(b"not gzip", "x.csv.gz").unwrap_err().to_string();
+        let e = parse_optdigits(b"not gzip", "x.csv.gz")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("x.csv.gz") && e.contains("gzip"), "{e}");
         let gz = |s: &str| {
             use std::io::Write;
@@ -92,11 +118,17 @@ mod tests {
             enc.finish().unwrap()
         };
         let row = |label: &str| format!("{}{label}\n", "0,".repeat(64));
-        let e = parse_optdigits(&gz(&row("12")), "f").unwrap_err().to_string();
+        let e = parse_optdigits(&gz(&row("12")), "f")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("label 12"), "{e}");
-        let e = parse_optdigits(&gz("1,2,3\n"), "f").unwrap_err().to_string();
+        let e = parse_optdigits(&gz("1,2,3\n"), "f")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 1") && e.contains("3 fields"), "{e}");
-        let e = parse_optdigits(&gz(&row("x")), "f").unwrap_err().to_string();
+        let e = parse_optdigits(&gz(&row("x")), "f")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not an integer"), "{e}");
         assert!(parse_optdigits(&gz(&row("3")), "f").is_ok());
     }

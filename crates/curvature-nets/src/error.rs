@@ -18,8 +18,18 @@ pub enum NetsError {
     },
 }
 
-pub(crate) fn invalid(config: &'static str, field: &'static str, value: impl std::fmt::Debug, reason: impl Into<String>) -> NetsError {
-    NetsError::InvalidConfig { config, field, value: format!("{value:?}"), reason: reason.into() }
+pub(crate) fn invalid(
+    config: &'static str,
+    field: &'static str,
+    value: impl std::fmt::Debug,
+    reason: impl Into<String>,
+) -> NetsError {
+    NetsError::InvalidConfig {
+        config,
+        field,
+        value: format!("{value:?}"),
+        reason: reason.into(),
+    }
 }
 
 /// Shorthand for results of this crate.

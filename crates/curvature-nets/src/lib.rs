@@ -16,5 +16,10 @@ pub mod layers;
 pub mod models;
 
 pub use error::{NetsError, Result};
-pub use layers::{Activation, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dense, DenseConfig};
-pub use models::{LogisticRegression, LogisticRegressionConfig, Mlp, MlpConfig, Pooling, SimpleCnn, SimpleCnnConfig};
+pub use layers::{
+    Activation, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dense, DenseConfig,
+};
+pub use models::{
+    LogisticRegression, LogisticRegressionConfig, Mlp, MlpConfig, Pooling, SimpleCnn,
+    SimpleCnnConfig,
+};

@@ -6,7 +6,10 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use curvature_core::testing::{assert_rel_close, richardson_hvp, to_vec};
-use curvature_core::{Batch, BatchNormMode, CurvatureModel, FiniteDifferenceHessian, LinearOperator, Loss, Network, Objective, gaussian_vector};
+use curvature_core::{
+    Batch, BatchNormMode, CurvatureModel, FiniteDifferenceHessian, LinearOperator, Loss, Network,
+    Objective, gaussian_vector,
+};
 use curvature_nets::layers::{avg_pool2d, flatten, global_avg_pool2d, max_pool2d};
 use curvature_nets::*;
 use rand::rngs::StdRng;
@@ -70,7 +73,8 @@ struct DenseProbe<B: Backend> {
 
 impl<B: Backend> Network<B, 2> for DenseProbe<B> {
     fn output(&self, x: Tensor<B, 2>, mode: BatchNormMode) -> Tensor<B, 2> {
-        self.second.forward(Activation::Tanh.forward(self.bn.forward(self.first.forward(x), mode)))
+        self.second
+            .forward(Activation::Tanh.forward(self.bn.forward(self.first.forward(x), mode)))
     }
 }
 
@@ -79,23 +83,44 @@ fn random_batch<const D: usize>(shape: [usize; D], classes: usize, seed: u64) ->
     let n: usize = shape.iter().product();
     let x: Vec<f64> = (0..n).map(|_| rng.sample(StandardNormal)).collect();
     let labels: Vec<usize> = (0..shape[0]).map(|i| i % classes).collect();
-    Batch::classification(Tensor::from_data(TensorData::new(x, shape), &Default::default()), &labels, classes).unwrap()
+    Batch::classification(
+        Tensor::from_data(TensorData::new(x, shape), &Default::default()),
+        &labels,
+        classes,
+    )
+    .unwrap()
 }
 
-fn check<M: CurvatureModel<B, D>, const D: usize>(objective: &Objective<B, M, D>, tol: f64, smooth: bool, what: &str) {
+fn check<M: CurvatureModel<B, D>, const D: usize>(
+    objective: &Objective<B, M, D>,
+    tol: f64,
+    smooth: bool,
+    what: &str,
+) {
     for seed in [11, 12] {
         let v = gaussian_vector::<B>(objective.dim(), seed, &Default::default());
         let exact = to_vec(&objective.hvp(&v).unwrap());
         let reference = if smooth {
             richardson_hvp(objective, &v, 1e-3).unwrap()
         } else {
-            to_vec(&FiniteDifferenceHessian::with_step(objective, 1e-6).unwrap().apply(&v).unwrap())
+            to_vec(
+                &FiniteDifferenceHessian::with_step(objective, 1e-6)
+                    .unwrap()
+                    .apply(&v)
+                    .unwrap(),
+            )
         };
         assert_rel_close(&exact, &reference, tol, what);
     }
 }
 
-fn conv_probe(conv: Conv2dConfig, bn: bool, activation: Activation, pool: Pool, spatial: usize) -> ConvProbe<B> {
+fn conv_probe(
+    conv: Conv2dConfig,
+    bn: bool,
+    activation: Activation,
+    pool: Pool,
+    spatial: usize,
+) -> ConvProbe<B> {
     let device = Default::default();
     let out = conv.channels[1];
     let conv = conv.init::<B>(&device).unwrap();
@@ -117,12 +142,32 @@ fn conv_probe(conv: Conv2dConfig, bn: bool, activation: Activation, pool: Pool, 
 #[test]
 fn convolutions_stride_padding_groups_dilation() {
     for (name, conv) in [
-        ("3×3 pad 1", Conv2dConfig::new([4, 6], [3, 3]).with_padding([1, 1])),
-        ("stride 2, groups 2, no bias", Conv2dConfig::new([4, 6], [3, 3]).with_stride([2, 2]).with_padding([1, 1]).with_groups(2).with_bias(false)),
-        ("dilation 2", Conv2dConfig::new([4, 2], [3, 3]).with_dilation([2, 2]).with_padding([2, 2])),
+        (
+            "3×3 pad 1",
+            Conv2dConfig::new([4, 6], [3, 3]).with_padding([1, 1]),
+        ),
+        (
+            "stride 2, groups 2, no bias",
+            Conv2dConfig::new([4, 6], [3, 3])
+                .with_stride([2, 2])
+                .with_padding([1, 1])
+                .with_groups(2)
+                .with_bias(false),
+        ),
+        (
+            "dilation 2",
+            Conv2dConfig::new([4, 2], [3, 3])
+                .with_dilation([2, 2])
+                .with_padding([2, 2]),
+        ),
     ] {
         let model = conv_probe(conv, false, Activation::Tanh, Pool::Flatten, 8);
-        let objective = Objective::new(model, Loss::CrossEntropy, vec![random_batch([5, 4, 8, 8], 3, 1)]).unwrap();
+        let objective = Objective::new(
+            model,
+            Loss::CrossEntropy,
+            vec![random_batch([5, 4, 8, 8], 3, 1)],
+        )
+        .unwrap();
         check(&objective, SMOOTH_TOL, true, name);
     }
 }
@@ -139,8 +184,19 @@ fn every_activation() {
         (Activation::Sigmoid, SMOOTH_TOL, true),
         (Activation::Gelu, GELU_TOL, true),
     ] {
-        let model = conv_probe(Conv2dConfig::new([4, 3], [3, 3]).with_padding([1, 1]), false, activation, Pool::Flatten, 4);
-        let objective = Objective::new(model, Loss::CrossEntropy, vec![random_batch([6, 4, 4, 4], 3, 2)]).unwrap();
+        let model = conv_probe(
+            Conv2dConfig::new([4, 3], [3, 3]).with_padding([1, 1]),
+            false,
+            activation,
+            Pool::Flatten,
+            4,
+        );
+        let objective = Objective::new(
+            model,
+            Loss::CrossEntropy,
+            vec![random_batch([6, 4, 4, 4], 3, 2)],
+        )
+        .unwrap();
         check(&objective, tol, smooth, &format!("{activation:?}"));
     }
 }
@@ -148,21 +204,60 @@ fn every_activation() {
 #[test]
 fn pooling_layers() {
     for (pool, smooth) in [(Pool::Max, false), (Pool::Avg, true), (Pool::Global, true)] {
-        let activation = if smooth { Activation::Tanh } else { Activation::Relu };
-        let model = conv_probe(Conv2dConfig::new([4, 3], [3, 3]).with_padding([1, 1]), false, activation, pool, 8);
-        let objective = Objective::new(model, Loss::CrossEntropy, vec![random_batch([5, 4, 8, 8], 3, 3)]).unwrap();
-        check(&objective, if smooth { SMOOTH_TOL } else { KINK_TOL }, smooth, &format!("{pool:?} pooling"));
+        let activation = if smooth {
+            Activation::Tanh
+        } else {
+            Activation::Relu
+        };
+        let model = conv_probe(
+            Conv2dConfig::new([4, 3], [3, 3]).with_padding([1, 1]),
+            false,
+            activation,
+            pool,
+            8,
+        );
+        let objective = Objective::new(
+            model,
+            Loss::CrossEntropy,
+            vec![random_batch([5, 4, 8, 8], 3, 3)],
+        )
+        .unwrap();
+        check(
+            &objective,
+            if smooth { SMOOTH_TOL } else { KINK_TOL },
+            smooth,
+            &format!("{pool:?} pooling"),
+        );
     }
 }
 
 #[test]
 fn batch_norm_rank_4_and_rank_2_in_both_modes() {
     for mode in [BatchNormMode::Train, BatchNormMode::Eval] {
-        let model = conv_probe(Conv2dConfig::new([4, 3], [3, 3]).with_padding([1, 1]).with_bias(false), true, Activation::Tanh, Pool::Avg, 4);
+        let model = conv_probe(
+            Conv2dConfig::new([4, 3], [3, 3])
+                .with_padding([1, 1])
+                .with_bias(false),
+            true,
+            Activation::Tanh,
+            Pool::Avg,
+            4,
+        );
         let batch = random_batch([6, 4, 4, 4], 3, 4);
-        model.bn.as_ref().unwrap().update_running_stats(model.conv.forward(batch.inputs.clone()));
-        let objective = Objective::new(model, Loss::CrossEntropy, vec![batch]).unwrap().with_bn_mode(mode);
-        check(&objective, SMOOTH_TOL, true, &format!("BatchNorm2d {mode:?}"));
+        model
+            .bn
+            .as_ref()
+            .unwrap()
+            .update_running_stats(model.conv.forward(batch.inputs.clone()));
+        let objective = Objective::new(model, Loss::CrossEntropy, vec![batch])
+            .unwrap()
+            .with_bn_mode(mode);
+        check(
+            &objective,
+            SMOOTH_TOL,
+            true,
+            &format!("BatchNorm2d {mode:?}"),
+        );
 
         let device = Default::default();
         let model = DenseProbe {
@@ -170,45 +265,115 @@ fn batch_norm_rank_4_and_rank_2_in_both_modes() {
             bn: BatchNormConfig::new(4).init(&device).unwrap(),
             second: DenseConfig::new(4, 3).init(&device).unwrap(),
         };
-        let objective = Objective::new(model, Loss::CrossEntropy, vec![random_batch([7, 5], 3, 5)]).unwrap().with_bn_mode(mode);
-        check(&objective, SMOOTH_TOL, true, &format!("BatchNorm1d {mode:?}"));
+        let objective = Objective::new(model, Loss::CrossEntropy, vec![random_batch([7, 5], 3, 5)])
+            .unwrap()
+            .with_bn_mode(mode);
+        check(
+            &objective,
+            SMOOTH_TOL,
+            true,
+            &format!("BatchNorm1d {mode:?}"),
+        );
     }
 }
 
 #[test]
 fn bundled_models() {
     let device = Default::default();
-    let logreg = LogisticRegressionConfig::new(6, 3).init::<B>(&device).unwrap();
-    check(&Objective::new(logreg, Loss::CrossEntropy, vec![random_batch([8, 6], 3, 6)]).unwrap(), SMOOTH_TOL, true, "LogisticRegression");
-    let mlp = MlpConfig::new(6, vec![5, 4], 3).with_activation(Activation::Softplus).init::<B>(&device).unwrap();
-    check(&Objective::new(mlp, Loss::CrossEntropy, vec![random_batch([8, 6], 3, 7)]).unwrap(), SMOOTH_TOL, true, "Mlp");
+    let logreg = LogisticRegressionConfig::new(6, 3)
+        .init::<B>(&device)
+        .unwrap();
+    check(
+        &Objective::new(logreg, Loss::CrossEntropy, vec![random_batch([8, 6], 3, 6)]).unwrap(),
+        SMOOTH_TOL,
+        true,
+        "LogisticRegression",
+    );
+    let mlp = MlpConfig::new(6, vec![5, 4], 3)
+        .with_activation(Activation::Softplus)
+        .init::<B>(&device)
+        .unwrap();
+    check(
+        &Objective::new(mlp, Loss::CrossEntropy, vec![random_batch([8, 6], 3, 7)]).unwrap(),
+        SMOOTH_TOL,
+        true,
+        "Mlp",
+    );
     let mlp = MlpConfig::new(6, vec![5], 2).init::<B>(&device).unwrap();
-    let targets = Tensor::from_data(TensorData::new(vec![0.5f64, -1.0, 2.0, 0.0, 1.0, 1.0, -0.5, 0.3], [4, 2]), &device);
+    let targets = Tensor::from_data(
+        TensorData::new(vec![0.5f64, -1.0, 2.0, 0.0, 1.0, 1.0, -0.5, 0.3], [4, 2]),
+        &device,
+    );
     let batch = Batch::regression(random_batch([4, 6], 2, 8).inputs, targets).unwrap();
-    check(&Objective::new(mlp, Loss::MeanSquaredError, vec![batch]).unwrap(), KINK_TOL, false, "Mlp with MSE");
-    let cnn = SimpleCnnConfig::new(2, [8, 8], vec![3, 4], 3).init::<B>(&device).unwrap();
-    check(&Objective::new(cnn, Loss::CrossEntropy, vec![random_batch([6, 2, 8, 8], 3, 9)]).unwrap(), KINK_TOL, false, "SimpleCnn (BN, ReLU, max pool)");
+    check(
+        &Objective::new(mlp, Loss::MeanSquaredError, vec![batch]).unwrap(),
+        KINK_TOL,
+        false,
+        "Mlp with MSE",
+    );
+    let cnn = SimpleCnnConfig::new(2, [8, 8], vec![3, 4], 3)
+        .init::<B>(&device)
+        .unwrap();
+    check(
+        &Objective::new(
+            cnn,
+            Loss::CrossEntropy,
+            vec![random_batch([6, 2, 8, 8], 3, 9)],
+        )
+        .unwrap(),
+        KINK_TOL,
+        false,
+        "SimpleCnn (BN, ReLU, max pool)",
+    );
 }
 
 #[test]
 fn parameter_counts() {
     let device = Default::default();
     let count = |m: usize, expected: usize| assert_eq!(m, expected);
-    count(LogisticRegressionConfig::mnist().init::<B>(&device).unwrap().num_params(), 7_850);
+    count(
+        LogisticRegressionConfig::mnist()
+            .init::<B>(&device)
+            .unwrap()
+            .num_params(),
+        7_850,
+    );
     count(LogisticRegressionConfig::mnist().num_params(), 7_850);
-    count(LogisticRegressionConfig::optdigits().init::<B>(&device).unwrap().num_params(), 650);
-    count(MlpConfig::mnist().init::<B>(&device).unwrap().num_params(), 79_510);
+    count(
+        LogisticRegressionConfig::optdigits()
+            .init::<B>(&device)
+            .unwrap()
+            .num_params(),
+        650,
+    );
+    count(
+        MlpConfig::mnist().init::<B>(&device).unwrap().num_params(),
+        79_510,
+    );
     count(MlpConfig::mnist().num_params(), 79_510);
 }
 
 #[test]
 fn forward_shapes_and_invalid_configs() {
     let device = Default::default();
-    let cnn = SimpleCnnConfig::new(3, [32, 32], vec![8, 16, 16], 10).init::<B>(&device).unwrap();
+    let cnn = SimpleCnnConfig::new(3, [32, 32], vec![8, 16, 16], 10)
+        .init::<B>(&device)
+        .unwrap();
     let x = Tensor::<B, 4>::zeros([2, 3, 32, 32], &device);
     assert_eq!(cnn.forward(x, BatchNormMode::Eval).dims(), [2, 10]);
-    assert!(SimpleCnnConfig::new(3, [30, 30], vec![8, 8], 10).init::<B>(&device).unwrap_err().to_string().contains("multiples of 2^2"));
-    assert!(Conv2dConfig::new([3, 4], [3, 3]).with_groups(2).init::<B>(&device).is_err());
+    assert!(
+        SimpleCnnConfig::new(3, [30, 30], vec![8, 8], 10)
+            .init::<B>(&device)
+            .unwrap_err()
+            .to_string()
+            .contains("multiples of 2^2")
+    );
+    assert!(
+        Conv2dConfig::new([3, 4], [3, 3])
+            .with_groups(2)
+            .init::<B>(&device)
+            .is_err()
+    );
     assert!(DenseConfig::new(0, 3).init::<B>(&device).is_err());
     assert!(MlpConfig::new(3, vec![4, 0], 2).init::<B>(&device).is_err());
     let mut bn = BatchNormConfig::new(3);
@@ -220,7 +385,9 @@ fn forward_shapes_and_invalid_configs() {
 fn clones_share_initialised_weights() {
     // burn initialises lazily and a clone of an unread parameter re-samples it; layers here
     // initialise eagerly so that clones are identical.
-    let m = MlpConfig::new(4, vec![3], 2).init::<B>(&Default::default()).unwrap();
+    let m = MlpConfig::new(4, vec![3], 2)
+        .init::<B>(&Default::default())
+        .unwrap();
     let c = m.clone();
     let a: Vec<f64> = m.layers[0].weight.val().into_data().iter::<f64>().collect();
     let b: Vec<f64> = c.layers[0].weight.val().into_data().iter::<f64>().collect();

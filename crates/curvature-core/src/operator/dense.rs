@@ -21,7 +21,11 @@ impl<B: Backend> DenseOperator<B> {
     pub fn new(matrix: Tensor<B, 2>) -> Result<Self> {
         let [r, c] = matrix.dims();
         if r != c {
-            return Err(CurvatureError::DimensionMismatch { what: "columns of a square matrix".into(), expected: r, got: c });
+            return Err(CurvatureError::DimensionMismatch {
+                what: "columns of a square matrix".into(),
+                expected: r,
+                got: c,
+            });
         }
         Ok(Self { matrix })
     }
@@ -53,7 +57,11 @@ impl<B: Backend> LinearOperator<B> for DenseOperator<B> {
     fn apply(&self, v: &Tensor<B, 1>) -> Result<Tensor<B, 1>> {
         let n = self.dim();
         check_len(v, n)?;
-        Ok(self.matrix.clone().matmul(v.clone().reshape([n, 1])).reshape([n]))
+        Ok(self
+            .matrix
+            .clone()
+            .matmul(v.clone().reshape([n, 1]))
+            .reshape([n]))
     }
 }
 
@@ -78,13 +86,19 @@ impl Default for DenseReferenceConfig {
 ///
 /// # Errors
 /// [`CurvatureError::TooLarge`] if `op.dim() > config.max_dim`; errors of `op.apply`.
-pub fn dense_matrix<B: Backend, A: LinearOperator<B> + ?Sized>(op: &A, config: DenseReferenceConfig) -> Result<DMatrix<f64>> {
+pub fn dense_matrix<B: Backend, A: LinearOperator<B> + ?Sized>(
+    op: &A,
+    config: DenseReferenceConfig,
+) -> Result<DMatrix<f64>> {
     let n = op.dim();
     if config.max_dim == 0 {
         return Err(invalid("max_dim", 0, "must be positive"));
     }
     if n > config.max_dim {
-        return Err(CurvatureError::TooLarge { dim: n, limit: config.max_dim });
+        return Err(CurvatureError::TooLarge {
+            dim: n,
+            limit: config.max_dim,
+        });
     }
     let device = op.device();
     let mut m = DMatrix::<f64>::zeros(n, n);
@@ -119,6 +133,12 @@ pub fn dense_spectrum(matrix: &DMatrix<f64>) -> DenseSpectrum {
     let mut order: Vec<usize> = (0..eig.eigenvalues.len()).collect();
     order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]));
     let eigenvalues = order.iter().map(|&i| eig.eigenvalues[i]).collect();
-    let eigenvectors = DMatrix::from_fn(matrix.nrows(), order.len(), |r, c| eig.eigenvectors[(r, order[c])]);
-    DenseSpectrum { eigenvalues, eigenvectors, asymmetry }
+    let eigenvectors = DMatrix::from_fn(matrix.nrows(), order.len(), |r, c| {
+        eig.eigenvectors[(r, order[c])]
+    });
+    DenseSpectrum {
+        eigenvalues,
+        eigenvectors,
+        asymmetry,
+    }
 }

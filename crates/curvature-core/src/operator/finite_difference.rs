@@ -35,7 +35,11 @@ impl<'a, B: Backend, M: CurvatureModel<B, D>, const D: usize> FiniteDifferenceHe
         let params = objective.params();
         let w_inf = scalar(params.clone().abs().max());
         let step = machine_epsilon(params.dtype()).cbrt() * w_inf.max(1.0);
-        Self { objective, params, step }
+        Self {
+            objective,
+            params,
+            step,
+        }
     }
 
     /// Finite differences with an explicit absolute step `h > 0`.
@@ -47,7 +51,10 @@ impl<'a, B: Backend, M: CurvatureModel<B, D>, const D: usize> FiniteDifferenceHe
         if !(step.is_finite() && step > 0.0) {
             return Err(invalid("step", step, "must be a positive finite number"));
         }
-        Ok(Self { step, ..Self::new(objective) })
+        Ok(Self {
+            step,
+            ..Self::new(objective)
+        })
     }
 
     /// The step `h`.
@@ -66,7 +73,9 @@ pub(crate) fn machine_epsilon(dtype: DType) -> f64 {
     }
 }
 
-impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> LinearOperator<B> for FiniteDifferenceHessian<'_, B, M, D> {
+impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> LinearOperator<B>
+    for FiniteDifferenceHessian<'_, B, M, D>
+{
     fn dim(&self) -> usize {
         self.objective.dim()
     }

@@ -55,7 +55,9 @@ impl<'a, B: Backend, M: CurvatureModel<B, D>, const D: usize> HessianMinusGgn<'a
     }
 }
 
-impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> LinearOperator<B> for HessianMinusGgn<'_, B, M, D> {
+impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> LinearOperator<B>
+    for HessianMinusGgn<'_, B, M, D>
+{
     fn dim(&self) -> usize {
         self.objective.dim()
     }

@@ -30,7 +30,9 @@ impl<'a, B: Backend, M: CurvatureModel<B, D>, const D: usize> Hessian<'a, B, M, 
     }
 }
 
-impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> LinearOperator<B> for Hessian<'_, B, M, D> {
+impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> LinearOperator<B>
+    for Hessian<'_, B, M, D>
+{
     fn dim(&self) -> usize {
         self.objective.dim()
     }

@@ -64,7 +64,11 @@ impl<B: Backend, T: LinearOperator<B> + ?Sized> LinearOperator<B> for Box<T> {
 pub(crate) fn check_len<B: Backend>(v: &Tensor<B, 1>, dim: usize) -> Result<()> {
     let got = v.dims()[0];
     if got != dim {
-        return Err(crate::CurvatureError::DimensionMismatch { what: "vector v".into(), expected: dim, got });
+        return Err(crate::CurvatureError::DimensionMismatch {
+            what: "vector v".into(),
+            expected: dim,
+            got,
+        });
     }
     Ok(())
 }

@@ -22,7 +22,11 @@ pub struct BatchNormConfig {
 impl BatchNormConfig {
     /// PyTorch defaults: `ε = 1e-5`, momentum 0.1.
     pub fn new(num_features: usize) -> Self {
-        Self { num_features, epsilon: 1e-5, momentum: 0.1 }
+        Self {
+            num_features,
+            epsilon: 1e-5,
+            momentum: 0.1,
+        }
     }
 
     /// Build the layer: `γ = 1`, `β = 0`, running mean 0, running variance 1.
@@ -32,13 +36,28 @@ impl BatchNormConfig {
     /// `ε ≤ 0` or a momentum outside `[0, 1]`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<BatchNorm<B>> {
         if self.num_features == 0 {
-            return Err(invalid("BatchNormConfig", "num_features", 0, "must be positive"));
+            return Err(invalid(
+                "BatchNormConfig",
+                "num_features",
+                0,
+                "must be positive",
+            ));
         }
         if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
-            return Err(invalid("BatchNormConfig", "epsilon", self.epsilon, "must be positive"));
+            return Err(invalid(
+                "BatchNormConfig",
+                "epsilon",
+                self.epsilon,
+                "must be positive",
+            ));
         }
         if !(0.0..=1.0).contains(&self.momentum) {
-            return Err(invalid("BatchNormConfig", "momentum", self.momentum, "must lie in [0, 1]"));
+            return Err(invalid(
+                "BatchNormConfig",
+                "momentum",
+                self.momentum,
+                "must lie in [0, 1]",
+            ));
         }
         let c = self.num_features;
         Ok(super::materialize(BatchNorm {
@@ -76,7 +95,9 @@ pub struct BatchNorm<B: Backend> {
 }
 
 /// Per-channel mean and biased variance, each `[C]`.
-fn channel_stats<B: Backend, const D: usize>(x: Tensor<B, D>) -> (Tensor<B, 1>, Tensor<B, 1>, usize) {
+fn channel_stats<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+) -> (Tensor<B, 1>, Tensor<B, 1>, usize) {
     let dims = x.dims();
     let c = dims[1];
     let rest = dims.iter().product::<usize>() / c;
@@ -102,7 +123,12 @@ impl<B: Backend> BatchNorm<B> {
     /// configuration is inconsistent).
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>, mode: BatchNormMode) -> Tensor<B, D> {
         let c = self.weight.dims()[0];
-        assert_eq!(x.dims()[1], c, "BatchNorm over {c} channels got an input with {} channels", x.dims()[1]);
+        assert_eq!(
+            x.dims()[1],
+            c,
+            "BatchNorm over {c} channels got an input with {} channels",
+            x.dims()[1]
+        );
         let (mean, var) = match mode {
             BatchNormMode::Train => {
                 let (m, v, _) = channel_stats(x.clone());
@@ -119,9 +145,15 @@ impl<B: Backend> BatchNorm<B> {
     /// `running ← (1 − m)·running + m·batch` with the unbiased batch variance.
     pub fn update_running_stats<const D: usize>(&self, x: Tensor<B, D>) {
         let (mean, var, n) = channel_stats(x.detach());
-        let unbiased = if n > 1 { var.mul_scalar(n as f64 / (n - 1) as f64) } else { var };
+        let unbiased = if n > 1 {
+            var.mul_scalar(n as f64 / (n - 1) as f64)
+        } else {
+            var
+        };
         let m = self.momentum;
-        self.running_mean.update(self.running_mean.value().mul_scalar(1.0 - m) + mean.mul_scalar(m));
-        self.running_var.update(self.running_var.value().mul_scalar(1.0 - m) + unbiased.mul_scalar(m));
+        self.running_mean
+            .update(self.running_mean.value().mul_scalar(1.0 - m) + mean.mul_scalar(m));
+        self.running_var
+            .update(self.running_var.value().mul_scalar(1.0 - m) + unbiased.mul_scalar(m));
     }
 }

@@ -31,7 +31,15 @@ pub struct Conv2dConfig {
 impl Conv2dConfig {
     /// A `kh×kw` convolution, stride 1, no padding, with bias.
     pub fn new(channels: [usize; 2], kernel_size: [usize; 2]) -> Self {
-        Self { channels, kernel_size, stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1, bias: true }
+        Self {
+            channels,
+            kernel_size,
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+            bias: true,
+        }
     }
     /// Set the stride.
     pub fn with_stride(mut self, stride: [usize; 2]) -> Self {
@@ -67,17 +75,43 @@ impl Conv2dConfig {
     /// not divisible by `groups`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Conv2d<B>> {
         let [cin, cout] = self.channels;
-        if cin == 0 || cout == 0 || self.kernel_size.contains(&0) || self.stride.contains(&0) || self.dilation.contains(&0) {
-            return Err(invalid("Conv2dConfig", "channels/kernel_size/stride/dilation", self, "must be positive"));
+        if cin == 0
+            || cout == 0
+            || self.kernel_size.contains(&0)
+            || self.stride.contains(&0)
+            || self.dilation.contains(&0)
+        {
+            return Err(invalid(
+                "Conv2dConfig",
+                "channels/kernel_size/stride/dilation",
+                self,
+                "must be positive",
+            ));
         }
         if self.groups == 0 || cin % self.groups != 0 || cout % self.groups != 0 {
-            return Err(invalid("Conv2dConfig", "groups", self.groups, "must divide the input and output channels"));
+            return Err(invalid(
+                "Conv2dConfig",
+                "groups",
+                self.groups,
+                "must divide the input and output channels",
+            ));
         }
         let fan_in = cin / self.groups * self.kernel_size[0] * self.kernel_size[1];
         let bound = 1.0 / (fan_in as f64).sqrt();
-        let init = Initializer::Uniform { min: -bound, max: bound };
+        let init = Initializer::Uniform {
+            min: -bound,
+            max: bound,
+        };
         Ok(super::materialize(Conv2d {
-            weight: init.init([cout, cin / self.groups, self.kernel_size[0], self.kernel_size[1]], device),
+            weight: init.init(
+                [
+                    cout,
+                    cin / self.groups,
+                    self.kernel_size[0],
+                    self.kernel_size[1],
+                ],
+                device,
+            ),
             bias: self.bias.then(|| init.init([cout], device)),
             stride: self.stride,
             padding: self.padding,
@@ -118,7 +152,11 @@ impl<B: Backend> Conv2d<B> {
     /// Output spatial size for an input of size `[h, w]`.
     pub fn output_size(&self, [h, w]: [usize; 2]) -> [usize; 2] {
         let [kh, kw] = [self.weight.dims()[2], self.weight.dims()[3]];
-        let f = |n: usize, k: usize, i: usize| (n + 2 * self.padding[i]).saturating_sub(self.dilation[i] * (k - 1) + 1) / self.stride[i] + 1;
+        let f = |n: usize, k: usize, i: usize| {
+            (n + 2 * self.padding[i]).saturating_sub(self.dilation[i] * (k - 1) + 1)
+                / self.stride[i]
+                + 1
+        };
         [f(h, kh, 0), f(w, kw, 1)]
     }
 }

@@ -22,7 +22,11 @@ pub struct DenseConfig {
 impl DenseConfig {
     /// `d_input → d_output` with bias.
     pub fn new(d_input: usize, d_output: usize) -> Self {
-        Self { d_input, d_output, bias: true }
+        Self {
+            d_input,
+            d_output,
+            bias: true,
+        }
     }
     /// Set whether a bias is used.
     pub fn with_bias(mut self, bias: bool) -> Self {
@@ -37,10 +41,18 @@ impl DenseConfig {
     /// [`NetsError::InvalidConfig`](crate::NetsError::InvalidConfig) for zero sizes.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Dense<B>> {
         if self.d_input == 0 || self.d_output == 0 {
-            return Err(invalid("DenseConfig", "d_input/d_output", (self.d_input, self.d_output), "sizes must be positive"));
+            return Err(invalid(
+                "DenseConfig",
+                "d_input/d_output",
+                (self.d_input, self.d_output),
+                "sizes must be positive",
+            ));
         }
         let bound = 1.0 / (self.d_input as f64).sqrt();
-        let init = Initializer::Uniform { min: -bound, max: bound };
+        let init = Initializer::Uniform {
+            min: -bound,
+            max: bound,
+        };
         Ok(super::materialize(Dense {
             weight: init.init([self.d_output, self.d_input], device),
             bias: self.bias.then(|| init.init([self.d_output], device)),

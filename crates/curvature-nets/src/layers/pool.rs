@@ -22,7 +22,10 @@ fn windows<B: Backend>(x: Tensor<B, 4>, k: usize) -> Tensor<B, 6> {
 /// If `H` or `W` is not a multiple of `k` (model configurations check this when built).
 pub fn max_pool2d<B: Backend>(x: Tensor<B, 4>, k: usize) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();
-    windows(x, k).max_dim(5).max_dim(3).reshape([n, c, h / k, w / k])
+    windows(x, k)
+        .max_dim(5)
+        .max_dim(3)
+        .reshape([n, c, h / k, w / k])
 }
 
 /// Non-overlapping `k×k` average pooling (stride `k`).
@@ -31,7 +34,10 @@ pub fn max_pool2d<B: Backend>(x: Tensor<B, 4>, k: usize) -> Tensor<B, 4> {
 /// If `H` or `W` is not a multiple of `k`.
 pub fn avg_pool2d<B: Backend>(x: Tensor<B, 4>, k: usize) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();
-    windows(x, k).mean_dim(5).mean_dim(3).reshape([n, c, h / k, w / k])
+    windows(x, k)
+        .mean_dim(5)
+        .mean_dim(3)
+        .reshape([n, c, h / k, w / k])
 }
 
 /// Global average pooling `[N, C, H, W] → [N, C]`.

@@ -7,7 +7,10 @@ use curvature_core::{BatchNormMode, Network};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
-use crate::layers::{Activation, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dense, DenseConfig, avg_pool2d, flatten, max_pool2d};
+use crate::layers::{
+    Activation, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dense, DenseConfig, avg_pool2d,
+    flatten, max_pool2d,
+};
 
 /// Pooling after each convolutional block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -41,8 +44,21 @@ pub struct SimpleCnnConfig {
 
 impl SimpleCnnConfig {
     /// Blocks of conv 3×3 (padding 1) → [BN] → activation → 2×2 pool, then a dense classifier.
-    pub fn new(in_channels: usize, image_size: [usize; 2], channels: Vec<usize>, num_classes: usize) -> Self {
-        Self { in_channels, image_size, channels, num_classes, batch_norm: true, pooling: Pooling::Max, activation: Activation::Relu }
+    pub fn new(
+        in_channels: usize,
+        image_size: [usize; 2],
+        channels: Vec<usize>,
+        num_classes: usize,
+    ) -> Self {
+        Self {
+            in_channels,
+            image_size,
+            channels,
+            num_classes,
+            batch_norm: true,
+            pooling: Pooling::Max,
+            activation: Activation::Relu,
+        }
     }
     /// Set batch norm on/off.
     pub fn with_batch_norm(mut self, on: bool) -> Self {
@@ -65,7 +81,12 @@ impl SimpleCnnConfig {
     /// No blocks, zero sizes, or an image size not divisible by `2^blocks`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<SimpleCnn<B>> {
         if self.channels.is_empty() {
-            return Err(invalid("SimpleCnnConfig", "channels", &self.channels, "needs at least one block"));
+            return Err(invalid(
+                "SimpleCnnConfig",
+                "channels",
+                &self.channels,
+                "needs at least one block",
+            ));
         }
         let f = 1usize << self.channels.len();
         if self.image_size.iter().any(|&s| s == 0 || s % f != 0) {
@@ -73,14 +94,23 @@ impl SimpleCnnConfig {
                 "SimpleCnnConfig",
                 "image_size",
                 self.image_size,
-                format!("must be positive multiples of 2^{} = {f} for {} pooling blocks", self.channels.len(), self.channels.len()),
+                format!(
+                    "must be positive multiples of 2^{} = {f} for {} pooling blocks",
+                    self.channels.len(),
+                    self.channels.len()
+                ),
             ));
         }
         let mut convs = Vec::new();
         let mut norms = Vec::new();
         let mut cin = self.in_channels;
         for &cout in &self.channels {
-            convs.push(Conv2dConfig::new([cin, cout], [3, 3]).with_padding([1, 1]).with_bias(!self.batch_norm).init(device)?);
+            convs.push(
+                Conv2dConfig::new([cin, cout], [3, 3])
+                    .with_padding([1, 1])
+                    .with_bias(!self.batch_norm)
+                    .init(device)?,
+            );
             if self.batch_norm {
                 norms.push(BatchNormConfig::new(cout).init(device)?);
             }

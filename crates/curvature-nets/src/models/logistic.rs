@@ -21,7 +21,10 @@ pub struct LogisticRegressionConfig {
 impl LogisticRegressionConfig {
     /// `d → K`.
     pub fn new(num_features: usize, num_classes: usize) -> Self {
-        Self { num_features, num_classes }
+        Self {
+            num_features,
+            num_classes,
+        }
     }
     /// MNIST shape: 784 → 10 (7 850 parameters).
     pub fn mnist() -> Self {
@@ -40,7 +43,9 @@ impl LogisticRegressionConfig {
     /// # Errors
     /// Zero sizes.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<LogisticRegression<B>> {
-        Ok(LogisticRegression { linear: DenseConfig::new(self.num_features, self.num_classes).init(device)? })
+        Ok(LogisticRegression {
+            linear: DenseConfig::new(self.num_features, self.num_classes).init(device)?,
+        })
     }
 }
 

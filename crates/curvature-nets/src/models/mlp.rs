@@ -25,7 +25,12 @@ pub struct MlpConfig {
 impl MlpConfig {
     /// `d → hidden… → K` with ReLU.
     pub fn new(num_features: usize, hidden: Vec<usize>, num_classes: usize) -> Self {
-        Self { num_features, hidden, num_classes, activation: Activation::Relu }
+        Self {
+            num_features,
+            hidden,
+            num_classes,
+            activation: Activation::Relu,
+        }
     }
     /// Set the activation.
     pub fn with_activation(mut self, activation: Activation) -> Self {
@@ -51,13 +56,24 @@ impl MlpConfig {
     /// Zero sizes.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Mlp<B>> {
         if let Some(i) = self.hidden.iter().position(|&h| h == 0) {
-            return Err(invalid("MlpConfig", "hidden", &self.hidden, format!("hidden layer {i} has width 0")));
+            return Err(invalid(
+                "MlpConfig",
+                "hidden",
+                &self.hidden,
+                format!("hidden layer {i} has width 0"),
+            ));
         }
         let mut sizes = vec![self.num_features];
         sizes.extend(&self.hidden);
         sizes.push(self.num_classes);
-        let layers = sizes.windows(2).map(|w| DenseConfig::new(w[0], w[1]).init(device)).collect::<Result<Vec<_>>>()?;
-        Ok(Mlp { layers, activation: self.activation })
+        let layers = sizes
+            .windows(2)
+            .map(|w| DenseConfig::new(w[0], w[1]).init(device))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Mlp {
+            layers,
+            activation: self.activation,
+        })
     }
 }
 
@@ -77,7 +93,11 @@ impl<B: Backend> Mlp<B> {
         let last = self.layers.len() - 1;
         self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
             let z = layer.forward(h);
-            if i < last { self.activation.forward(z) } else { z }
+            if i < last {
+                self.activation.forward(z)
+            } else {
+                z
+            }
         })
     }
 }
