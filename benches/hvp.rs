@@ -37,11 +37,12 @@ fn bench_model<M: CurvatureModel<B, D>, const D: usize>(
     c: &mut Criterion,
     name: &str,
     objective: &Objective<B, M, D>,
+    samples: usize,
 ) {
     let v = gaussian_vector::<B>(objective.dim(), 0, &Default::default());
     let fd = objective.finite_difference_hessian();
     let mut group = c.benchmark_group(name);
-    group.sample_size(20);
+    group.sample_size(samples);
     group.bench_function("gradient", |b| {
         b.iter(|| black_box(objective.gradient().unwrap()))
     });
@@ -73,13 +74,13 @@ fn main() {
 
     let mlp = MlpConfig::mnist().init::<B>(&device).unwrap();
     let mlp = Objective::new(mlp, Loss::CrossEntropy, vec![batch([256, 784], 10)]).unwrap();
-    bench_model(&mut c, "mlp_784_100_10_b256", &mlp);
+    bench_model(&mut c, "mlp_784_100_10_b256", &mlp, 60);
 
     let cnn = SimpleCnnConfig::new(3, [32, 32], vec![16, 32], 10)
         .init::<B>(&device)
         .unwrap();
     let cnn = Objective::new(cnn, Loss::CrossEntropy, vec![batch([32, 3, 32, 32], 10)]).unwrap();
-    bench_model(&mut c, "cnn_3x32x32_16_32_b32", &cnn);
+    bench_model(&mut c, "cnn_3x32x32_16_32_b32", &cnn, 10);
 
     c.final_summary();
     println!(

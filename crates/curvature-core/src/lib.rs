@@ -6,8 +6,8 @@
 //! * [`Objective`] — model + loss + data, evaluated over all the data by accumulation;
 //! * [`LinearOperator`]s — the exact [`Hessian`] (reverse-over-reverse), the [`Ggn`],
 //!   [`HessianMinusGgn`], [`FiniteDifferenceHessian`], [`DenseOperator`], [`Shifted`], [`Scaled`];
-//! * [`lanczos`] with full re-orthogonalisation, [`slq`] spectral densities, [`hutchinson_trace`],
-//!   [`spectrum`] summaries with every statistic of the papers;
+//! * [`lanczos()`] with full re-orthogonalisation, [`slq()`] spectral densities, [`hutchinson_trace`],
+//!   [`spectrum()`] summaries with every statistic of the papers;
 //! * [`hessian_variance`] (Algorithm 1 of the RMT damping paper);
 //! * dense f64 references ([`dense_matrix`], [`dense_spectrum`]) for testing.
 //!
@@ -22,20 +22,20 @@
 //! ```
 #![warn(missing_docs)]
 
-mod batch;
+pub mod batch;
 mod error;
-mod hutchinson;
-mod lanczos;
-mod loss;
-mod model;
-mod objective;
+pub mod hutchinson;
+pub mod lanczos;
+pub mod loss;
+pub mod model;
+pub mod objective;
 pub mod operator;
-mod params;
-mod random_vector;
-mod slq;
-mod spectrum;
+pub mod params;
+pub mod random_vector;
+pub mod slq;
+pub mod spectrum;
 pub mod testing;
-mod variance;
+pub mod variance;
 
 pub use batch::{Batch, BatchSource, BatchStream, Targets};
 pub use error::{CurvatureError, Result};

@@ -42,7 +42,7 @@ pub struct Evaluation {
 /// `M` is the model on the plain backend `B` (for a training model on `Autodiff<B>`, pass
 /// `model.valid()`); `D` is the rank of its input tensors. The curvature is taken with respect
 /// to every float parameter of the model (not its running statistics), see
-/// [`mark_trainable`](crate::mark_trainable).
+/// [`mark_trainable`].
 pub struct Objective<B: Backend, M: CurvatureModel<B, D>, const D: usize> {
     model: Train<B, M>,
     layout: ParamLayout,

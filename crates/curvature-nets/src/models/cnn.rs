@@ -43,7 +43,7 @@ pub struct SimpleCnnConfig {
 }
 
 impl SimpleCnnConfig {
-    /// Blocks of conv 3×3 (padding 1) → [BN] → activation → 2×2 pool, then a dense classifier.
+    /// Blocks of conv 3×3 (padding 1) → (batch norm) → activation → 2×2 pool, then a dense classifier.
     pub fn new(
         in_channels: usize,
         image_size: [usize; 2],
