@@ -53,7 +53,9 @@ pub use operator::{
 pub use params::{ParamBlock, ParamLayout, mark_trainable};
 pub use random_vector::{derive_seed, gaussian_vector, rademacher_vector};
 pub use slq::{QuadratureRun, SlqConfig, SpectralDensity, slq};
-pub use spectrum::{Definiteness, SpectrumConfig, SpectrumSummary, spectrum};
+pub use spectrum::{
+    Definiteness, SpectrumConfig, SpectrumSummary, feedforward_rank_bound, spectrum,
+};
 pub use variance::{
     HessianVariance, HessianVarianceConfig, hessian_variance, hessian_variance_along,
 };

@@ -99,6 +99,9 @@ pub struct SpectrumSummary {
     pub outliers: usize,
     /// Upper edge of the bulk (median over vectors).
     pub bulk_edge: f64,
+    /// The minimum mass at the origin implied by a rank bound, `1 − bound/P`, if one was given
+    /// ([`SpectrumSummary::with_rank_bound`]).
+    pub degenerate_mass_bound: Option<f64>,
     /// Estimator of each statistic.
     pub estimators: BTreeMap<&'static str, &'static str>,
 }
@@ -174,8 +177,20 @@ impl SpectrumSummary {
             negative_count: per_run.iter().map(|s| s.negative_count).sum(),
             outliers: outliers[outliers.len() / 2],
             bulk_edge: edges[edges.len() / 2],
+            degenerate_mass_bound: None,
             estimators,
         }
+    }
+
+    /// Report the minimum spectral mass at the origin implied by `rank(H) ≤ bound` beside the
+    /// measured one (see [`feedforward_rank_bound`]).
+    pub fn with_rank_bound(mut self, bound: usize) -> Self {
+        self.degenerate_mass_bound = Some((1.0 - bound as f64 / self.num_params as f64).max(0.0));
+        self.estimators.insert(
+            "degenerate_mass_bound",
+            "1 − rank bound / P (Granziol, Flatness is a False Friend, §3.2)",
+        );
+        self
     }
 
     /// The summary as pretty JSON.
@@ -239,6 +254,12 @@ impl fmt::Display for SpectrumSummary {
             "  degenerate mass  {:>13.6}   at λ ≈ {:.3e}",
             self.degenerate_mass, self.degenerate_location
         )?;
+        if let Some(b) = self.degenerate_mass_bound {
+            writeln!(
+                f,
+                "  (rank bound)     {b:>13.6}   minimum mass at 0 implied by the rank bound"
+            )?;
+        }
         writeln!(
             f,
             "  negative mass    {:>13.6}   {} negative Ritz value(s)",
@@ -250,6 +271,14 @@ impl fmt::Display for SpectrumSummary {
             self.outliers, self.bulk_edge
         )
     }
+}
+
+/// The rank bound of Granziol, *Flatness is a False Friend*, §3.2, for a feed-forward network
+/// with `d_x` inputs, hidden layers of `N_l` neurons and `d_y` outputs:
+/// `rank(H) ≤ 4 d_y (Σ_l N_l + d_x)`. For VGG-16 on CIFAR-10 it implies at least 96.4 % of the
+/// spectral mass at the origin.
+pub fn feedforward_rank_bound(d_x: usize, hidden: &[usize], d_y: usize) -> usize {
+    4 * d_y * (hidden.iter().sum::<usize>() + d_x)
 }
 
 struct RunStats {
@@ -518,6 +547,20 @@ mod tests {
         ] {
             assert!(json.get(key).is_some(), "JSON summary lacks `{key}`");
         }
+    }
+
+    #[test]
+    fn rank_bound_of_the_papers_example() {
+        // Flatness §3.2 quotes 577 600 for VGG-16 on CIFAR-10 (10 classes, 13 416 neurons),
+        // which is 4·10·(13 416 + 1 024): the paper counts d_x = 32·32 = 1 024 inputs.
+        assert_eq!(feedforward_rank_bound(1_024, &[13_416], 10), 577_600);
+        let op = DenseOperator::<B>::from_nalgebra(&DMatrix::identity(4, 4), &Default::default())
+            .unwrap();
+        let s = spectrum(&op, &SpectrumConfig::new())
+            .unwrap()
+            .with_rank_bound(1);
+        assert_eq!(s.degenerate_mass_bound, Some(0.75));
+        assert!(s.to_string().contains("rank bound"));
     }
 
     #[test]
