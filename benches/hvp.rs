@@ -11,26 +11,15 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use burn::backend::NdArray;
-use burn::tensor::{Tensor, TensorData};
 use criterion::Criterion;
+use curvature::core::testing::random_classification_batch;
 use curvature::core::{Batch, CurvatureModel, LinearOperator, Loss, Objective, gaussian_vector};
 use curvature::nets::{MlpConfig, SimpleCnnConfig};
 
 type B = NdArray<f32>;
 
 fn batch<const D: usize>(shape: [usize; D], classes: usize) -> Batch<B, D> {
-    let n: usize = shape.iter().product();
-    // Deterministic pseudo-random inputs in [−1, 1].
-    let x: Vec<f32> = (0..n)
-        .map(|i| ((i as u64).wrapping_mul(2_654_435_761) % 2001) as f32 / 1000.0 - 1.0)
-        .collect();
-    let labels: Vec<usize> = (0..shape[0]).map(|i| i % classes).collect();
-    Batch::classification(
-        Tensor::from_data(TensorData::new(x, shape), &Default::default()),
-        &labels,
-        classes,
-    )
-    .unwrap()
+    random_classification_batch(shape, classes, 0, &Default::default())
 }
 
 fn bench_model<M: CurvatureModel<B, D>, const D: usize>(

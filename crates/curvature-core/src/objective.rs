@@ -212,20 +212,20 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
     }
 
     pub(crate) fn gradient_of(&self, model: &Train<B, M>) -> Result<(f64, Tensor<B, 1>)> {
-        let scale = 1.0 / self.num_examples as f64;
-        let (mut value, mut grad) = (0.0, None::<Tensor<B, 1>>);
-        self.for_each_batch(&mut |batch| {
-            let (v, g) = self.batch_gradient_scaled(model, batch, scale)?;
-            value += v;
-            grad = Some(match grad.take() {
-                Some(acc) => acc + g,
-                None => g,
-            });
-            Ok(())
-        })?;
-        let mut grad = grad.expect("the data source has examples");
+        let (value, grad) =
+            self.sum_over_batches(|batch, scale| self.batch_gradient_scaled(model, batch, scale))?;
+        self.finish_gradient(value, grad, || self.layout.flatten(&model.valid()))
+    }
+
+    /// Add the L2 term to a loss and gradient and check both are finite.
+    fn finish_gradient(
+        &self,
+        mut value: f64,
+        mut grad: Tensor<B, 1>,
+        params: impl FnOnce() -> Result<Tensor<B, 1>>,
+    ) -> Result<(f64, Tensor<B, 1>)> {
         if self.l2 > 0.0 {
-            let w = self.layout.flatten(&model.valid())?;
+            let w = params()?;
             value += 0.5 * self.l2 * scalar((w.clone() * w.clone()).sum());
             grad = grad + w.mul_scalar(self.l2);
         }
@@ -236,24 +236,34 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
         Ok((value, grad))
     }
 
+    /// `Σ_batches f(batch, 1/N)`, for the pair (value, vector) that each batch contributes.
+    fn sum_over_batches(
+        &self,
+        f: impl Fn(&Batch<B, D>, f64) -> Result<(f64, Tensor<B, 1>)>,
+    ) -> Result<(f64, Tensor<B, 1>)> {
+        let scale = 1.0 / self.num_examples as f64;
+        let (mut value, mut acc) = (0.0, None::<Tensor<B, 1>>);
+        self.for_each_batch(&mut |batch| {
+            let (v, t) = f(batch, scale)?;
+            value += v;
+            acc = Some(match acc.take() {
+                Some(a) => a + t,
+                None => t,
+            });
+            Ok(())
+        })?;
+        Ok((value, acc.expect("the data source has examples")))
+    }
+
     /// Loss and gradient of one batch's **mean** loss (plus the L2 term): the stochastic
     /// gradient of a mini-batch step.
     ///
     /// # Errors
     /// As [`gradient`](Self::gradient).
     pub fn batch_gradient(&self, batch: &Batch<B, D>) -> Result<(f64, Tensor<B, 1>)> {
-        let (mut value, mut grad) =
+        let (value, grad) =
             guarded(|| self.batch_gradient_scaled(&self.model, batch, 1.0 / batch.len() as f64))?;
-        if self.l2 > 0.0 {
-            let w = self.params();
-            value += 0.5 * self.l2 * scalar((w.clone() * w.clone()).sum());
-            grad = grad + w.mul_scalar(self.l2);
-        }
-        if !value.is_finite() {
-            return Err(CurvatureError::NonFinite("loss".into()));
-        }
-        check_finite_vec(&grad, "gradient")?;
-        Ok((value, grad))
+        self.finish_gradient(value, grad, || Ok(self.params()))
     }
 
     /// The model with parameters `theta` (used by finite differences).
@@ -268,17 +278,9 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
     /// of the wrong length.
     pub fn hvp(&self, v: &Tensor<B, 1>) -> Result<Tensor<B, 1>> {
         self.layout.check(v, "vector v")?;
-        let scale = 1.0 / self.num_examples as f64;
-        let mut acc = None::<Tensor<B, 1>>;
-        self.for_each_batch(&mut |batch| {
-            let (_, hv) = self.batch_hvp_scaled(batch, v, scale)?;
-            acc = Some(match acc.take() {
-                Some(a) => a + hv,
-                None => hv,
-            });
-            Ok(())
-        })?;
-        let hv = self.add_l2(acc.expect("the data source has examples"), v);
+        let (_, hv) =
+            self.sum_over_batches(|batch, scale| self.batch_hvp_scaled(batch, v, scale))?;
+        let hv = self.add_l2(hv, v);
         check_finite_vec(&hv, "Hessian-vector product")?;
         Ok(hv)
     }
@@ -304,17 +306,9 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
     /// As [`hvp`](Self::hvp).
     pub fn ggn_vp(&self, v: &Tensor<B, 1>) -> Result<Tensor<B, 1>> {
         self.layout.check(v, "vector v")?;
-        let scale = 1.0 / self.num_examples as f64;
-        let mut acc = None::<Tensor<B, 1>>;
-        self.for_each_batch(&mut |batch| {
-            let gv = self.batch_ggn_scaled(batch, v, scale)?;
-            acc = Some(match acc.take() {
-                Some(a) => a + gv,
-                None => gv,
-            });
-            Ok(())
-        })?;
-        let gv = self.add_l2(acc.expect("the data source has examples"), v);
+        let (_, gv) = self
+            .sum_over_batches(|batch, scale| Ok((0.0, self.batch_ggn_scaled(batch, v, scale)?)))?;
+        let gv = self.add_l2(gv, v);
         check_finite_vec(&gv, "GGN-vector product")?;
         Ok(gv)
     }

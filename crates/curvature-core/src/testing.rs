@@ -68,3 +68,25 @@ pub fn richardson_hvp<B: Backend, M: crate::CurvatureModel<B, D>, const D: usize
         .map(|(a, b)| (4.0 * a - b) / 3.0)
         .collect())
 }
+
+/// A classification batch with seeded standard-normal inputs of the given shape and labels
+/// `i mod classes`.
+///
+/// # Panics
+/// If `classes` is 0 or the shape has a zero dimension.
+pub fn random_classification_batch<B: Backend, const D: usize>(
+    shape: [usize; D],
+    classes: usize,
+    seed: u64,
+    device: &B::Device,
+) -> crate::Batch<B, D> {
+    let n: usize = shape.iter().product();
+    let x = to_vec(&crate::gaussian_vector::<B>(n, seed, device));
+    let labels: Vec<usize> = (0..shape[0]).map(|i| i % classes).collect();
+    crate::Batch::classification(
+        Tensor::from_data(TensorData::new(x, shape), device),
+        &labels,
+        classes,
+    )
+    .expect("a well-formed random batch")
+}

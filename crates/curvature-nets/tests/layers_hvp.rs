@@ -5,16 +5,15 @@ use burn::backend::NdArray;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use curvature_core::testing::{assert_rel_close, richardson_hvp, to_vec};
+use curvature_core::testing::{
+    assert_rel_close, random_classification_batch, richardson_hvp, to_vec,
+};
 use curvature_core::{
     Batch, BatchNormMode, CurvatureModel, FiniteDifferenceHessian, LinearOperator, Loss, Network,
     Objective, gaussian_vector,
 };
 use curvature_nets::layers::{avg_pool2d, flatten, global_avg_pool2d, max_pool2d};
 use curvature_nets::*;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use rand_distr::StandardNormal;
 
 type B = NdArray<f64>;
 
@@ -79,16 +78,7 @@ impl<B: Backend> Network<B, 2> for DenseProbe<B> {
 }
 
 fn random_batch<const D: usize>(shape: [usize; D], classes: usize, seed: u64) -> Batch<B, D> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let n: usize = shape.iter().product();
-    let x: Vec<f64> = (0..n).map(|_| rng.sample(StandardNormal)).collect();
-    let labels: Vec<usize> = (0..shape[0]).map(|i| i % classes).collect();
-    Batch::classification(
-        Tensor::from_data(TensorData::new(x, shape), &Default::default()),
-        &labels,
-        classes,
-    )
-    .unwrap()
+    random_classification_batch(shape, classes, seed, &Default::default())
 }
 
 fn check<M: CurvatureModel<B, D>, const D: usize>(
