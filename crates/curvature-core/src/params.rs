@@ -16,7 +16,10 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::backend::Autodiff;
+use burn::module::{
+    AutodiffModule, HasAutodiffModule, Module, ModuleMapper, ModuleVisitor, Param, ParamId,
+};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::Serialize;
@@ -84,6 +87,22 @@ impl ParamLayout {
             index,
             dim: builder.dim,
         })
+    }
+
+    /// The layout of a model on a plain backend: every float parameter, not the running
+    /// statistics (see [`mark_trainable`]). `ParamLayout::of_model(&model)?.dim()` is the
+    /// number of trainable parameters.
+    ///
+    /// # Errors
+    /// [`CurvatureError::NoParameters`] if the model has no float parameter.
+    pub fn of_model<B: Backend, M: Module<B> + HasAutodiffModule<Autodiff<B>>>(
+        model: &M,
+    ) -> Result<Self> {
+        Self::of(
+            &<M::TrainModule as AutodiffModule<Autodiff<B>>>::from_inner(mark_trainable(
+                model.clone(),
+            )),
+        )
     }
 
     /// Total number of trainable parameters `P`.

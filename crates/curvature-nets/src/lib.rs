@@ -19,7 +19,4 @@ pub use error::{NetsError, Result};
 pub use layers::{
     Activation, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dense, DenseConfig,
 };
-pub use models::{
-    LogisticRegression, LogisticRegressionConfig, Mlp, MlpConfig, Pooling, SimpleCnn,
-    SimpleCnnConfig,
-};
+pub use models::*;

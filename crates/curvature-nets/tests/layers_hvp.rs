@@ -383,3 +383,86 @@ fn clones_share_initialised_weights() {
     let b: Vec<f64> = c.layers[0].weight.val().into_data().iter::<f64>().collect();
     assert_eq!(a, b);
 }
+
+#[test]
+fn paper_models_at_reduced_size() {
+    let device = Default::default();
+    let vgg = VggConfig {
+        layers: vec![
+            VggLayer::Conv(3),
+            VggLayer::Pool,
+            VggLayer::Conv(4),
+            VggLayer::Pool,
+        ],
+        in_channels: 2,
+        image_size: [8, 8],
+        classifier_width: 5,
+        num_classes: 3,
+        batch_norm: true,
+    };
+    for mode in [BatchNormMode::Train, BatchNormMode::Eval] {
+        let objective = Objective::new(
+            vgg.init::<B>(&device).unwrap(),
+            Loss::CrossEntropy,
+            vec![random_batch([4, 2, 8, 8], 3, 20)],
+        )
+        .unwrap();
+        check(
+            &objective.with_bn_mode(mode),
+            KINK_TOL,
+            false,
+            &format!("VGG-BN (reduced) {mode:?}"),
+        );
+    }
+    let pre = PreResNetConfig::new(11, 3).with_widths([2, 2, 3]);
+    let mut pre = pre;
+    pre.in_channels = 2;
+    let objective = Objective::new(
+        pre.init::<B>(&device).unwrap(),
+        Loss::CrossEntropy,
+        vec![random_batch([4, 2, 8, 8], 3, 21)],
+    )
+    .unwrap();
+    check(
+        &objective,
+        KINK_TOL,
+        false,
+        "PreResNet-11 bottleneck (reduced)",
+    );
+    let basic = PreResNetConfig {
+        depth: 8,
+        block: ResidualBlock::Basic,
+        num_classes: 3,
+        in_channels: 2,
+        widths: [2, 3, 3],
+    };
+    let objective = Objective::new(
+        basic.init::<B>(&device).unwrap(),
+        Loss::CrossEntropy,
+        vec![random_batch([4, 2, 8, 8], 3, 22)],
+    )
+    .unwrap();
+    check(&objective, KINK_TOL, false, "PreResNet-8 basic (reduced)");
+    let mut wrn = WideResNetConfig::new(10, 1, 3);
+    wrn.in_channels = 2;
+    let objective = Objective::new(
+        wrn.init::<B>(&device).unwrap(),
+        Loss::CrossEntropy,
+        vec![random_batch([3, 2, 8, 8], 3, 23)],
+    )
+    .unwrap();
+    check(&objective, KINK_TOL, false, "WRN-10-1 (reduced)");
+    let cnn = AllCnnConfig {
+        in_channels: 2,
+        widths: [3, 4],
+        num_classes: 3,
+        batch_norm: true,
+    };
+    let objective = Objective::new(
+        cnn.init::<B>(&device).unwrap(),
+        Loss::CrossEntropy,
+        vec![random_batch([4, 2, 16, 16], 3, 24)],
+    )
+    .unwrap();
+    check(&objective, KINK_TOL, false, "All-CNN-C with BN (reduced)");
+}
