@@ -75,6 +75,58 @@ impl ClassificationData {
         self.example_shape.iter().product()
     }
 
+    /// Per-channel mean and standard deviation of `[C, …]` examples (channel = first example
+    /// dimension; for flat examples a single channel).
+    pub fn channel_stats(&self) -> (Vec<f32>, Vec<f32>) {
+        let c = if self.example_shape.len() > 1 {
+            self.example_shape[0]
+        } else {
+            1
+        };
+        let plane = self.example_len() / c;
+        let mut sum = vec![0.0f64; c];
+        let mut sq = vec![0.0f64; c];
+        for (k, &v) in self.inputs.iter().enumerate() {
+            let ch = (k / plane) % c;
+            sum[ch] += v as f64;
+            sq[ch] += (v as f64) * (v as f64);
+        }
+        let count = (self.len() * plane) as f64;
+        let mean: Vec<f64> = sum.iter().map(|s| s / count).collect();
+        let std = sq
+            .iter()
+            .zip(&mean)
+            .map(|(q, m)| ((q / count - m * m).max(0.0).sqrt()) as f32)
+            .collect();
+        (mean.into_iter().map(|m| m as f32).collect(), std)
+    }
+
+    /// Normalise in place: `x ← (x − mean[c]) / std[c]` per channel (see [`channel_stats`](Self::channel_stats)).
+    ///
+    /// # Errors
+    /// [`DataError::InvalidArgument`] if the lengths do not match the channel count or a std is
+    /// not positive.
+    pub fn normalize(&mut self, mean: &[f32], std: &[f32]) -> Result<()> {
+        let c = if self.example_shape.len() > 1 {
+            self.example_shape[0]
+        } else {
+            1
+        };
+        if mean.len() != c || std.len() != c || std.iter().any(|s| !(*s > 0.0)) {
+            return Err(DataError::InvalidArgument {
+                name: "mean/std",
+                value: format!("{mean:?}/{std:?}"),
+                reason: "one mean and one positive std per channel",
+            });
+        }
+        let plane = self.example_len() / c;
+        for (k, v) in self.inputs.iter_mut().enumerate() {
+            let ch = (k / plane) % c;
+            *v = (*v - mean[ch]) / std[ch];
+        }
+        Ok(())
+    }
+
     /// The examples at `indices`, in that order.
     ///
     /// # Panics

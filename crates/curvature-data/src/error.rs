@@ -12,6 +12,18 @@ pub enum DataError {
         /// The cause.
         source: std::io::Error,
     },
+    /// Expected files are missing from a dataset directory.
+    #[error("{dataset}: {dir} lacks {missing:?}; {hint}")]
+    MissingFiles {
+        /// The dataset.
+        dataset: &'static str,
+        /// The directory searched.
+        dir: String,
+        /// The files not found.
+        missing: Vec<String>,
+        /// Where to get them.
+        hint: &'static str,
+    },
     /// The content of a file is malformed.
     #[error("{file}: {reason}")]
     Format {

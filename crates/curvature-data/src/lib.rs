@@ -1,14 +1,32 @@
 //! # curvature-data
 //!
-//! Datasets for curvature experiments. This release ships the embedded optdigits data (no
-//! download, no files) and the in-memory [`ClassificationData`] with batching into
-//! `curvature_core::Batch`es.
+//! Datasets for curvature experiments, all as [`ClassificationData`] (in-memory examples and
+//! labels) that batch into `curvature_core::Batch`es:
+//!
+//! * [`optdigits`] — embedded (no download, no files), the offline default;
+//! * [`Cifar`] — CIFAR-10 / CIFAR-100 (fine or coarse) from the official binary files;
+//! * [`load_mnist`] — MNIST and Fashion-MNIST from IDX files, gzipped or not;
+//! * [`gaussian_clusters`] — Sagun et al.'s synthetic k-cluster data;
+//! * [`Augmentation`] and [`AugmentedStream`] — random crop + flip, reproducible augmented
+//!   streams of any length.
+//!
+//! Loading never panics on bad files: a missing file, a wrong magic number, a truncated file
+//! or a label out of range is a [`DataError`] naming the file and what is wrong.
 #![warn(missing_docs)]
 
+mod augment;
+mod cifar;
 mod classification;
+mod clusters;
 mod error;
+mod files;
+mod idx;
 mod optdigits;
 
+pub use augment::{Augmentation, AugmentedStream};
+pub use cifar::{Cifar, Split};
 pub use classification::ClassificationData;
+pub use clusters::{GaussianClustersConfig, gaussian_clusters};
 pub use error::{DataError, Result};
+pub use idx::{load_mnist, parse_idx_images, parse_idx_labels};
 pub use optdigits::{OPTDIGITS_LEN, optdigits, parse_optdigits};

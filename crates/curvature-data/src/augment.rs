@@ -1,0 +1,197 @@
+//! Data augmentation for images — random crop with zero padding and horizontal flip, the
+//! standard CIFAR recipe — and reproducible augmented streams for the "true Hessian"
+//! experiments (Granziol et al., *Towards understanding the true loss surface*, §6).
+
+use std::sync::Arc;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use curvature_core::{Batch, BatchSource, CurvatureError, derive_seed};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use crate::classification::ClassificationData;
+use crate::error::{DataError, Result};
+
+/// Random crop of the zero-padded image and an optional horizontal flip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Augmentation {
+    /// Zero padding on each side before cropping back to the original size (4 for CIFAR).
+    pub pad: usize,
+    /// Flip horizontally with probability ½.
+    pub flip: bool,
+}
+
+impl Augmentation {
+    /// The CIFAR recipe: 4-pixel padding, random 32×32 crop, horizontal flip.
+    pub fn cifar() -> Self {
+        Self { pad: 4, flip: true }
+    }
+
+    /// Augment one `[C, H, W]` image into `out` (appended).
+    pub fn apply(
+        &self,
+        image: &[f32],
+        [c, h, w]: [usize; 3],
+        rng: &mut impl Rng,
+        out: &mut Vec<f32>,
+    ) {
+        let dy = rng.random_range(0..=2 * self.pad) as isize - self.pad as isize;
+        let dx = rng.random_range(0..=2 * self.pad) as isize - self.pad as isize;
+        let flip = self.flip && rng.random::<bool>();
+        for ch in 0..c {
+            let plane = &image[ch * h * w..(ch + 1) * h * w];
+            for y in 0..h {
+                let sy = y as isize + dy;
+                for x in 0..w {
+                    let xo = if flip { w - 1 - x } else { x };
+                    let sx = xo as isize + dx;
+                    let v = if sy >= 0 && sy < h as isize && sx >= 0 && sx < w as isize {
+                        plane[sy as usize * w + sx as usize]
+                    } else {
+                        0.0
+                    };
+                    out.push(v);
+                }
+            }
+        }
+    }
+}
+
+/// A reproducible stream of `len` augmented examples drawn epoch by epoch from a dataset
+/// (each epoch a seeded permutation, each example augmented with its own seeded generator),
+/// in batches, as a [`BatchSource`] for curvature objectives. Optional per-channel
+/// normalisation is applied after augmentation (as torchvision's `Normalize` after
+/// `RandomCrop`), so padding is black in the original pixel scale.
+pub struct AugmentedStream<B: Backend> {
+    data: Arc<ClassificationData>,
+    augmentation: Augmentation,
+    len: usize,
+    batch_size: usize,
+    seed: u64,
+    normalization: Option<(Vec<f32>, Vec<f32>)>,
+    device: B::Device,
+}
+
+impl<B: Backend> AugmentedStream<B> {
+    /// `len` augmented examples of `data` (images `[C, H, W]`) in batches of `batch_size`.
+    ///
+    /// # Errors
+    /// [`DataError::InvalidArgument`] for an empty dataset, non-image examples, or zero sizes.
+    pub fn new(
+        data: Arc<ClassificationData>,
+        augmentation: Augmentation,
+        len: usize,
+        batch_size: usize,
+        seed: u64,
+        device: &B::Device,
+    ) -> Result<Self> {
+        if data.example_shape.len() != 3 || data.is_empty() {
+            return Err(DataError::InvalidArgument {
+                name: "data",
+                value: format!("{:?}", data.example_shape),
+                reason: "needs a non-empty dataset of [C, H, W] images",
+            });
+        }
+        if len == 0 || batch_size == 0 {
+            return Err(DataError::InvalidArgument {
+                name: "len/batch_size",
+                value: format!("{len}/{batch_size}"),
+                reason: "must be positive",
+            });
+        }
+        Ok(Self {
+            data,
+            augmentation,
+            len,
+            batch_size,
+            seed,
+            normalization: None,
+            device: device.clone(),
+        })
+    }
+
+    /// Normalise each channel as `(x − mean[c]) / std[c]` after augmentation.
+    ///
+    /// # Errors
+    /// [`DataError::InvalidArgument`] if the lengths differ from the channel count or a std is
+    /// not positive.
+    pub fn with_normalization(mut self, mean: Vec<f32>, std: Vec<f32>) -> Result<Self> {
+        let c = self.data.example_shape[0];
+        if mean.len() != c || std.len() != c || std.iter().any(|s| !(*s > 0.0)) {
+            return Err(DataError::InvalidArgument {
+                name: "mean/std",
+                value: format!("{mean:?}/{std:?}"),
+                reason: "one mean and one positive std per channel",
+            });
+        }
+        self.normalization = Some((mean, std));
+        Ok(self)
+    }
+
+    /// The batch starting at stream position `start` (reproducible: depends only on the seed).
+    pub fn batch(&self, start: usize) -> std::result::Result<Batch<B, 4>, CurvatureError> {
+        let n = self.data.len();
+        let shape = [
+            self.data.example_shape[0],
+            self.data.example_shape[1],
+            self.data.example_shape[2],
+        ];
+        let per = self.data.example_len();
+        let end = (start + self.batch_size).min(self.len);
+        let mut inputs = Vec::with_capacity((end - start) * per);
+        let mut labels = Vec::with_capacity(end - start);
+        let mut epoch_perm: Option<(usize, Vec<usize>)> = None;
+        for i in start..end {
+            let (epoch, pos) = (i / n, i % n);
+            if epoch_perm.as_ref().is_none_or(|(e, _)| *e != epoch) {
+                let mut perm: Vec<usize> = (0..n).collect();
+                perm.shuffle(&mut StdRng::seed_from_u64(derive_seed(
+                    self.seed,
+                    epoch as u64,
+                )));
+                epoch_perm = Some((epoch, perm));
+            }
+            let idx = epoch_perm.as_ref().expect("set above").1[pos];
+            let mut rng = StdRng::seed_from_u64(derive_seed(self.seed ^ 0xA5A5_A5A5, i as u64));
+            self.augmentation.apply(
+                &self.data.inputs[idx * per..(idx + 1) * per],
+                shape,
+                &mut rng,
+                &mut inputs,
+            );
+            labels.push(self.data.labels[idx]);
+        }
+        if let Some((mean, std)) = &self.normalization {
+            let plane = shape[1] * shape[2];
+            for (k, v) in inputs.iter_mut().enumerate() {
+                let ch = (k / plane) % shape[0];
+                *v = (*v - mean[ch]) / std[ch];
+            }
+        }
+        let data = TensorData::new(inputs, [end - start, shape[0], shape[1], shape[2]]);
+        Batch::classification(
+            Tensor::from_data(data, &self.device),
+            &labels,
+            self.data.num_classes,
+        )
+    }
+}
+
+impl<B: Backend> BatchSource<B, 4> for AugmentedStream<B> {
+    fn num_examples(&self) -> usize {
+        self.len
+    }
+    fn try_for_each(
+        &self,
+        f: &mut dyn FnMut(&Batch<B, 4>) -> std::result::Result<(), CurvatureError>,
+    ) -> std::result::Result<(), CurvatureError> {
+        (0..self.len)
+            .step_by(self.batch_size)
+            .try_for_each(|start| f(&self.batch(start)?))
+    }
+    fn first(&self) -> std::result::Result<Batch<B, 4>, CurvatureError> {
+        self.batch(0)
+    }
+}
