@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use crate::classification::ClassificationData;
+use crate::classification::{ClassificationData, check_normalization};
 use crate::error::{DataError, Result};
 
 /// Random crop of the zero-padded image and an optional horizontal flip.
@@ -119,13 +119,7 @@ impl<B: Backend> AugmentedStream<B> {
     /// not positive.
     pub fn with_normalization(mut self, mean: Vec<f32>, std: Vec<f32>) -> Result<Self> {
         let c = self.data.example_shape[0];
-        if mean.len() != c || std.len() != c || std.iter().any(|s| !(*s > 0.0)) {
-            return Err(DataError::InvalidArgument {
-                name: "mean/std",
-                value: format!("{mean:?}/{std:?}"),
-                reason: "one mean and one positive std per channel",
-            });
-        }
+        check_normalization(c, &mean, &std)?;
         self.normalization = Some((mean, std));
         Ok(self)
     }

@@ -9,6 +9,21 @@ use rand::seq::SliceRandom;
 
 use crate::error::{DataError, Result};
 
+/// Check per-channel normalisation constants: one mean and one positive finite std per channel.
+pub(crate) fn check_normalization(channels: usize, mean: &[f32], std: &[f32]) -> Result<()> {
+    if mean.len() != channels
+        || std.len() != channels
+        || std.iter().any(|s| !s.is_finite() || *s <= 0.0)
+    {
+        return Err(DataError::InvalidArgument {
+            name: "mean/std",
+            value: format!("{mean:?}/{std:?}"),
+            reason: "one mean and one positive std per channel",
+        });
+    }
+    Ok(())
+}
+
 /// Examples with a fixed per-example shape and integer class labels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassificationData {
@@ -112,13 +127,7 @@ impl ClassificationData {
         } else {
             1
         };
-        if mean.len() != c || std.len() != c || std.iter().any(|s| !(*s > 0.0)) {
-            return Err(DataError::InvalidArgument {
-                name: "mean/std",
-                value: format!("{mean:?}/{std:?}"),
-                reason: "one mean and one positive std per channel",
-            });
-        }
+        check_normalization(c, mean, std)?;
         let plane = self.example_len() / c;
         for (k, v) in self.inputs.iter_mut().enumerate() {
             let ch = (k / plane) % c;
