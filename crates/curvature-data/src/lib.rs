@@ -8,13 +8,15 @@
 //! * [`load_mnist`] — MNIST and Fashion-MNIST from IDX files, gzipped or not;
 //! * [`gaussian_clusters`] — Sagun et al.'s synthetic k-cluster data;
 //! * [`Augmentation`] and [`AugmentedStream`] — random crop + flip, reproducible augmented
-//!   streams of any length.
+//!   streams of any length;
+//! * [`ClassificationBatcher`] — burn `Dataset`/`Batcher` implementations for burn's `DataLoader`.
 //!
 //! Loading never panics on bad files: a missing file, a wrong magic number, a truncated file
 //! or a label out of range is a [`DataError`] naming the file and what is wrong.
 #![warn(missing_docs)]
 
 mod augment;
+mod burn_data;
 mod cifar;
 mod classification;
 mod clusters;
@@ -24,6 +26,7 @@ mod idx;
 mod optdigits;
 
 pub use augment::{Augmentation, AugmentedStream};
+pub use burn_data::{ClassificationBatcher, ClassificationItem};
 pub use cifar::{Cifar, Split};
 pub use classification::ClassificationData;
 pub use clusters::{GaussianClustersConfig, gaussian_clusters};

@@ -343,3 +343,30 @@ fn split_and_channel_normalisation() {
         "rank must match the example shape"
     );
 }
+
+#[test]
+fn feeds_burns_dataloader() {
+    use burn::data::dataloader::DataLoaderBuilder;
+    let data = optdigits().unwrap().take(100);
+    let loader = DataLoaderBuilder::<B, _, _>::new(ClassificationBatcher::<2>::new(&data))
+        .batch_size(32)
+        .shuffle(1)
+        .build(data.clone());
+    let mut seen = 0;
+    for batch in loader.iter() {
+        assert_eq!(batch.inputs.dims()[1], 64);
+        seen += batch.len();
+    }
+    assert_eq!(seen, 100);
+    let images =
+        ClassificationData::new(vec![0.5; 4 * 3 * 8 * 8], vec![3, 8, 8], vec![0, 1, 2, 0], 3)
+            .unwrap();
+    let batcher =
+        ClassificationBatcher::<4>::new(&images).with_augmentation(Augmentation::cifar(), 3);
+    let items = (0..4)
+        .map(|i| burn::data::dataset::Dataset::get(&images, i).unwrap())
+        .collect();
+    let batch: curvature_core::Batch<B, 4> =
+        burn::data::dataloader::batcher::Batcher::batch(&batcher, items, &Default::default());
+    assert_eq!(batch.inputs.dims(), [4, 3, 8, 8]);
+}
