@@ -16,6 +16,14 @@ pub enum NetsError {
         /// Why it is invalid.
         reason: String,
     },
+    /// Reading or writing a weight file failed.
+    #[error("{path}: {reason}")]
+    Weights {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 pub(crate) fn invalid(

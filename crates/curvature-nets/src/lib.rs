@@ -14,9 +14,11 @@
 mod error;
 pub mod layers;
 pub mod models;
+pub mod weights;
 
 pub use error::{NetsError, Result};
 pub use layers::{
     Activation, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dense, DenseConfig,
 };
 pub use models::*;
+pub use weights::{load_safetensors, module_path, save_safetensors};
