@@ -11,6 +11,9 @@
 //!   streams of any length;
 //! * [`ClassificationBatcher`] — burn `Dataset`/`Batcher` implementations for burn's `DataLoader`.
 //!
+//! Downloads are opt-in (cargo feature `download`, see [`DownloadableDataset`]): checksummed
+//! and resumable; without the feature nothing touches the network.
+//!
 //! Loading never panics on bad files: a missing file, a wrong magic number, a truncated file
 //! or a label out of range is a [`DataError`] naming the file and what is wrong.
 #![warn(missing_docs)]
@@ -20,6 +23,7 @@ mod burn_data;
 mod cifar;
 mod classification;
 mod clusters;
+mod download;
 mod error;
 mod files;
 mod idx;
@@ -30,6 +34,9 @@ pub use burn_data::{ClassificationBatcher, ClassificationItem};
 pub use cifar::{Cifar, Split};
 pub use classification::ClassificationData;
 pub use clusters::{GaussianClustersConfig, gaussian_clusters};
+#[cfg(feature = "download")]
+pub use download::download;
+pub use download::{DownloadableDataset, Resource, extract_cifar, md5_file, resources, verify_md5};
 pub use error::{DataError, Result};
 pub use idx::{load_mnist, parse_idx_images, parse_idx_labels};
 pub use optdigits::{OPTDIGITS_LEN, optdigits, parse_optdigits};

@@ -370,3 +370,58 @@ fn feeds_burns_dataloader() {
         burn::data::dataloader::batcher::Batcher::batch(&batcher, items, &Default::default());
     assert_eq!(batch.inputs.dims(), [4, 3, 8, 8]);
 }
+
+#[test]
+fn checksums_and_archive_extraction_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("abc.txt");
+    std::fs::write(&f, b"abc").unwrap();
+    assert_eq!(md5_file(&f).unwrap(), "900150983cd24fb0d6963f7d28e17f72");
+    assert!(verify_md5(&f, "900150983CD24FB0D6963F7D28E17F72").is_ok());
+    let e = verify_md5(&f, "00000000000000000000000000000000")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("abc.txt") && e.contains("does not match"), "{e}");
+    // A CIFAR-100 style archive with the two expected members and one unexpected path.
+    let archive = dir.path().join("cifar-100-binary.tar.gz");
+    {
+        let gzw = flate2::write::GzEncoder::new(
+            std::fs::File::create(&archive).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut builder = tar::Builder::new(gzw);
+        for (name, records) in [
+            ("cifar-100-binary/train.bin", 3),
+            ("cifar-100-binary/test.bin", 2),
+            ("cifar-100-binary/notes.txt", 0),
+        ] {
+            let data = if records > 0 {
+                cifar_records(records, 2, 0)
+            } else {
+                b"hello".to_vec()
+            };
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, name, data.as_slice())
+                .unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap();
+    }
+    let out = extract_cifar(&archive, Cifar::HundredFine, dir.path()).unwrap();
+    assert_eq!(
+        Cifar::HundredFine.load(&out, Split::Train).unwrap().len(),
+        3
+    );
+    assert!(
+        !out.join("notes.txt").exists(),
+        "only the expected members are written"
+    );
+    let e = extract_cifar(&archive, Cifar::Ten, dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lacks data_batch_1.bin"), "{e}");
+    assert_eq!(resources(DownloadableDataset::Mnist).len(), 4);
+}
