@@ -116,3 +116,63 @@ fn bad_files_give_specific_errors() {
     .to_string();
     assert!(e.contains("absent.safetensors"), "{e}");
 }
+
+#[test]
+fn reference_repository_names_round_trip() {
+    let device = Default::default();
+    let cfg = VggConfig {
+        layers: vec![
+            VggLayer::Conv(3),
+            VggLayer::Pool,
+            VggLayer::Conv(4),
+            VggLayer::Pool,
+        ],
+        in_channels: 3,
+        image_size: [8, 8],
+        classifier_width: 5,
+        num_classes: 2,
+        batch_norm: true,
+    };
+    let model = cfg.init::<B>(&device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vgg.safetensors");
+    save_safetensors(&model, &path, &torch_names::vgg(&cfg)).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let names = safetensors::SafeTensors::deserialize(&bytes)
+        .unwrap()
+        .names()
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    for expected in [
+        "features.0.weight",
+        "features.1.running_mean",
+        "features.4.weight",
+        "classifier.1.weight",
+        "classifier.6.bias",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    let (loaded, unused) = load_safetensors(
+        cfg.init::<B>(&device).unwrap(),
+        &path,
+        &torch_names::vgg(&cfg),
+    )
+    .unwrap();
+    assert!(unused.is_empty());
+    let x = Tensor::<B, 4>::ones([1, 3, 8, 8], &device);
+    let a: Vec<f32> = model
+        .forward(x.clone(), BatchNormMode::Eval)
+        .into_data()
+        .to_vec()
+        .unwrap();
+    let b: Vec<f32> = loaded
+        .forward(x, BatchNormMode::Eval)
+        .into_data()
+        .to_vec()
+        .unwrap();
+    assert_eq!(a, b);
+}
