@@ -3,3 +3,5 @@
 pub use curvature_core as core;
 pub use curvature_data as data;
 pub use curvature_nets as nets;
+/// Schedules and damping policies.
+pub use curvature_optim as optim;

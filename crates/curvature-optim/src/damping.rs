@@ -1,0 +1,260 @@
+//! Damping policies, shared by curvature optimisers (KFAC, LanczosOPT) and Adam (whose `ε`
+//! is its damping).
+//!
+//! Damping `δ` enters a preconditioned step as `1/(λ_i + δ)`. Granziol & Baskerville (*A
+//! Random Matrix Theory Approach to Damping in Deep Learning*) read this as linear shrinkage,
+//! eq. 13: `1/(λ + δ) = (1/κ)·1/(βλ + 1 − β)`, `β = 1/(1 + δ)`, and derive the optimal damping
+//! `δ* = P⁻¹ Tr X²` — the variance of the mini-batch Hessian noise `X` (eq. 15), estimated by
+//! Algorithm 1 ([`curvature_core::hessian_variance`]).
+
+use curvature_core::{CurvatureModel, HessianVarianceConfig, Objective, hessian_variance};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, invalid};
+
+/// The estimated-curvature learning-rate ratio `R = 1 + (λ_1 − λ_P)/δ`: how much faster the
+/// best-conditioned direction moves than the worst under damping `δ` (damping paper §5).
+pub fn curvature_lr_ratio(lambda_max: f64, lambda_min: f64, damping: f64) -> f64 {
+    1.0 + (lambda_max - lambda_min) / damping
+}
+
+/// A rule that sets the damping `δ` over training.
+pub trait DampingPolicy {
+    /// The current damping `δ > 0`.
+    fn damping(&self) -> f64;
+}
+
+/// A constant damping.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FixedDamping {
+    delta: f64,
+}
+
+impl FixedDamping {
+    /// `δ` fixed.
+    ///
+    /// # Errors
+    /// `δ ≤ 0` or not finite.
+    pub fn new(delta: f64) -> Result<Self> {
+        if !(delta.is_finite() && delta > 0.0) {
+            return Err(invalid("FixedDamping", "delta", delta, "must be positive"));
+        }
+        Ok(Self { delta })
+    }
+}
+
+impl DampingPolicy for FixedDamping {
+    fn damping(&self) -> f64 {
+        self.delta
+    }
+}
+
+/// Levenberg–Marquardt adaptation (Martens & Grosse 2015, §6.5): every `interval` steps, with
+/// the reduction ratio `ρ = (L(w_new) − L(w)) / (q(Δ) − q(0))` of the actual to the
+/// quadratic model's predicted change, `δ ← ω δ` if `ρ > 3/4`, `δ ← δ / ω` if `ρ < 1/4`
+/// (`ω = 19/20`, `interval = 5`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LevenbergMarquardt {
+    delta: f64,
+    /// Decay factor `ω ∈ (0, 1)`.
+    pub omega: f64,
+    /// Steps between adaptations `T_adapt`.
+    pub interval: usize,
+    steps: usize,
+}
+
+impl LevenbergMarquardt {
+    /// Start at `δ₀` with `ω = 19/20`, `T_adapt = 5`.
+    ///
+    /// # Errors
+    /// `δ₀ ≤ 0`.
+    pub fn new(initial: f64) -> Result<Self> {
+        if !(initial.is_finite() && initial > 0.0) {
+            return Err(invalid(
+                "LevenbergMarquardt",
+                "initial",
+                initial,
+                "must be positive",
+            ));
+        }
+        Ok(Self {
+            delta: initial,
+            omega: 19.0 / 20.0,
+            interval: 5,
+            steps: 0,
+        })
+    }
+
+    /// Record one step's reduction ratio; adapts every `interval` steps. A non-finite ratio
+    /// (a failed step) counts as a bad step.
+    pub fn observe(&mut self, reduction_ratio: f64) {
+        self.steps += 1;
+        if self.interval == 0 || self.steps % self.interval != 0 {
+            return;
+        }
+        if !reduction_ratio.is_finite() || reduction_ratio < 0.25 {
+            self.delta /= self.omega;
+        } else if reduction_ratio > 0.75 {
+            self.delta *= self.omega;
+        }
+    }
+}
+
+impl DampingPolicy for LevenbergMarquardt {
+    fn damping(&self) -> f64 {
+        self.delta
+    }
+}
+
+/// RMT auto-damping (damping paper §7): start at the floor `δ*`; every `interval` steps
+/// (100 in the paper) estimate the Hessian variance `σ²` (Algorithm 1, on a sub-sample of
+/// 10 000 examples in batches of 128), smooth it with an exponential moving average
+/// `δ ← ema·δ + (1 − ema)·σ²` (`ema = 0.7`), and never go below the floor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RmtDamping {
+    floor: f64,
+    /// Steps between re-estimates `N`.
+    pub interval: usize,
+    /// EMA coefficient on the previous value.
+    pub ema: f64,
+    delta: f64,
+    steps: usize,
+    /// `(step, δ)` after every update — the damping trajectory.
+    pub trajectory: Vec<(usize, f64)>,
+}
+
+impl RmtDamping {
+    /// Floor `δ*`, `N = 100`, EMA 0.7.
+    ///
+    /// # Errors
+    /// `δ* ≤ 0`.
+    pub fn new(floor: f64) -> Result<Self> {
+        if !(floor.is_finite() && floor > 0.0) {
+            return Err(invalid("RmtDamping", "floor", floor, "must be positive"));
+        }
+        Ok(Self {
+            floor,
+            interval: 100,
+            ema: 0.7,
+            delta: floor,
+            steps: 0,
+            trajectory: Vec::new(),
+        })
+    }
+
+    /// Set the re-estimation interval and EMA coefficient.
+    ///
+    /// # Errors
+    /// `interval = 0` or `ema ∉ [0, 1)`.
+    pub fn with_schedule(mut self, interval: usize, ema: f64) -> Result<Self> {
+        if interval == 0 {
+            return Err(invalid("RmtDamping", "interval", 0, "must be positive"));
+        }
+        if !(0.0..1.0).contains(&ema) {
+            return Err(invalid("RmtDamping", "ema", ema, "must lie in [0, 1)"));
+        }
+        self.interval = interval;
+        self.ema = ema;
+        Ok(self)
+    }
+
+    /// The floor `δ*`.
+    pub fn floor(&self) -> f64 {
+        self.floor
+    }
+
+    /// Count one optimiser step; every `interval` steps call `estimate` for a fresh `σ²` and
+    /// update `δ`. Returns whether an update happened.
+    ///
+    /// # Errors
+    /// Errors of `estimate`; a negative or non-finite estimate is ignored (keeps `δ`) rather
+    /// than trusted — see the returned `false`.
+    pub fn step(&mut self, estimate: impl FnOnce() -> Result<f64>) -> Result<bool> {
+        self.steps += 1;
+        if self.steps % self.interval != 0 {
+            return Ok(false);
+        }
+        let sigma2 = estimate()?;
+        if !(sigma2.is_finite() && sigma2 >= 0.0) {
+            return Ok(false);
+        }
+        self.delta = (self.ema * self.delta + (1.0 - self.ema) * sigma2).max(self.floor);
+        self.trajectory.push((self.steps, self.delta));
+        Ok(true)
+    }
+
+    /// [`step`](Self::step) with the estimate from Algorithm 1 on `objective` (whose data is
+    /// the sub-sample, in batches).
+    ///
+    /// # Errors
+    /// Errors of [`hessian_variance`].
+    pub fn step_with<B: burn::tensor::backend::Backend, M: CurvatureModel<B, D>, const D: usize>(
+        &mut self,
+        objective: &Objective<B, M, D>,
+        config: &HessianVarianceConfig,
+    ) -> Result<bool> {
+        self.step(|| Ok(hessian_variance(objective, config)?.variance))
+    }
+}
+
+impl DampingPolicy for RmtDamping {
+    fn damping(&self) -> f64 {
+        self.delta
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rmt_follows_an_ema_of_the_estimates_and_respects_the_floor() {
+        let mut d = RmtDamping::new(0.01)
+            .unwrap()
+            .with_schedule(2, 0.7)
+            .unwrap();
+        assert!(
+            !d.step(|| panic!("no estimate before the interval"))
+                .unwrap()
+        );
+        assert!(d.step(|| Ok(1.0)).unwrap());
+        assert!((d.damping() - (0.7 * 0.01 + 0.3 * 1.0)).abs() < 1e-15);
+        // Repeated estimates of the same σ² converge geometrically to σ².
+        for _ in 0..200 {
+            d.step(|| Ok(0.5)).unwrap();
+        }
+        assert!((d.damping() - 0.5).abs() < 1e-12);
+        // Below the floor: clamped.
+        for _ in 0..200 {
+            d.step(|| Ok(0.0)).unwrap();
+        }
+        assert_eq!(d.damping(), 0.01);
+        assert!(!d.trajectory.is_empty());
+        assert!(RmtDamping::new(0.0).is_err());
+        assert!(RmtDamping::new(1.0).unwrap().with_schedule(0, 0.7).is_err());
+    }
+
+    #[test]
+    fn levenberg_marquardt_adapts_every_interval() {
+        let mut lm = LevenbergMarquardt::new(1.0).unwrap();
+        for _ in 0..4 {
+            lm.observe(0.9);
+        }
+        assert_eq!(lm.damping(), 1.0, "no change before T_adapt = 5 steps");
+        lm.observe(0.9);
+        assert!((lm.damping() - 0.95).abs() < 1e-15, "good model: δ ← ωδ");
+        for _ in 0..5 {
+            lm.observe(0.1);
+        }
+        assert!((lm.damping() - 1.0).abs() < 1e-12, "bad model: δ ← δ/ω");
+        for _ in 0..5 {
+            lm.observe(0.5);
+        }
+        assert!(
+            (lm.damping() - 1.0).abs() < 1e-12,
+            "0.25 ≤ ρ ≤ 0.75: unchanged"
+        );
+        assert!(FixedDamping::new(-1.0).is_err());
+        assert!((curvature_lr_ratio(10.0, -1.0, 0.1) - 111.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,39 @@
+//! The error type of `curvature-optim`.
+
+/// Invalid optimiser configurations and failed curvature estimates.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum OptimError {
+    /// A configuration value is out of range.
+    #[error("invalid {config}: {field} = {value}: {reason}")]
+    InvalidConfig {
+        /// The configuration type.
+        config: &'static str,
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// Why it is invalid.
+        reason: &'static str,
+    },
+    /// A curvature computation failed.
+    #[error(transparent)]
+    Curvature(#[from] curvature_core::CurvatureError),
+}
+
+pub(crate) fn invalid(
+    config: &'static str,
+    field: &'static str,
+    value: impl std::fmt::Display,
+    reason: &'static str,
+) -> OptimError {
+    OptimError::InvalidConfig {
+        config,
+        field,
+        value: value.to_string(),
+        reason,
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T> = std::result::Result<T, OptimError>;
