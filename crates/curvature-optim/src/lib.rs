@@ -1,17 +1,25 @@
 //! # curvature-optim
 //!
-//! Building blocks of curvature-aware training (this release): learning-rate [`Schedule`]s
+//! Building blocks of curvature-aware training (this release): first-order optimisers that
+//! plug into burn's `Optimizer` ([`SgdConfig`], [`AdamConfig`] with ε tunable and the
+//! "Adam-D" preset, L2 or decoupled weight decay), learning-rate [`Schedule`]s
 //! (constant, step, cosine and the papers' eqs. 12, 13 and 16) and damping policies
 //! ([`FixedDamping`], [`LevenbergMarquardt`], [`RmtDamping`] learned from the Hessian
-//! variance). The optimisers themselves (SGD, Adam-D, KFAC, LanczosOPT) are to come.
+//! variance). KFAC, LanczosOPT, iterate averaging and observers are to come.
 #![warn(missing_docs)]
 
+mod adam;
 mod damping;
 mod error;
 mod schedule;
+mod sgd;
+mod weight_decay;
 
+pub use adam::{Adam, AdamConfig, AdamState};
 pub use damping::{
     DampingPolicy, FixedDamping, LevenbergMarquardt, RmtDamping, curvature_lr_ratio,
 };
 pub use error::{OptimError, Result};
 pub use schedule::Schedule;
+pub use sgd::{Sgd, SgdConfig, SgdState};
+pub use weight_decay::WeightDecayMode;
