@@ -5,12 +5,14 @@
 //! "Adam-D" preset, L2 or decoupled weight decay), learning-rate [`Schedule`]s
 //! (constant, step, cosine and the papers' eqs. 12, 13 and 16) and damping policies
 //! ([`FixedDamping`], [`LevenbergMarquardt`], [`RmtDamping`] learned from the Hessian
-//! variance). KFAC, LanczosOPT, iterate averaging and observers are to come.
+//! variance). [`LanczosOpt`] (eq. 9) takes the objective as its closure. KFAC, iterate averaging and
+//! observers are to come.
 #![warn(missing_docs)]
 
 mod adam;
 mod damping;
 mod error;
+mod lanczos_opt;
 mod schedule;
 mod sgd;
 mod weight_decay;
@@ -20,6 +22,7 @@ pub use damping::{
     DampingPolicy, FixedDamping, LevenbergMarquardt, RmtDamping, curvature_lr_ratio,
 };
 pub use error::{OptimError, Result};
+pub use lanczos_opt::{LanczosOpt, LanczosOptConfig, LanczosOptReport, NegativeCurvature};
 pub use schedule::Schedule;
 pub use sgd::{Sgd, SgdConfig, SgdState};
 pub use weight_decay::WeightDecayMode;
