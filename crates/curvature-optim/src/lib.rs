@@ -5,11 +5,12 @@
 //! "Adam-D" preset, L2 or decoupled weight decay), learning-rate [`Schedule`]s
 //! (constant, step, cosine and the papers' eqs. 12, 13 and 16) and damping policies
 //! ([`FixedDamping`], [`LevenbergMarquardt`], [`RmtDamping`] learned from the Hessian
-//! variance). [`LanczosOpt`] (eq. 9) takes the objective as its closure. KFAC, iterate averaging and
-//! observers are to come.
+//! variance). [`LanczosOpt`] (eq. 9) takes the objective as its closure. [`IterateAveraging`] wraps any of them
+//! ([`gadam`] = AdamW + averaging). KFAC and step observers are to come.
 #![warn(missing_docs)]
 
 mod adam;
+mod averaging;
 mod damping;
 mod error;
 mod lanczos_opt;
@@ -18,6 +19,7 @@ mod sgd;
 mod weight_decay;
 
 pub use adam::{Adam, AdamConfig, AdamState};
+pub use averaging::{AveragingSchedule, IterateAveraging, IterateAveragingRecord, gadam};
 pub use damping::{
     DampingPolicy, FixedDamping, LevenbergMarquardt, RmtDamping, curvature_lr_ratio,
 };

@@ -1,0 +1,163 @@
+//! Iterate averaging (Polyak averaging / SWA; Granziol, *Flatness is a False Friend*, §5) around
+//! any burn optimiser, and the Gadam preset (Adam + decoupled weight decay + averaging).
+//!
+//! After `start` steps, every `frequency` steps the running mean `w̄ ← w̄ + (w − w̄)/(n + 1)` of
+//! the iterates is updated; training continues on the raw iterates and
+//! [`IterateAveraging::averaged`] gives the averaged model for evaluation. Batch-norm running
+//! statistics of the averaged model must be recomputed with one pass over the training data
+//! (for `curvature-nets` models, e.g. `SimpleCnn::update_running_stats`), since the averaged
+//! weights never produced them.
+
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsParams, MultiGradientsParams, Optimizer};
+use burn::record::Record;
+use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use curvature_core::ParamLayout;
+
+use crate::adam::AdamConfig;
+use crate::error::{Result as OResult, invalid};
+
+/// When averaging happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AveragingSchedule {
+    /// Optimiser steps before averaging starts (`T_avg` in steps).
+    pub start: usize,
+    /// Average every this many steps after the start.
+    pub frequency: usize,
+}
+
+/// Saved averaging state.
+#[derive(Record, Clone)]
+pub struct IterateAveragingRecord<B: Backend, R: Record<B>> {
+    /// The wrapped optimiser's record.
+    pub inner: R,
+    /// Steps taken.
+    pub steps: usize,
+    /// Iterates averaged.
+    pub count: usize,
+    /// The running mean of the parameters (flat, in `ParamLayout` order).
+    pub average: Option<Tensor<B, 1>>,
+}
+
+/// An optimiser that also keeps the running mean of its iterates.
+#[derive(Clone)]
+pub struct IterateAveraging<O, B: AutodiffBackend> {
+    inner: O,
+    schedule: AveragingSchedule,
+    steps: usize,
+    count: usize,
+    average: Option<Tensor<B::InnerBackend, 1>>,
+}
+
+impl<O, B: AutodiffBackend> IterateAveraging<O, B> {
+    /// Wrap `inner`.
+    ///
+    /// # Errors
+    /// `frequency = 0`.
+    pub fn new(inner: O, schedule: AveragingSchedule) -> OResult<Self> {
+        if schedule.frequency == 0 {
+            return Err(invalid(
+                "AveragingSchedule",
+                "frequency",
+                0,
+                "must be positive",
+            ));
+        }
+        Ok(Self {
+            inner,
+            schedule,
+            steps: 0,
+            count: 0,
+            average: None,
+        })
+    }
+
+    /// Number of iterates averaged so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The averaged model (parameters replaced by their running mean), or `None` before
+    /// averaging started.
+    ///
+    /// # Errors
+    /// A module whose parameters do not match the averaged vector.
+    pub fn averaged<M: AutodiffModule<B>>(&self, module: M) -> OResult<Option<M>> {
+        let Some(avg) = &self.average else {
+            return Ok(None);
+        };
+        let layout = ParamLayout::of(&module)?;
+        Ok(Some(layout.load(module, avg.clone())?))
+    }
+
+    fn accumulate<M: AutodiffModule<B>>(&mut self, module: &M) {
+        self.steps += 1;
+        if self.steps < self.schedule.start
+            || (self.steps - self.schedule.start) % self.schedule.frequency != 0
+        {
+            return;
+        }
+        let Ok(layout) = ParamLayout::of(module) else {
+            return;
+        };
+        let Ok(w) = layout.flatten(&module.valid()) else {
+            return;
+        };
+        self.average = Some(match self.average.take() {
+            Some(avg) => avg.clone() + (w - avg).mul_scalar(1.0 / (self.count + 1) as f64),
+            None => w,
+        });
+        self.count += 1;
+    }
+}
+
+impl<O, M, B> Optimizer<M, B> for IterateAveraging<O, B>
+where
+    O: Optimizer<M, B>,
+    M: AutodiffModule<B>,
+    B: AutodiffBackend,
+{
+    type Record = IterateAveragingRecord<B, O::Record>;
+
+    fn step(&mut self, lr: f64, module: M, grads: GradientsParams) -> M {
+        let module = self.inner.step(lr, module, grads);
+        self.accumulate(&module);
+        module
+    }
+
+    fn step_multi(&mut self, lr: f64, module: M, grads: MultiGradientsParams) -> M {
+        let module = self.inner.step_multi(lr, module, grads);
+        self.accumulate(&module);
+        module
+    }
+
+    fn to_record(&self) -> Self::Record {
+        IterateAveragingRecord {
+            inner: self.inner.to_record(),
+            steps: self.steps,
+            count: self.count,
+            average: self.average.clone().map(Tensor::from_inner),
+        }
+    }
+
+    fn load_record(mut self, record: Self::Record) -> Self {
+        self.inner = self.inner.load_record(record.inner);
+        self.steps = record.steps;
+        self.count = record.count;
+        self.average = record.average.map(Tensor::inner);
+        self
+    }
+}
+
+/// Gadam (*Flatness is a False Friend* §5): Adam with decoupled weight decay `λ` and iterate
+/// averaging from step `start`.
+///
+/// # Errors
+/// Invalid Adam settings or `frequency = 0`.
+pub fn gadam<B: AutodiffBackend, M: AutodiffModule<B>>(
+    weight_decay: f64,
+    schedule: AveragingSchedule,
+) -> OResult<IterateAveraging<burn::optim::adaptor::OptimizerAdaptor<crate::adam::Adam, M, B>, B>> {
+    IterateAveraging::new(AdamConfig::adamw(weight_decay).init::<B, M>()?, schedule)
+}

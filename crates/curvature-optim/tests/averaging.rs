@@ -1,0 +1,130 @@
+//! Iterate averaging: the averaged model is the arithmetic mean of the averaged iterates; its
+//! state round-trips through records; Gadam trains.
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsParams, Optimizer};
+use burn::record::{BinBytesRecorder, DoublePrecisionSettings, Recorder};
+use burn::tensor::Tensor;
+use curvature_core::testing::{assert_rel_close, to_vec};
+use curvature_core::{BatchNormMode, Loss, Network, ParamLayout};
+use curvature_data::optdigits;
+use curvature_nets::{LogisticRegression, LogisticRegressionConfig};
+use curvature_optim::*;
+
+type B = NdArray<f64>;
+type AB = Autodiff<B>;
+
+fn step<O: Optimizer<LogisticRegression<AB>, AB>>(
+    opt: &mut O,
+    model: LogisticRegression<AB>,
+    lr: f64,
+) -> LogisticRegression<AB> {
+    let dev = Default::default();
+    let data = optdigits().unwrap().take(200);
+    let batch = &data.batches::<B, 2>(200, &dev).unwrap()[0];
+    let x = Tensor::<AB, 2>::from_inner(batch.inputs.clone());
+    let y = Tensor::<AB, 2>::from_inner(batch.targets.matrix().clone());
+    let loss = Loss::CrossEntropy
+        .sum(model.output(x, BatchNormMode::Train), y)
+        .mul_scalar(1.0 / 200.0);
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    opt.step(lr, model, grads)
+}
+
+#[test]
+fn average_is_the_mean_of_the_averaged_iterates() {
+    let dev = Default::default();
+    let sgd = SgdConfig::new()
+        .with_momentum(0.9)
+        .init::<AB, LogisticRegression<AB>>()
+        .unwrap();
+    let mut opt = IterateAveraging::new(
+        sgd,
+        AveragingSchedule {
+            start: 3,
+            frequency: 2,
+        },
+    )
+    .unwrap();
+    let mut model = LogisticRegressionConfig::optdigits()
+        .init::<AB>(&dev)
+        .unwrap();
+    let layout = ParamLayout::of(&model).unwrap();
+    assert!(opt.averaged(model.clone()).unwrap().is_none());
+    let mut iterates = Vec::new();
+    for s in 1..=9 {
+        model = step(&mut opt, model, 0.5);
+        if s >= 3 && (s - 3) % 2 == 0 {
+            iterates.push(to_vec(&layout.flatten(&model.valid()).unwrap()));
+        }
+    }
+    assert_eq!(opt.count(), 4, "steps 3, 5, 7, 9");
+    let mean: Vec<f64> = (0..layout.dim())
+        .map(|i| iterates.iter().map(|w| w[i]).sum::<f64>() / iterates.len() as f64)
+        .collect();
+    let avg = opt.averaged(model.clone()).unwrap().unwrap();
+    assert_rel_close(
+        &to_vec(&layout.flatten(&avg.valid()).unwrap()),
+        &mean,
+        1e-12,
+        "running mean vs arithmetic mean",
+    );
+    // Round trip through a record.
+    let recorder = BinBytesRecorder::<DoublePrecisionSettings>::default();
+    let bytes = recorder
+        .record(Optimizer::<LogisticRegression<AB>, AB>::to_record(&opt), ())
+        .unwrap();
+    let fresh = IterateAveraging::new(
+        SgdConfig::new()
+            .with_momentum(0.9)
+            .init::<AB, LogisticRegression<AB>>()
+            .unwrap(),
+        AveragingSchedule {
+            start: 3,
+            frequency: 2,
+        },
+    )
+    .unwrap();
+    let restored = Optimizer::<LogisticRegression<AB>, AB>::load_record(
+        fresh,
+        recorder.load(bytes, &dev).unwrap(),
+    );
+    assert_eq!(restored.count(), 4);
+    let again = restored.averaged(model).unwrap().unwrap();
+    assert_eq!(
+        to_vec(&layout.flatten(&again.valid()).unwrap()),
+        to_vec(&layout.flatten(&avg.valid()).unwrap())
+    );
+    assert!(
+        IterateAveraging::<(), AB>::new(
+            (),
+            AveragingSchedule {
+                start: 0,
+                frequency: 0
+            }
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn gadam_trains_and_averages() {
+    let dev = Default::default();
+    let mut opt = gadam::<AB, LogisticRegression<AB>>(
+        1e-4,
+        AveragingSchedule {
+            start: 10,
+            frequency: 1,
+        },
+    )
+    .unwrap();
+    let mut model = LogisticRegressionConfig::optdigits()
+        .init::<AB>(&dev)
+        .unwrap();
+    for _ in 0..20 {
+        model = step(&mut opt, model, 0.01);
+    }
+    assert_eq!(opt.count(), 11);
+    assert!(opt.averaged(model).unwrap().is_some());
+}
