@@ -16,6 +16,11 @@ pub enum OptimError {
         /// Why it is invalid.
         reason: &'static str,
     },
+    /// The loss of a step was NaN or infinite: the step was not applied.
+    #[error(
+        "non-finite loss {0}: the step was not applied (lower the learning rate or raise the damping)"
+    )]
+    NonFiniteLoss(f64),
     /// A curvature computation failed.
     #[error(transparent)]
     Curvature(#[from] curvature_core::CurvatureError),

@@ -11,6 +11,7 @@
 
 mod adam;
 mod averaging;
+mod checked;
 mod damping;
 mod error;
 mod lanczos_opt;
@@ -20,6 +21,7 @@ mod weight_decay;
 
 pub use adam::{Adam, AdamConfig, AdamState};
 pub use averaging::{AveragingSchedule, IterateAveraging, IterateAveragingRecord, gadam};
+pub use checked::checked_step;
 pub use damping::{
     DampingPolicy, FixedDamping, LevenbergMarquardt, RmtDamping, curvature_lr_ratio,
 };
