@@ -17,13 +17,16 @@ use curvature::nets::{LogisticRegression, LogisticRegressionConfig};
 use curvature::optim::{FixedDamping, LanczosOptConfig};
 
 type B = NdArray<f32>;
+type Digits = Objective<B, LogisticRegression<B>, 2>;
+type Step<'a> = Box<dyn FnMut(&mut Digits) -> Result<()> + 'a>;
 
-fn error(objective: &Objective<B, LogisticRegression<B>, 2>) -> Result<f64> {
+fn error(objective: &Digits) -> Result<f64> {
     Ok(1.0 - objective.evaluate()?.accuracy.unwrap_or(0.0))
 }
 
 fn main() -> Result<()> {
     let device = Default::default();
+    <B as burn::tensor::backend::Backend>::seed(&device, 0); // reproducible initialisation
     let (train, test) = optdigits()?.split(797, 1)?;
     let updates = 25;
     println!(
@@ -36,32 +39,29 @@ fn main() -> Result<()> {
         "method", "train loss", "train error", "test error"
     );
     let init = LogisticRegressionConfig::optdigits().init::<B>(&device)?;
-    let run =
-        |name: String,
-         mut step: Box<dyn FnMut(&mut Objective<B, LogisticRegression<B>, 2>) -> Result<()>>|
-         -> Result<()> {
-            let mut objective = Objective::new(
-                init.clone(),
-                Loss::CrossEntropy,
-                train.batches::<B, 2>(train.len(), &device)?,
-            )?;
-            for _ in 0..updates {
-                step(&mut objective)?;
-            }
-            let eval = objective.evaluate()?;
-            let test_objective = Objective::new(
-                objective.model(),
-                Loss::CrossEntropy,
-                test.batches::<B, 2>(test.len(), &device)?,
-            )?;
-            println!(
-                "{name:<28} {:>12.4} {:>11.2}% {:>11.2}%",
-                eval.loss,
-                100.0 * error(&objective)?,
-                100.0 * error(&test_objective)?
-            );
-            Ok(())
-        };
+    let run = |name: String, mut step: Step| -> Result<()> {
+        let mut objective = Objective::new(
+            init.clone(),
+            Loss::CrossEntropy,
+            train.batches::<B, 2>(train.len(), &device)?,
+        )?;
+        for _ in 0..updates {
+            step(&mut objective)?;
+        }
+        let eval = objective.evaluate()?;
+        let test_objective = Objective::new(
+            objective.model(),
+            Loss::CrossEntropy,
+            test.batches::<B, 2>(test.len(), &device)?,
+        )?;
+        println!(
+            "{name:<28} {:>12.4} {:>11.2}% {:>11.2}%",
+            eval.loss,
+            100.0 * error(&objective)?,
+            100.0 * error(&test_objective)?
+        );
+        Ok(())
+    };
     run(
         "gradient descent (lr 1)".into(),
         Box::new(|o| {

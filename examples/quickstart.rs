@@ -14,6 +14,7 @@ type B = NdArray<f32>;
 
 fn main() -> Result<()> {
     let device = Default::default();
+    <B as burn::tensor::backend::Backend>::seed(&device, 0); // reproducible initialisation
     let (train, test) = optdigits()?.split(297, 0)?;
     println!(
         "optdigits: {} training and {} test digits (8×8, 10 classes), embedded",
