@@ -125,7 +125,16 @@ impl<B: Backend> AugmentedStream<B> {
     }
 
     /// The batch starting at stream position `start` (reproducible: depends only on the seed).
+    ///
+    /// # Errors
+    /// `start` at or past the end of the stream.
     pub fn batch(&self, start: usize) -> std::result::Result<Batch<B, 4>, CurvatureError> {
+        if start >= self.len {
+            return Err(CurvatureError::InvalidData(format!(
+                "batch start {start} is past the end of a stream of {} examples",
+                self.len
+            )));
+        }
         let n = self.data.len();
         let shape = [
             self.data.example_shape[0],

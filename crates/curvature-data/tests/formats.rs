@@ -317,6 +317,7 @@ fn augmentation_crop_flip_and_reproducible_streams() {
         })
         .unwrap();
     assert_eq!(count, 25);
+    assert!(stream.batch(25).is_err(), "past the end");
     let normalized =
         AugmentedStream::<B>::new(data, Augmentation::cifar(), 4, 4, 9, &Default::default())
             .unwrap();

@@ -134,7 +134,7 @@ impl<B: Backend> LanczosOpt<B> {
             let cfg = LanczosConfig::new()
                 .with_steps(self.config.rank)
                 .with_keep_basis(true)
-                .with_seed(self.config.seed + self.updates as u64);
+                .with_seed(self.config.seed.wrapping_add(self.updates as u64));
             let run = lanczos(&objective.hessian(), &cfg)?;
             let vectors = (0..run.steps())
                 .map(|k| run.ritz_vector(k))
