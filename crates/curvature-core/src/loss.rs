@@ -32,6 +32,24 @@ impl Loss {
         }
     }
 
+    /// The mean loss `(1/B) Σ_{i∈batch} ℓ_i` of a training model (on an autodiff backend) on a
+    /// batch held on the inner backend — the quantity whose gradient a mini-batch step takes.
+    pub fn batch_mean<AB, M, const D: usize>(
+        &self,
+        model: &M,
+        batch: &crate::Batch<AB::InnerBackend, D>,
+        mode: crate::BatchNormMode,
+    ) -> Tensor<AB, 1>
+    where
+        AB: burn::tensor::backend::AutodiffBackend,
+        M: crate::Network<AB, D>,
+    {
+        let x = Tensor::<AB, D>::from_inner(batch.inputs.clone());
+        let y = Tensor::<AB, 2>::from_inner(batch.targets.matrix().clone());
+        self.sum(model.output(x, mode), y)
+            .mul_scalar(1.0 / batch.len() as f64)
+    }
+
     /// `H_ℓ(z_i) u_i` for every example (rows of `outputs` and `u`, both `[N, K]`).
     pub fn output_hessian_product<B: Backend>(
         &self,

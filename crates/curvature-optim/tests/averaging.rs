@@ -5,9 +5,9 @@ use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::record::{BinBytesRecorder, DoublePrecisionSettings, Recorder};
-use burn::tensor::Tensor;
+
 use curvature_core::testing::{assert_rel_close, to_vec};
-use curvature_core::{BatchNormMode, Loss, Network, ParamLayout};
+use curvature_core::{BatchNormMode, Loss, ParamLayout};
 use curvature_data::optdigits;
 use curvature_nets::{LogisticRegression, LogisticRegressionConfig};
 use curvature_optim::*;
@@ -23,11 +23,7 @@ fn step<O: Optimizer<LogisticRegression<AB>, AB>>(
     let dev = Default::default();
     let data = optdigits().unwrap().take(200);
     let batch = &data.batches::<B, 2>(200, &dev).unwrap()[0];
-    let x = Tensor::<AB, 2>::from_inner(batch.inputs.clone());
-    let y = Tensor::<AB, 2>::from_inner(batch.targets.matrix().clone());
-    let loss = Loss::CrossEntropy
-        .sum(model.output(x, BatchNormMode::Train), y)
-        .mul_scalar(1.0 / 200.0);
+    let loss = Loss::CrossEntropy.batch_mean(&model, batch, BatchNormMode::Train);
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     opt.step(lr, model, grads)
 }

@@ -53,7 +53,7 @@ use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer, SimpleOptimizer};
 use burn::record::{BinBytesRecorder, DoublePrecisionSettings, Recorder};
 use burn::tensor::{Tensor, TensorData};
-use curvature_core::{BatchNormMode, Loss, Network, Objective};
+use curvature_core::{BatchNormMode, Loss, Objective};
 use curvature_data::optdigits;
 use curvature_nets::{LogisticRegression, LogisticRegressionConfig};
 use curvature_optim::*;
@@ -202,11 +202,7 @@ fn train<O: Optimizer<LogisticRegression<AB>, AB>>(
     };
     let start = eval(&model);
     for _ in 0..steps {
-        let x = Tensor::<AB, 2>::from_inner(batch.inputs.clone());
-        let y = Tensor::<AB, 2>::from_inner(batch.targets.matrix().clone());
-        let loss = Loss::CrossEntropy
-            .sum(model.output(x, BatchNormMode::Train), y)
-            .mul_scalar(1.0 / 500.0);
+        let loss = Loss::CrossEntropy.batch_mean(&model, batch, BatchNormMode::Train);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = opt.step(lr, model, grads);
     }
@@ -258,11 +254,7 @@ fn state_round_trips_through_records_and_training_continues_identically() {
     let data = optdigits().unwrap().take(100);
     let batch = &data.batches::<B, 2>(100, &dev).unwrap()[0];
     let step = |mut o: _, m: LogisticRegression<AB>| {
-        let x = Tensor::<AB, 2>::from_inner(batch.inputs.clone());
-        let y = Tensor::<AB, 2>::from_inner(batch.targets.matrix().clone());
-        let loss = Loss::CrossEntropy
-            .sum(m.output(x, BatchNormMode::Train), y)
-            .mul_scalar(0.01);
+        let loss = Loss::CrossEntropy.batch_mean(&m, batch, BatchNormMode::Train);
         let grads = GradientsParams::from_grads(loss.backward(), &m);
         let m = Optimizer::<LogisticRegression<AB>, AB>::step(&mut o, 0.05, m, grads);
         m.linear

@@ -7,7 +7,7 @@ use burn::module::AutodiffModule;
 use burn::optim::Optimizer;
 use burn::tensor::{Tensor, TensorData};
 use curvature_core::testing::to_vec;
-use curvature_core::{Batch, BatchNormMode, Loss, Network, Objective, gaussian_vector};
+use curvature_core::{Batch, BatchNormMode, Loss, Objective, gaussian_vector};
 use curvature_nets::{LogisticRegression, LogisticRegressionConfig};
 use curvature_optim::*;
 
@@ -50,11 +50,7 @@ fn run<O: Optimizer<LogisticRegression<AB>, AB>>(mut opt: O, lr: f64, steps: usi
     };
     let start = loss_of(&model);
     for _ in 0..steps {
-        let x = Tensor::<AB, 2>::from_inner(batch.inputs.clone());
-        let y = Tensor::<AB, 2>::from_inner(batch.targets.matrix().clone());
-        let loss = Loss::MeanSquaredError
-            .sum(model.output(x, BatchNormMode::Train), y)
-            .mul_scalar(1.0 / 200.0);
+        let loss = Loss::MeanSquaredError.batch_mean(&model, &batch, BatchNormMode::Train);
         model = checked_step(&mut opt, lr, model, loss)
             .map_err(|(_, e)| e)
             .unwrap();
