@@ -9,7 +9,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Device, Tensor};
 
 use crate::error::{Result as OResult, invalid};
-use crate::weight_decay::{WeightDecayMode, apply};
+use crate::weight_decay::{WeightDecayMode, apply, check_decay};
 
 /// Configuration of [`Adam`] (PyTorch `torch.optim.Adam` / `AdamW` conventions).
 ///
@@ -69,14 +69,7 @@ impl AdamConfig {
                 "must be positive",
             ));
         }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(invalid(
-                "AdamConfig",
-                "weight_decay",
-                self.weight_decay,
-                "must be ≥ 0",
-            ));
-        }
+        check_decay("AdamConfig", self.weight_decay)?;
         Ok(Adam {
             beta_1: self.beta_1,
             beta_2: self.beta_2,

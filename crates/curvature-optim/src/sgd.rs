@@ -9,7 +9,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Device, Tensor};
 
 use crate::error::{Result as OResult, invalid};
-use crate::weight_decay::{WeightDecayMode, apply};
+use crate::weight_decay::{WeightDecayMode, apply, check_decay};
 
 /// Configuration of [`Sgd`] (PyTorch `torch.optim.SGD` conventions, dampening 0).
 #[derive(Config, Debug)]
@@ -60,14 +60,7 @@ impl SgdConfig {
                 "must lie in [0, 1)",
             ));
         }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(invalid(
-                "SgdConfig",
-                "weight_decay",
-                self.weight_decay,
-                "must be ≥ 0",
-            ));
-        }
+        check_decay("SgdConfig", self.weight_decay)?;
         if self.nesterov && self.momentum == 0.0 {
             return Err(invalid(
                 "SgdConfig",

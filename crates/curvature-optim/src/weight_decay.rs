@@ -15,6 +15,19 @@ pub enum WeightDecayMode {
     Decoupled,
 }
 
+/// Check a weight-decay coefficient `λ ≥ 0` for the named configuration.
+pub(crate) fn check_decay(config: &'static str, decay: f64) -> crate::error::Result<()> {
+    if !(decay.is_finite() && decay >= 0.0) {
+        return Err(crate::error::invalid(
+            config,
+            "weight_decay",
+            decay,
+            "must be ≥ 0",
+        ));
+    }
+    Ok(())
+}
+
 /// Apply weight decay `λ = decay` in `mode`: returns `(w, g)` after the decay step.
 pub(crate) fn apply<B: Backend, const D: usize>(
     mode: WeightDecayMode,
