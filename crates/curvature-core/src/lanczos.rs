@@ -169,6 +169,29 @@ impl<B: Backend> LanczosDecomposition<B> {
         Ok(x)
     }
 
+    /// All unit Ritz vectors as the rows of one `[m, P]` matrix `YᵀQᵀ` (ascending Ritz values),
+    /// by one matmul on the device.
+    ///
+    /// # Errors
+    /// [`CurvatureError::InvalidConfig`] if the run kept no basis.
+    pub fn ritz_vectors(&self) -> CResult<Tensor<B, 2>> {
+        let basis = self.basis.as_ref().ok_or_else(|| {
+            invalid(
+                "keep_basis",
+                false,
+                "Ritz vectors need the Lanczos basis: set keep_basis or reorthogonalize",
+            )
+        })?;
+        let m = self.steps();
+        let q = Tensor::stack::<2>(basis.clone(), 0); // [m, P]
+        let y: Vec<f64> = (0..m)
+            .flat_map(|k| (0..m).map(move |j| (k, j)))
+            .map(|(k, j)| self.tri_vectors[(j, k)])
+            .collect();
+        let yt = Tensor::<B, 2>::from_data(burn::tensor::TensorData::new(y, [m, m]), &q.device()); // row k = y_k
+        Ok(yt.matmul(q))
+    }
+
     /// The `k` largest Ritz pairs, largest first (vectors if the basis was kept).
     pub fn top_k(&self, k: usize) -> Vec<Eigenpair<B>> {
         let m = self.steps();
@@ -396,6 +419,14 @@ mod tests {
         // The Ritz vector of the top outlier is e_last.
         let x = crate::testing::to_vec(top[0].vector.as_ref().unwrap());
         assert!((x[501].abs() - 1.0).abs() < 1e-8);
+        // All Ritz vectors at once (one matmul) agree with the one-at-a-time formation.
+        let all = r.ritz_vectors().unwrap();
+        let last = all
+            .clone()
+            .slice([r.steps() - 1..r.steps(), 0..502])
+            .reshape([502]);
+        let diff = crate::testing::relative_error(&crate::testing::to_vec(&last), &x);
+        assert!(diff < 1e-12, "{diff}");
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub struct LanczosOptReport {
 /// The LanczosOPT optimiser (see the [module docs](self)).
 pub struct LanczosOpt<B: Backend> {
     config: LanczosOptConfig,
-    pairs: Option<(Vec<f64>, Vec<Tensor<B, 1>>)>,
+    pairs: Option<(Vec<f64>, Tensor<B, 2>)>,
     updates: usize,
 }
 
@@ -136,24 +136,27 @@ impl<B: Backend> LanczosOpt<B> {
                 .with_keep_basis(true)
                 .with_seed(self.config.seed.wrapping_add(self.updates as u64));
             let run = lanczos(&objective.hessian(), &cfg)?;
-            let vectors = (0..run.steps())
-                .map(|k| run.ritz_vector(k))
-                .collect::<curvature_core::Result<Vec<_>>>()?;
-            self.pairs = Some((run.ritz_values.clone(), vectors));
+            self.pairs = Some((run.ritz_values.clone(), run.ritz_vectors()?));
         }
-        let (values, vectors) = self.pairs.as_ref().expect("computed above");
-        let mut projected = g.zeros_like();
-        let mut curvature_part = g.zeros_like();
-        for (lambda, phi) in values.iter().zip(vectors) {
-            let c = (phi.clone() * g.clone()).sum().into_scalar();
-            let c: f64 = burn::tensor::ElementConversion::elem(c);
-            let f = match self.config.negative {
-                NegativeCurvature::Absolute => lambda.abs(),
-                NegativeCurvature::Clip => lambda.max(0.0),
-            };
-            projected = projected + phi.clone().mul_scalar(c);
-            curvature_part = curvature_part + phi.clone().mul_scalar(c / (f + delta));
-        }
+        let (values, phi) = self.pairs.as_ref().expect("computed above");
+        let (k, p) = (phi.dims()[0], phi.dims()[1]);
+        // c = Φ g; projected = Φᵀ c; curvature part = Φᵀ (c / (f(λ) + δ)).
+        let c = phi.clone().matmul(g.clone().reshape([p, 1])); // [k, 1]
+        let scale: Vec<f64> = values
+            .iter()
+            .map(|&l| {
+                let f = match self.config.negative {
+                    NegativeCurvature::Absolute => l.abs(),
+                    NegativeCurvature::Clip => l.max(0.0),
+                };
+                1.0 / (f + delta)
+            })
+            .collect();
+        let scale =
+            Tensor::<B, 2>::from_data(burn::tensor::TensorData::new(scale, [k, 1]), &g.device());
+        let phi_t = phi.clone().transpose();
+        let projected = phi_t.clone().matmul(c.clone()).reshape([p]);
+        let curvature_part = phi_t.matmul(c * scale).reshape([p]);
         let update = curvature_part.mul_scalar(1.0 / self.config.eta)
             + (g - projected).mul_scalar(1.0 / delta);
         objective.set_params(objective.params() - update.mul_scalar(lr))?;
