@@ -8,7 +8,10 @@
 //! After criterion's own report, prints the medians and the ratios HVP / gradient and
 //! FD / gradient (the target is exact HVP ≤ 2.2× a gradient).
 use std::hint::black_box;
-use std::path::PathBuf;
+
+#[path = "common/criterion_results.rs"]
+mod criterion_results;
+use criterion_results::median_ms;
 
 use burn::backend::NdArray;
 use criterion::Criterion;
@@ -40,21 +43,6 @@ fn bench_model<M: CurvatureModel<B, D>, const D: usize>(
     });
     group.bench_function("fd_hvp", |b| b.iter(|| black_box(fd.apply(&v).unwrap())));
     group.finish();
-}
-
-fn median_ms(group: &str, function: &str) -> Option<f64> {
-    let dir = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("target"));
-    let text = std::fs::read_to_string(
-        dir.join("criterion")
-            .join(group)
-            .join(function)
-            .join("new/estimates.json"),
-    )
-    .ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    Some(json["median"]["point_estimate"].as_f64()? / 1e6)
 }
 
 fn main() {

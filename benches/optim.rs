@@ -6,7 +6,10 @@
 //! cargo bench --bench optim
 //! ```
 use std::hint::black_box;
-use std::path::PathBuf;
+
+#[path = "common/criterion_results.rs"]
+mod criterion_results;
+use criterion_results::median_ms;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
@@ -39,20 +42,6 @@ fn bench_first_order<O: Optimizer<Mlp<AB>, AB>>(
             black_box(&model);
         })
     });
-}
-
-fn median_ms(function: &str) -> Option<f64> {
-    let dir = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("target"));
-    let text = std::fs::read_to_string(
-        dir.join("criterion/optim_mlp")
-            .join(function)
-            .join("new/estimates.json"),
-    )
-    .ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    Some(json["median"]["point_estimate"].as_f64()? / 1e6)
 }
 
 fn main() {
@@ -99,14 +88,14 @@ fn main() {
     });
     g.finish();
     c.final_summary();
-    if let Some(sgd) = median_ms("sgd") {
+    if let Some(sgd) = median_ms("optim_mlp", "sgd") {
         println!("\n{:<22} {:>10} {:>10}", "step (MLP, b256)", "ms", "× SGD");
         for f in ["sgd", "adam", "gadam", "lanczos_opt_k20"] {
-            if let Some(t) = median_ms(f) {
+            if let Some(t) = median_ms("optim_mlp", f) {
                 println!("{f:<22} {t:>10.3} {:>10.2}", t / sgd);
             }
         }
-        if let Some(t) = median_ms("lanczos_opt_k20") {
+        if let Some(t) = median_ms("optim_mlp", "lanczos_opt_k20") {
             println!(
                 "{:<22} {:>10.3} {:>10.2}",
                 "  per Lanczos step",

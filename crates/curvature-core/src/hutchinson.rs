@@ -3,7 +3,7 @@
 use burn::tensor::backend::Backend;
 
 use crate::error::{Result, invalid};
-use crate::objective::scalar;
+use crate::objective::dot;
 use crate::operator::LinearOperator;
 use crate::random_vector::{derive_seed, rademacher_vector};
 use crate::slq::mean_stderr;
@@ -41,7 +41,7 @@ pub fn hutchinson_trace<B: Backend, A: LinearOperator<B> + ?Sized>(
     let values = (0..samples)
         .map(|s| {
             let z = rademacher_vector::<B>(op.dim(), derive_seed(seed, s as u64), &device);
-            Ok(scalar((op.apply(&z)? * z).sum()))
+            Ok(dot(&op.apply(&z)?, &z))
         })
         .collect::<Result<Vec<f64>>>()?;
     let (trace, stderr) = mean_stderr(&values);

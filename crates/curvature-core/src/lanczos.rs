@@ -38,7 +38,7 @@ use nalgebra::{DMatrix, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CurvatureError, Result as CResult, invalid};
-use crate::objective::scalar;
+use crate::objective::dot;
 use crate::operator::LinearOperator;
 use crate::random_vector::{derive_seed, gaussian_vector};
 
@@ -142,19 +142,24 @@ impl<B: Backend> LanczosDecomposition<B> {
         (self.last_beta * self.tri_vectors[(self.steps() - 1, k)]).abs()
     }
 
+    /// The kept Lanczos basis `q₁ … q_m`.
+    fn basis(&self) -> CResult<&[Tensor<B, 1>]> {
+        self.basis.as_deref().ok_or_else(|| {
+            invalid(
+                "keep_basis",
+                false,
+                "Ritz vectors need the Lanczos basis: set keep_basis or reorthogonalize",
+            )
+        })
+    }
+
     /// The unit Ritz vector `Q_m y_k` of the `k`-th Ritz value (ascending order).
     ///
     /// # Errors
     /// [`CurvatureError::InvalidConfig`] if the run kept no basis (set `keep_basis` or
     /// `reorthogonalize`); [`CurvatureError::DimensionMismatch`] for `k ≥ m`.
     pub fn ritz_vector(&self, k: usize) -> CResult<Tensor<B, 1>> {
-        let basis = self.basis.as_ref().ok_or_else(|| {
-            invalid(
-                "keep_basis",
-                false,
-                "Ritz vectors need the Lanczos basis: set keep_basis or reorthogonalize",
-            )
-        })?;
+        let basis = self.basis()?;
         if k >= self.steps() {
             return Err(CurvatureError::DimensionMismatch {
                 what: "Ritz index".into(),
@@ -175,15 +180,9 @@ impl<B: Backend> LanczosDecomposition<B> {
     /// # Errors
     /// [`CurvatureError::InvalidConfig`] if the run kept no basis.
     pub fn ritz_vectors(&self) -> CResult<Tensor<B, 2>> {
-        let basis = self.basis.as_ref().ok_or_else(|| {
-            invalid(
-                "keep_basis",
-                false,
-                "Ritz vectors need the Lanczos basis: set keep_basis or reorthogonalize",
-            )
-        })?;
+        let basis = self.basis()?;
         let m = self.steps();
-        let q = Tensor::stack::<2>(basis.clone(), 0); // [m, P]
+        let q = Tensor::stack::<2>(basis.to_vec(), 0); // [m, P]
         let y: Vec<f64> = (0..m)
             .flat_map(|k| (0..m).map(move |j| (k, j)))
             .map(|(k, j)| self.tri_vectors[(j, k)])
@@ -228,10 +227,6 @@ fn tridiagonal(alpha: &[f64], beta: &[f64]) -> DMatrix<f64> {
             0.0
         }
     })
-}
-
-fn dot<B: Backend>(a: &Tensor<B, 1>, b: &Tensor<B, 1>) -> f64 {
-    scalar((a.clone() * b.clone()).sum())
 }
 
 /// `w − Q(Qᵀw)`, twice (classical Gram–Schmidt with re-orthogonalisation).

@@ -226,7 +226,7 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
     ) -> Result<(f64, Tensor<B, 1>)> {
         if self.l2 > 0.0 {
             let w = params()?;
-            value += 0.5 * self.l2 * scalar((w.clone() * w.clone()).sum());
+            value += self.l2_penalty(&w);
             grad = grad + w.mul_scalar(self.l2);
         }
         if !value.is_finite() {
@@ -323,11 +323,15 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
 
     fn l2_value(&self) -> f64 {
         if self.l2 > 0.0 {
-            let w = self.params();
-            0.5 * self.l2 * scalar((w.clone() * w).sum())
+            self.l2_penalty(&self.params())
         } else {
             0.0
         }
+    }
+
+    /// `(μ/2)‖w‖²`.
+    fn l2_penalty(&self, w: &Tensor<B, 1>) -> f64 {
+        0.5 * self.l2 * dot(w, w)
     }
 
     /// `(scale · Σ_batch ℓ, ∇ of it)` on `Autodiff<B>`.
@@ -479,6 +483,11 @@ fn check_outputs<BB: Backend, B: Backend, const D: usize>(
 
 pub(crate) fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
     t.into_scalar().elem::<f64>()
+}
+
+/// `⟨a, b⟩`, reduced on the device and returned as f64.
+pub(crate) fn dot<B: Backend>(a: &Tensor<B, 1>, b: &Tensor<B, 1>) -> f64 {
+    scalar((a.clone() * b.clone()).sum())
 }
 
 /// Whether a tensor holds NaN or ±∞ (one device reduction each).

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::error::{CurvatureError, Result as CResult, invalid};
 use crate::model::CurvatureModel;
-use crate::objective::{Objective, scalar};
+use crate::objective::{Objective, dot};
 use crate::random_vector::gaussian_vector;
 
 /// Configuration of [`hessian_variance`].
@@ -80,7 +80,7 @@ pub fn hessian_variance_along<B: Backend, M: CurvatureModel<B, D>, const D: usiz
         ));
     }
     objective.layout().check(&v, "vector v")?;
-    let norm = scalar((v.clone() * v.clone()).sum()).sqrt();
+    let norm = dot(&v, &v).sqrt();
     if !(norm.is_finite() && norm > 0.0) {
         return Err(CurvatureError::NonFinite(
             "vector v (zero or non-finite norm)".into(),
@@ -93,8 +93,8 @@ pub fn hessian_variance_along<B: Backend, M: CurvatureModel<B, D>, const D: usiz
             return Ok(());
         }
         let (_, hv) = objective.batch_hvp(batch, &v)?;
-        quad.push((scalar((hv.clone() * v.clone()).sum()), batch.len()));
-        sq.push(scalar((hv.clone() * hv).sum()));
+        quad.push((dot(&hv, &v), batch.len()));
+        sq.push(dot(&hv, &hv));
         batches += 1;
         examples += batch.len();
         Ok(())

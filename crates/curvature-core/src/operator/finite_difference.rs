@@ -6,7 +6,7 @@ use burn::tensor::{DType, Tensor};
 use super::{LinearOperator, check_len};
 use crate::error::{Result, invalid};
 use crate::model::CurvatureModel;
-use crate::objective::{Objective, scalar};
+use crate::objective::{Objective, dot, scalar};
 
 /// `Hv ≈ ‖v‖ (∇L(w + h v̂) − ∇L(w − h v̂)) / (2h)`, `v̂ = v/‖v‖` — two gradients per product.
 ///
@@ -84,7 +84,7 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> LinearOperator<B>
     }
     fn apply(&self, v: &Tensor<B, 1>) -> Result<Tensor<B, 1>> {
         check_len(v, self.dim())?;
-        let norm = scalar((v.clone() * v.clone()).sum()).sqrt();
+        let norm = dot(v, v).sqrt();
         if norm == 0.0 {
             return Ok(v.zeros_like());
         }
