@@ -14,6 +14,7 @@
 mod error;
 pub mod layers;
 pub mod models;
+pub mod tap;
 pub mod torch_names;
 pub mod weights;
 

@@ -8,6 +8,7 @@ use burn::record::Record;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Device, Tensor};
 
+use crate::damping::{DampingCell, DampingPolicy};
 use crate::error::{Result as OResult, invalid};
 use crate::weight_decay::{WeightDecayMode, apply, check_decay};
 
@@ -73,7 +74,7 @@ impl AdamConfig {
         Ok(Adam {
             beta_1: self.beta_1,
             beta_2: self.beta_2,
-            epsilon: self.epsilon,
+            epsilon: Epsilon::Fixed(self.epsilon),
             weight_decay: self.weight_decay,
             mode: self.weight_decay_mode,
         })
@@ -88,6 +89,38 @@ impl AdamConfig {
     ) -> OResult<OptimizerAdaptor<Adam, M, AB>> {
         Ok(OptimizerAdaptor::from(self.build()?))
     }
+
+    /// A burn optimiser for module `M` whose `ε` is read from `epsilon` at every step, so
+    /// that a damping policy (e.g. [`RmtDamping`](crate::RmtDamping), via
+    /// [`DampingCell::follow`]) sets it during training. The config's own `epsilon` is only
+    /// validated.
+    ///
+    /// # Errors
+    /// As [`build`](Self::build).
+    pub fn init_damped<AB: AutodiffBackend, M: AutodiffModule<AB>>(
+        &self,
+        epsilon: DampingCell,
+    ) -> OResult<OptimizerAdaptor<Adam, M, AB>> {
+        let mut adam = self.build()?;
+        adam.epsilon = Epsilon::Shared(epsilon);
+        Ok(OptimizerAdaptor::from(adam))
+    }
+}
+
+/// Where Adam's `ε` comes from.
+#[derive(Clone, Debug)]
+enum Epsilon {
+    Fixed(f64),
+    Shared(DampingCell),
+}
+
+impl Epsilon {
+    fn value(&self) -> f64 {
+        match self {
+            Epsilon::Fixed(e) => *e,
+            Epsilon::Shared(cell) => cell.damping(),
+        }
+    }
 }
 
 /// Adam (Kingma & Ba 2015): `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
@@ -96,7 +129,7 @@ impl AdamConfig {
 pub struct Adam {
     beta_1: f64,
     beta_2: f64,
-    epsilon: f64,
+    epsilon: Epsilon,
     weight_decay: f64,
     mode: WeightDecayMode,
 }
@@ -139,7 +172,7 @@ impl<B: Backend> SimpleOptimizer<B> for Adam {
             .clone()
             .mul_scalar(1.0 / c2)
             .sqrt()
-            .add_scalar(self.epsilon);
+            .add_scalar(self.epsilon.value());
         let step = m.clone().mul_scalar(lr / c1) / denom;
         (
             w - step,

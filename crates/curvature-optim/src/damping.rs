@@ -7,6 +7,9 @@
 //! `δ* = P⁻¹ Tr X²` — the variance of the mini-batch Hessian noise `X` (eq. 15), estimated by
 //! Algorithm 1 ([`curvature_core::hessian_variance`]).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use curvature_core::{CurvatureModel, HessianVarianceConfig, Objective, hessian_variance};
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +25,48 @@ pub fn curvature_lr_ratio(lambda_max: f64, lambda_min: f64, damping: f64) -> f64
 pub trait DampingPolicy {
     /// The current damping `δ > 0`.
     fn damping(&self) -> f64;
+}
+
+/// A damping value shared between the code that runs a [`DampingPolicy`] and an optimiser that
+/// reads it at every step — how a learned damping reaches burn optimisers such as
+/// [`Adam`](crate::Adam) (whose `ε` is its damping; see
+/// [`AdamConfig::init_damped`](crate::AdamConfig::init_damped)). Clones share the value.
+#[derive(Debug, Clone)]
+pub struct DampingCell(Arc<AtomicU64>);
+
+impl DampingCell {
+    /// A cell holding `δ`.
+    ///
+    /// # Errors
+    /// `δ ≤ 0` or not finite.
+    pub fn new(delta: f64) -> Result<Self> {
+        let cell = Self(Arc::new(AtomicU64::new(0)));
+        cell.set(delta)?;
+        Ok(cell)
+    }
+
+    /// Replace the value.
+    ///
+    /// # Errors
+    /// `δ ≤ 0` or not finite (the value is kept).
+    pub fn set(&self, delta: f64) -> Result<()> {
+        if !(delta.is_finite() && delta > 0.0) {
+            return Err(invalid("DampingCell", "delta", delta, "must be positive"));
+        }
+        self.0.store(delta.to_bits(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Copy the current damping of `policy` into the cell.
+    pub fn follow(&self, policy: &dyn DampingPolicy) -> Result<()> {
+        self.set(policy.damping())
+    }
+}
+
+impl DampingPolicy for DampingCell {
+    fn damping(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
 }
 
 /// A constant damping.

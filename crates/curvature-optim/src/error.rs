@@ -21,6 +21,9 @@ pub enum OptimError {
         "non-finite loss {0}: the step was not applied (lower the learning rate or raise the damping)"
     )]
     NonFiniteLoss(f64),
+    /// Inputs to a step that cannot be used (mismatched shapes, a NaN factor, a bad record).
+    #[error("{0}")]
+    InvalidInput(String),
     /// A curvature computation failed.
     #[error(transparent)]
     Curvature(#[from] curvature_core::CurvatureError),

@@ -14,7 +14,9 @@ mod averaging;
 mod checked;
 mod damping;
 mod error;
+mod kfac;
 mod lanczos_opt;
+mod observe;
 mod schedule;
 mod sgd;
 mod weight_decay;
@@ -23,10 +25,17 @@ pub use adam::{Adam, AdamConfig, AdamState};
 pub use averaging::{AveragingSchedule, IterateAveraging, IterateAveragingRecord, gadam};
 pub use checked::checked_step;
 pub use damping::{
-    DampingPolicy, FixedDamping, LevenbergMarquardt, RmtDamping, curvature_lr_ratio,
+    DampingCell, DampingPolicy, FixedDamping, LevenbergMarquardt, RmtDamping, curvature_lr_ratio,
 };
 pub use error::{OptimError, Result};
+pub use kfac::{
+    DampingSplit, FisherEstimate, Kfac, KfacConfig, KfacEigenRecord, KfacLayerRecord, KfacRecord,
+    KroneckerFactors, SgdRecord,
+};
 pub use lanczos_opt::{LanczosOpt, LanczosOptConfig, LanczosOptReport, NegativeCurvature};
+pub use observe::{
+    History, Observers, PrintEvery, StepObserver, StepReport, StepTimings, observed_step,
+};
 pub use schedule::Schedule;
 pub use sgd::{Sgd, SgdConfig, SgdState};
 pub use weight_decay::WeightDecayMode;

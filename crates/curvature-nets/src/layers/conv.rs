@@ -141,12 +141,13 @@ pub struct Conv2d<B: Backend> {
 impl<B: Backend> Conv2d<B> {
     /// `[N, C_in, H, W] → [N, C_out, H', W']`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        conv2d(
-            x,
+        let y = conv2d(
+            x.clone(),
             self.weight.val(),
             self.bias.as_ref().map(|b| b.val()),
             ConvOptions::new(self.stride, self.padding, self.dilation, self.groups),
-        )
+        );
+        crate::tap::conv2d(self, &x, y)
     }
 
     /// Output spatial size for an input of size `[h, w]`.

@@ -73,10 +73,11 @@ pub struct Dense<B: Backend> {
 impl<B: Backend> Dense<B> {
     /// `[N, d_in] → [N, d_out]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let y = x.matmul(self.weight.val().transpose());
-        match &self.bias {
+        let y = x.clone().matmul(self.weight.val().transpose());
+        let y = match &self.bias {
             Some(b) => y + b.val().unsqueeze_dim(0),
             None => y,
-        }
+        };
+        crate::tap::dense(self, &x, y)
     }
 }

@@ -1,0 +1,922 @@
+//! KFAC: Kronecker-factored approximate curvature (Martens & Grosse, *Optimizing Neural Networks
+//! with Kronecker-factored Approximate Curvature*, ICML 2015) for the [`Dense`] layers, and KFC
+//! (Grosse & Martens, *A Kronecker-factored approximate Fisher matrix for convolution layers*,
+//! ICML 2016) for the [`Conv2d`] layers of `curvature-nets` models.
+//!
+//! # The approximation
+//!
+//! For a layer `s = W ã` with input `ã = [a; 1]` (the bias as a last column of `W`) and
+//! pre-activation gradient `g = ∂ℓ/∂s`, the Fisher block of `vec W` is `E[(g gᵀ) ⊗ (ã ãᵀ)]`,
+//! approximated by the Kronecker product of two small factors,
+//!
+//! ```text
+//! F_W ≈ G ⊗ A,   A = (1/N) Σ_n ã_n ã_nᵀ,   G = (1/N) Σ_n g_n g_nᵀ.
+//! ```
+//!
+//! For a convolution the sums also run over the `T` output positions `t` (the input patch
+//! `ã_{n,t}` is one column of `unfold(a)`): `A = (1/N) Σ_{n,t} ã ãᵀ`, `G = (1/(NT)) Σ_{n,t} g gᵀ`
+//! (KFC's spatially uncorrelated derivatives). The `g` are read from zero "probe" leaves that
+//! [`curvature_nets::tap`] adds to every layer output. Which output gradient they carry is the
+//! [`FisherEstimate`]: labels **sampled** from the model's predictive distribution (the true
+//! Fisher, = the GGN for cross-entropy and squared error; one extra forward/backward on factor
+//! steps), the batch's **empirical** labels (free, but not a curvature matrix), or the **exact**
+//! expectation over the `K` outputs (`K` backward passes; for tests and small models).
+//!
+//! Factors are exponential moving averages `A ← ξA + (1−ξ)A_batch` updated every `T_cov` steps
+//! and eigendecomposed, `A = U_A S_A U_Aᵀ`, `G = U_G S_G U_Gᵀ`, every `T_inv` steps. With the
+//! layer gradient `V = [∇_W, ∇_b]` (`[out, in + 1]`) the update direction is
+//!
+//! ```text
+//! Eigen:   Δ = U_G [ (U_Gᵀ V U_A) ⊘ (s_G s_Aᵀ + δ) ] U_Aᵀ          = (G ⊗ A + δI)⁻¹ vec V
+//! PiSplit: Δ = (G + (√δ/π) I)⁻¹ V (A + π√δ I)⁻¹,  π = √((tr A / dim A) / (tr G / dim G))
+//! ```
+//!
+//! [`DampingSplit::Eigen`] damps the Kronecker product *exactly* — `δ` is a shift of the
+//! curvature eigenvalues, the quantity the RMT policy estimates — and a new `δ` takes effect at
+//! once, without a new decomposition. [`DampingSplit::PiSplit`] is Martens & Grosse's §6.3
+//! factored Tikhonov damping (adds a cross term `δ`-dependent in `A` and `G`).
+//! Optionally the update is rescaled by KL clipping (Ba, Grosse & Martens 2017):
+//! `ν = min(1, √(κ / (α² Σ_l ⟨Δ_l, V_l⟩)))`.
+//!
+//! The directions then go through SGD with momentum and decoupled weight decay
+//! ([`Sgd`](crate::Sgd)): `z ← ρz + Δ`, `w ← w(1 − αλ) − αz`. Parameters of other layers
+//! (batch norm, grouped convolutions, ...) take the plain gradient in the same SGD — the
+//! "fall back to SGD" rule.
+
+use std::time::Instant;
+
+use burn::config::Config;
+use burn::module::{AutodiffModule, ParamId};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{GradientsParams, Optimizer};
+use burn::record::Record;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::module::unfold4d;
+use burn::tensor::ops::UnfoldOptions;
+use burn::tensor::{Tensor, TensorData, activation};
+use curvature_core::{Loss, Targets, derive_seed};
+use curvature_nets::tap::{Tap, tap};
+#[cfg(doc)]
+use curvature_nets::{Conv2d, Dense};
+use nalgebra::DMatrix;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use crate::damping::DampingPolicy;
+use crate::error::{OptimError, Result as OResult, invalid};
+use crate::observe::{Observers, StepObserver, StepReport, StepTimings};
+use crate::sgd::{Sgd, SgdConfig};
+use crate::weight_decay::WeightDecayMode;
+
+/// Which output gradients the `G` factor is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FisherEstimate {
+    /// One label per example sampled from the model's predictive distribution (softmax for
+    /// cross-entropy, `N(z, K/2·I)` for the squared error): an unbiased estimate of the
+    /// Fisher = GGN. Costs one extra forward/backward on factor steps.
+    Sampled,
+    /// The batch's own labels ("empirical Fisher"): free, biased (Kunstner et al. 2019).
+    Empirical,
+    /// The exact expectation over the output distribution: `K` backward passes, each with one
+    /// column of a square root of the output Hessian.
+    Exact,
+}
+
+/// How the damping `δ` is applied to the Kronecker factors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DampingSplit {
+    /// `(G ⊗ A + δI)⁻¹` exactly, in the factors' eigenbases.
+    Eigen,
+    /// `(G + √δ/π I)⁻¹ ⊗ (A + π√δ I)⁻¹` (Martens & Grosse §6.3).
+    PiSplit,
+}
+
+/// Configuration of [`Kfac`].
+#[derive(Config, Debug)]
+pub struct KfacConfig {
+    /// EMA coefficient `ξ ∈ [0, 1)` of the factors (0 = use the latest batch only).
+    #[config(default = 0.95)]
+    pub stat_decay: f64,
+    /// Update the factors every `T_cov` steps.
+    #[config(default = 10)]
+    pub cov_interval: usize,
+    /// Eigendecompose the factors every `T_inv` steps.
+    #[config(default = 100)]
+    pub inv_interval: usize,
+    /// How the damping enters.
+    #[config(default = "DampingSplit::Eigen")]
+    pub damping_split: DampingSplit,
+    /// Which output gradients build `G`.
+    #[config(default = "FisherEstimate::Sampled")]
+    pub fisher: FisherEstimate,
+    /// Momentum `ρ ∈ [0, 1)` on the preconditioned direction.
+    #[config(default = 0.9)]
+    pub momentum: f64,
+    /// Decoupled weight decay `λ ≥ 0`.
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
+    /// KL clipping bound `κ > 0` (Ba et al. 2017 and kfac-pytorch use 1e-3); `None` = no
+    /// clipping. Clipping keeps early steps, when the factors are poorly estimated and small
+    /// damping makes `(s_G s_A + δ)⁻¹` large, from diverging.
+    #[config(default = "Some(1e-3)")]
+    pub kl_clip: Option<f64>,
+    /// Seed of the sampled labels.
+    #[config(default = 0)]
+    pub seed: u64,
+}
+
+impl KfacConfig {
+    fn validate(&self) -> OResult<()> {
+        if !(0.0..1.0).contains(&self.stat_decay) {
+            return Err(invalid(
+                "KfacConfig",
+                "stat_decay",
+                self.stat_decay,
+                "must lie in [0, 1)",
+            ));
+        }
+        if self.cov_interval == 0 {
+            return Err(invalid(
+                "KfacConfig",
+                "cov_interval",
+                0,
+                "T_cov must be positive",
+            ));
+        }
+        if self.inv_interval == 0 {
+            return Err(invalid(
+                "KfacConfig",
+                "inv_interval",
+                0,
+                "T_inv must be positive",
+            ));
+        }
+        if let Some(k) = self.kl_clip
+            && !(k.is_finite() && k > 0.0)
+        {
+            return Err(invalid("KfacConfig", "kl_clip", k, "must be positive"));
+        }
+        Ok(())
+    }
+
+    /// Check and build KFAC for module `M`.
+    ///
+    /// # Errors
+    /// `ξ ∉ [0, 1)`, `T_cov = 0`, `T_inv = 0`, `κ ≤ 0`, and invalid momentum / weight decay.
+    pub fn init<AB: AutodiffBackend, M: AutodiffModule<AB>>(&self) -> OResult<Kfac<AB, M>> {
+        self.validate()?;
+        let sgd = SgdConfig::new()
+            .with_momentum(self.momentum)
+            .with_weight_decay(self.weight_decay)
+            .with_weight_decay_mode(WeightDecayMode::Decoupled)
+            .init::<AB, M>()?;
+        Ok(Kfac {
+            config: self.clone(),
+            sgd,
+            layers: Vec::new(),
+            steps: 0,
+            observers: Observers::default(),
+        })
+    }
+}
+
+/// Eigendecompositions of one layer's factors.
+#[derive(Clone)]
+struct Eigen<B: Backend> {
+    u_a: Tensor<B, 2>,
+    s_a: Tensor<B, 1>,
+    u_g: Tensor<B, 2>,
+    s_g: Tensor<B, 1>,
+    /// `π` of the π-split.
+    pi: f64,
+    /// Largest and smallest eigenvalue of `G ⊗ A`.
+    range: (f64, f64),
+}
+
+/// One preconditioned layer.
+#[derive(Clone)]
+struct Layer<B: Backend> {
+    weight: ParamId,
+    bias: Option<ParamId>,
+    /// `[out, in]` or `[out, in/groups, kh, kw]`.
+    weight_shape: Vec<usize>,
+    a: Tensor<B, 2>,
+    g: Tensor<B, 2>,
+    eigen: Option<Eigen<B>>,
+}
+
+/// Saved state of one KFAC layer.
+#[derive(Record, Clone)]
+pub struct KfacLayerRecord<B: Backend> {
+    /// Weight id (serialised [`ParamId`]).
+    pub weight: String,
+    /// Bias id.
+    pub bias: Option<String>,
+    /// Weight shape.
+    pub weight_shape: Vec<usize>,
+    /// Factor `A`.
+    pub a: Tensor<B, 2>,
+    /// Factor `G`.
+    pub g: Tensor<B, 2>,
+    /// The last decomposition.
+    pub eigen: Option<KfacEigenRecord<B>>,
+}
+
+/// Saved eigendecomposition of one layer's factors.
+#[derive(Record, Clone)]
+pub struct KfacEigenRecord<B: Backend> {
+    /// Eigenvectors of `A` (columns).
+    pub u_a: Tensor<B, 2>,
+    /// Eigenvalues of `A`.
+    pub s_a: Tensor<B, 1>,
+    /// Eigenvectors of `G`.
+    pub u_g: Tensor<B, 2>,
+    /// Eigenvalues of `G`.
+    pub s_g: Tensor<B, 1>,
+    /// `π` of the π-split.
+    pub pi: f64,
+    /// Largest eigenvalue of `G ⊗ A`.
+    pub lambda_max: f64,
+    /// Smallest eigenvalue of `G ⊗ A`.
+    pub lambda_min: f64,
+}
+
+/// Saved state of [`Kfac`]: factors, decompositions, momentum buffers and the step count —
+/// enough to continue bit-identically.
+#[derive(Record)]
+pub struct KfacRecord<B: Backend, R: Record<B>> {
+    /// Steps taken.
+    pub steps: usize,
+    /// Momentum buffers of the SGD that applies the directions.
+    pub sgd: R,
+    /// The preconditioned layers.
+    pub layers: Vec<KfacLayerRecord<B>>,
+}
+
+/// The KFAC optimiser (see the [module docs](self)).
+pub struct Kfac<AB: AutodiffBackend, M: AutodiffModule<AB>> {
+    config: KfacConfig,
+    sgd: OptimizerAdaptor<Sgd, M, AB>,
+    layers: Vec<Layer<AB::InnerBackend>>,
+    steps: usize,
+    observers: Observers,
+}
+
+type Inner<AB> = <AB as AutodiffBackend>::InnerBackend;
+
+/// The record of the SGD inside [`Kfac`].
+pub type SgdRecord<AB, M> = <OptimizerAdaptor<Sgd, M, AB> as Optimizer<M, AB>>::Record;
+
+fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
+    burn::tensor::ElementConversion::elem(t.into_scalar())
+}
+
+fn to_f64<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Vec<f64> {
+    t.to_data().iter::<f64>().collect()
+}
+
+/// `(U, s)` with `m = U diag(s) Uᵀ`, `s ≥ 0` (rounding negatives clipped).
+fn sym_eigen<B: Backend>(m: &Tensor<B, 2>) -> (Tensor<B, 2>, Vec<f64>) {
+    let n = m.dims()[0];
+    let mat = DMatrix::from_row_slice(n, n, &to_f64(m));
+    let e = ((&mat + mat.transpose()) * 0.5).symmetric_eigen();
+    let s: Vec<f64> = e.eigenvalues.iter().map(|&x| x.max(0.0)).collect();
+    let u: Vec<f64> = (0..n)
+        .flat_map(|i| (0..n).map(move |j| (i, j)))
+        .map(|(i, j)| e.eigenvectors[(i, j)])
+        .collect();
+    (
+        Tensor::from_data(TensorData::new(u, [n, n]), &m.device()),
+        s,
+    )
+}
+
+fn trace<B: Backend>(m: &Tensor<B, 2>) -> f64 {
+    let n = m.dims()[0];
+    let v = to_f64(m);
+    (0..n).map(|i| v[i * n + i]).sum()
+}
+
+impl<B: Backend> Layer<B> {
+    fn decompose(&mut self) {
+        let (u_a, s_a) = sym_eigen(&self.a);
+        let (u_g, s_g) = sym_eigen(&self.g);
+        let (da, dg) = (s_a.len() as f64, s_g.len() as f64);
+        let ratio = (trace(&self.a) / da) / (trace(&self.g) / dg);
+        let pi = if ratio.is_finite() && ratio > 0.0 {
+            ratio.sqrt()
+        } else {
+            1.0
+        };
+        let max = |s: &[f64]| s.iter().cloned().fold(0.0, f64::max);
+        let min = |s: &[f64]| s.iter().cloned().fold(f64::INFINITY, f64::min);
+        let range = (max(&s_a) * max(&s_g), min(&s_a) * min(&s_g));
+        let dev = self.a.device();
+        let vec = |s: Vec<f64>| {
+            let n = s.len();
+            Tensor::<B, 1>::from_data(TensorData::new(s, [n]), &dev)
+        };
+        self.eigen = Some(Eigen {
+            u_a,
+            s_a: vec(s_a),
+            u_g,
+            s_g: vec(s_g),
+            pi,
+            range,
+        });
+    }
+
+    /// `[out, in(+1)]`: the weight gradient flattened, bias gradient as last column.
+    fn gradient(&self, grads: &GradientsParams) -> Option<Tensor<B, 2>> {
+        let out = self.weight_shape[0];
+        let w = match self.weight_shape.len() {
+            2 => grads.get::<B, 2>(self.weight)?,
+            _ => grads.get::<B, 4>(self.weight)?.reshape([out as i32, -1]),
+        };
+        Some(match self.bias {
+            Some(b) => Tensor::cat(vec![w, grads.get::<B, 1>(b)?.reshape([out, 1])], 1),
+            None => w,
+        })
+    }
+
+    /// Write the direction `[out, in(+1)]` back as weight and bias "gradients".
+    fn register(&self, grads: &mut GradientsParams, direction: Tensor<B, 2>) {
+        let [out, cols] = direction.dims();
+        let d_w = if self.bias.is_some() { cols - 1 } else { cols };
+        let w = direction.clone().slice([0..out, 0..d_w]);
+        match self.weight_shape.len() {
+            2 => grads.register::<B, 2>(self.weight, w),
+            _ => {
+                let s = &self.weight_shape;
+                grads.register::<B, 4>(self.weight, w.reshape([s[0], s[1], s[2], s[3]]))
+            }
+        }
+        if let Some(b) = self.bias {
+            grads.register::<B, 1>(b, direction.slice([0..out, d_w..cols]).reshape([out]));
+        }
+    }
+
+    /// `(G ⊗ A + damping)⁻¹` applied to `v`.
+    fn precondition(&self, v: Tensor<B, 2>, delta: f64, split: DampingSplit) -> Tensor<B, 2> {
+        let e = self.eigen.as_ref().expect("decomposed before use");
+        let rotated = e.u_g.clone().transpose().matmul(v).matmul(e.u_a.clone());
+        let (sg, sa) = (
+            e.s_g.clone().unsqueeze_dim(1),
+            e.s_a.clone().unsqueeze_dim(0),
+        );
+        let denom = match split {
+            DampingSplit::Eigen => (sg * sa).add_scalar(delta),
+            DampingSplit::PiSplit => {
+                let r = delta.sqrt();
+                sg.add_scalar(r / e.pi) * sa.add_scalar(r * e.pi)
+            }
+        };
+        e.u_g
+            .clone()
+            .matmul(rotated / denom)
+            .matmul(e.u_a.clone().transpose())
+    }
+}
+
+/// Batch factors `(A_batch, G_batch)` of one tap, given its probe gradient (per example).
+fn batch_factors<B: Backend>(
+    tap: &Tap<B>,
+    probe_grad: ProbeGrad<B>,
+) -> OResult<(Tensor<B, 2>, Tensor<B, 2>)> {
+    let with_ones = |x: Tensor<B, 2>, bias: bool| {
+        if bias {
+            let ones = Tensor::ones([x.dims()[0], 1], &x.device());
+            Tensor::cat(vec![x, ones], 1)
+        } else {
+            x
+        }
+    };
+    match (tap, probe_grad) {
+        (Tap::Dense { input, bias, .. }, ProbeGrad::Dense(g)) => {
+            let n = input.dims()[0] as f64;
+            let a = with_ones(input.clone(), bias.is_some());
+            Ok((
+                a.clone().transpose().matmul(a).div_scalar(n),
+                g.clone().transpose().matmul(g).div_scalar(n),
+            ))
+        }
+        (
+            Tap::Conv2d {
+                input,
+                bias,
+                kernel,
+                stride,
+                padding,
+                dilation,
+                ..
+            },
+            ProbeGrad::Conv(g),
+        ) => {
+            let n = input.dims()[0];
+            let patches = unfold4d(
+                input.clone(),
+                *kernel,
+                UnfoldOptions::new(*stride, *padding, *dilation),
+            ); // [N, C·kh·kw, T]
+            let [_, d, t] = patches.dims();
+            let a = with_ones(patches.swap_dims(1, 2).reshape([n * t, d]), bias.is_some());
+            let [_, out, h, w] = g.dims();
+            if h * w != t {
+                return Err(OptimError::InvalidInput(format!(
+                    "KFAC: convolution output has {} positions, unfold gives {t}",
+                    h * w
+                )));
+            }
+            let g = g.reshape([n, out, t]).swap_dims(1, 2).reshape([n * t, out]);
+            Ok((
+                a.clone().transpose().matmul(a).div_scalar(n as f64),
+                g.clone().transpose().matmul(g).div_scalar((n * t) as f64),
+            ))
+        }
+        _ => unreachable!("probe gradients are taken per tap kind"),
+    }
+}
+
+/// A probe's gradient on the inner backend.
+enum ProbeGrad<B: Backend> {
+    Dense(Tensor<B, 2>),
+    Conv(Tensor<B, 4>),
+}
+
+fn probe_grad<AB: AutodiffBackend>(
+    tap: &Tap<AB>,
+    grads: &AB::Gradients,
+    scale: f64,
+) -> OResult<ProbeGrad<Inner<AB>>> {
+    let missing = || {
+        OptimError::InvalidInput(
+            "KFAC: a tapped layer's output does not reach the loss (its probe has no gradient)"
+                .into(),
+        )
+    };
+    Ok(match tap {
+        Tap::Dense { probe, .. } => {
+            ProbeGrad::Dense(probe.grad(grads).ok_or_else(missing)?.mul_scalar(scale))
+        }
+        Tap::Conv2d { probe, .. } => {
+            ProbeGrad::Conv(probe.grad(grads).ok_or_else(missing)?.mul_scalar(scale))
+        }
+    })
+}
+
+/// Whether KFAC preconditions this tap (grouped convolutions fall back to SGD).
+fn supported<B: Backend>(tap: &Tap<B>) -> bool {
+    match tap {
+        Tap::Dense { .. } => true,
+        Tap::Conv2d { groups, .. } => *groups == 1,
+    }
+}
+
+impl<AB: AutodiffBackend, M: AutodiffModule<AB>> Kfac<AB, M> {
+    /// Add an observer that receives every step's [`StepReport`].
+    pub fn observe(&mut self, observer: impl StepObserver + 'static) {
+        self.observers.push(observer);
+    }
+
+    /// Steps taken.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// The current factors `(A, G)` of the layer whose weight is `weight`, if it is
+    /// preconditioned and has seen a factor update.
+    pub fn factors(&self, weight: ParamId) -> Option<KroneckerFactors<Inner<AB>>> {
+        self.layers
+            .iter()
+            .find(|l| l.weight == weight)
+            .map(|l| (l.a.clone(), l.g.clone()))
+    }
+
+    /// One KFAC step on the current batch. `forward` is the closure that re-evaluates the
+    /// model's outputs `[N, K]` (it may be called several times: see [`FisherEstimate`]);
+    /// `loss` and `targets` define the mini-batch loss `(1/N) Σ ℓ(z_n, y_n)`.
+    ///
+    /// # Errors
+    /// A non-positive learning rate, targets whose shape does not match the outputs, a
+    /// non-finite loss or factor, or a layer that changed shape; in every case the model is
+    /// returned untouched with the error.
+    pub fn step(
+        &mut self,
+        model: M,
+        lr: f64,
+        damping: &dyn DampingPolicy,
+        loss: Loss,
+        targets: &Targets<Inner<AB>>,
+        mut forward: impl FnMut(&M) -> Tensor<AB, 2>,
+    ) -> std::result::Result<(M, StepReport), (M, OptimError)> {
+        let start = Instant::now();
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err((model, invalid("Kfac::step", "lr", lr, "must be positive")));
+        }
+        let delta = damping.damping();
+        if !(delta.is_finite() && delta > 0.0) {
+            return Err((
+                model,
+                invalid("Kfac::step", "damping", delta, "must be positive"),
+            ));
+        }
+        let factor_step = self.steps % self.config.cov_interval == 0;
+        let empirical = factor_step && self.config.fisher == FisherEstimate::Empirical;
+
+        // Loss and gradient (tapped when the empirical Fisher reuses this pass).
+        let (outputs, taps) = if empirical {
+            tap::<AB, _>(|| forward(&model))
+        } else {
+            (forward(&model), Vec::new())
+        };
+        let y = targets.matrix();
+        if outputs.dims() != y.dims() {
+            let msg = format!(
+                "KFAC: outputs {:?} do not match targets {:?}",
+                outputs.dims(),
+                y.dims()
+            );
+            return Err((model, OptimError::InvalidInput(msg)));
+        }
+        let n = outputs.dims()[0] as f64;
+        let mean = loss
+            .sum(outputs, Tensor::from_inner(y.clone()))
+            .mul_scalar(1.0 / n);
+        let value = scalar(mean.clone());
+        if !value.is_finite() {
+            return Err((model, OptimError::NonFiniteLoss(value)));
+        }
+        let backward = mean.backward();
+
+        // Factor statistics.
+        let curvature_start = Instant::now();
+        let stats = if empirical {
+            Some(self.stats_from(&taps, &backward, n))
+        } else {
+            None
+        };
+        let mut grads = GradientsParams::from_grads(backward, &model);
+        let mut refreshed = false;
+        if factor_step {
+            let stats = match stats {
+                Some(s) => s,
+                None => self.fisher_stats(&model, loss, &mut forward),
+            };
+            match stats.and_then(|s| self.update_factors(s)) {
+                Ok(()) => refreshed = true,
+                Err(e) => return Err((model, e)),
+            }
+        }
+        if self.steps % self.config.inv_interval == 0
+            || self.layers.iter().any(|l| l.eigen.is_none())
+        {
+            for layer in &mut self.layers {
+                layer.decompose();
+            }
+            refreshed = true;
+        }
+        let curvature = curvature_start.elapsed();
+
+        // Precondition.
+        let mut directions = Vec::with_capacity(self.layers.len());
+        let mut kl = 0.0;
+        for layer in &self.layers {
+            let Some(v) = layer.gradient(&grads) else {
+                continue;
+            };
+            let d = layer.precondition(v.clone(), delta, self.config.damping_split);
+            if self.config.kl_clip.is_some() {
+                kl += scalar((d.clone() * v).sum());
+            }
+            directions.push((layer, d));
+        }
+        let nu = match self.config.kl_clip {
+            Some(kappa) if kl > 0.0 => (kappa / (lr * lr * kl)).sqrt().min(1.0),
+            _ => 1.0,
+        };
+        for (layer, d) in directions {
+            layer.register(&mut grads, if nu < 1.0 { d.mul_scalar(nu) } else { d });
+        }
+        let model = self.sgd.step(lr, model, grads);
+
+        let range = self
+            .layers
+            .iter()
+            .filter_map(|l| l.eigen.as_ref().map(|e| e.range))
+            .fold(None, |acc: Option<(f64, f64)>, (hi, lo)| {
+                Some(acc.map_or((hi, lo), |(a, b)| (a.max(hi), b.min(lo))))
+            });
+        let report = StepReport {
+            optimizer: "kfac",
+            step: self.steps,
+            loss: value,
+            lr,
+            damping: Some(delta),
+            curvature_range: range,
+            curvature_ratio: range.map(|(hi, lo)| crate::curvature_lr_ratio(hi, lo, delta)),
+            refreshed,
+            timings: StepTimings {
+                total: start.elapsed(),
+                curvature,
+            },
+        };
+        self.steps += 1;
+        self.observers.notify(&report);
+        Ok((model, report))
+    }
+
+    /// Batch factors from taps whose probes received `∂(mean loss)/∂s`; `scale = N` turns
+    /// them into per-example gradients.
+    fn stats_from(
+        &self,
+        taps: &[Tap<AB>],
+        grads: &AB::Gradients,
+        scale: f64,
+    ) -> OResult<LayerStats<AB>> {
+        taps.iter()
+            .filter(|t| supported(t))
+            .map(|t| {
+                let pg = probe_grad(t, grads, scale)?;
+                Ok((t.clone(), batch_factors(&inner_tap(t), pg)?))
+            })
+            .collect()
+    }
+
+    /// Batch factors from sampled or exact output gradients (extra passes).
+    fn fisher_stats(
+        &self,
+        model: &M,
+        loss: Loss,
+        forward: &mut impl FnMut(&M) -> Tensor<AB, 2>,
+    ) -> OResult<LayerStats<AB>> {
+        let (outputs, taps) = tap::<AB, _>(|| forward(model));
+        let z = outputs.clone().inner();
+        let [n, k] = z.dims();
+        let device = z.device();
+        // Cotangents u with E[u uᵀ] = H_ℓ(z) (rows: examples).
+        let cotangents: Vec<Tensor<Inner<AB>, 2>> = match self.config.fisher {
+            FisherEstimate::Sampled => {
+                let mut rng =
+                    StdRng::seed_from_u64(derive_seed(self.config.seed, self.steps as u64));
+                let u: Vec<f64> = match loss {
+                    Loss::CrossEntropy => {
+                        let p = to_f64(&activation::softmax(z.clone(), 1));
+                        let mut u = p.clone();
+                        for row in 0..n {
+                            let r: f64 = rand::Rng::random(&mut rng);
+                            let mut acc = 0.0;
+                            let mut class = k - 1;
+                            for c in 0..k {
+                                acc += p[row * k + c];
+                                if r < acc {
+                                    class = c;
+                                    break;
+                                }
+                            }
+                            u[row * k + class] -= 1.0; // ∂ℓ/∂z = p − e_y
+                        }
+                        u
+                    }
+                    Loss::MeanSquaredError => {
+                        // y ~ N(z, (K/2) I): ∂ℓ/∂z = (2/K)(z − y) = −√(2/K) ε.
+                        let s = (2.0 / k as f64).sqrt();
+                        (0..n * k)
+                            .map(|_| {
+                                let e: f64 = StandardNormal.sample(&mut rng);
+                                -s * e
+                            })
+                            .collect()
+                    }
+                };
+                vec![Tensor::from_data(TensorData::new(u, [n, k]), &device)]
+            }
+            // (The empirical Fisher reuses the gradient pass and never comes here.)
+            FisherEstimate::Exact | FisherEstimate::Empirical => {
+                // H_ℓ = Σ_c u_c u_cᵀ: CE u_c = √p_c (e_c − p); MSE u_c = √(2/K) e_c.
+                let p = match loss {
+                    Loss::CrossEntropy => Some(to_f64(&activation::softmax(z.clone(), 1))),
+                    Loss::MeanSquaredError => None,
+                };
+                (0..k)
+                    .map(|c| {
+                        let mut u = vec![0.0; n * k];
+                        for row in 0..n {
+                            match &p {
+                                Some(p) => {
+                                    let pr = &p[row * k..(row + 1) * k];
+                                    let root = pr[c].sqrt();
+                                    for j in 0..k {
+                                        let e = if j == c { 1.0 } else { 0.0 };
+                                        u[row * k + j] = root * (e - pr[j]);
+                                    }
+                                }
+                                None => u[row * k + c] = (2.0 / k as f64).sqrt(),
+                            }
+                        }
+                        Tensor::from_data(TensorData::new(u, [n, k]), &device)
+                    })
+                    .collect()
+            }
+        };
+        let mut total: Option<LayerStats<AB>> = None;
+        let mut pass = Some((outputs, taps));
+        for u in cotangents {
+            let (outputs, taps) = match pass.take() {
+                Some(p) => p,
+                None => tap::<AB, _>(|| forward(model)),
+            };
+            let grads = (outputs * Tensor::from_inner(u)).sum().backward();
+            let stats = self.stats_from(&taps, &grads, 1.0)?;
+            total = Some(match total {
+                None => stats,
+                Some(prev) => prev
+                    .into_iter()
+                    .zip(stats)
+                    .map(|((t, (a, g)), (_, (_, g2)))| (t, (a, g + g2)))
+                    .collect(),
+            });
+        }
+        Ok(total.unwrap_or_default())
+    }
+
+    fn update_factors(&mut self, stats: LayerStats<AB>) -> OResult<()> {
+        // A layer applied several times in one forward: average its statistics.
+        let mut merged: Vec<(Tap<AB>, FactorPair<Inner<AB>>, usize)> = Vec::new();
+        for (t, (a, g)) in stats {
+            match merged.iter_mut().find(|(m, _, _)| m.weight() == t.weight()) {
+                Some((_, (ma, mg), count)) => {
+                    *ma = ma.clone() + a;
+                    *mg = mg.clone() + g;
+                    *count += 1;
+                }
+                None => merged.push((t, (a, g), 1)),
+            }
+        }
+        // Check everything before changing anything: a failed step leaves the state as it was.
+        for (_, (a, g), _) in &merged {
+            if [a, g]
+                .iter()
+                .any(|f| to_f64(*f).iter().any(|x| !x.is_finite()))
+            {
+                return Err(OptimError::InvalidInput(
+                    "KFAC: a Kronecker factor is NaN or infinite (the step was not applied)".into(),
+                ));
+            }
+        }
+        let xi = self.config.stat_decay;
+        for (t, (a, g), count) in merged {
+            let (a, g) = if count > 1 {
+                let c = 1.0 / count as f64;
+                (a.mul_scalar(c), g.mul_scalar(c))
+            } else {
+                (a, g)
+            };
+            let shape = match &t {
+                Tap::Dense { probe, input, .. } => vec![probe.dims()[1], input.dims()[1]],
+                Tap::Conv2d {
+                    probe,
+                    input,
+                    kernel,
+                    groups,
+                    ..
+                } => vec![
+                    probe.dims()[1],
+                    input.dims()[1] / groups,
+                    kernel[0],
+                    kernel[1],
+                ],
+            };
+            match self.layers.iter_mut().find(|l| l.weight == t.weight()) {
+                Some(layer) => {
+                    if layer.weight_shape != shape {
+                        return Err(OptimError::InvalidInput(format!(
+                            "KFAC: layer weight shape changed from {:?} to {shape:?}",
+                            layer.weight_shape
+                        )));
+                    }
+                    layer.a = layer.a.clone().mul_scalar(xi) + a.mul_scalar(1.0 - xi);
+                    layer.g = layer.g.clone().mul_scalar(xi) + g.mul_scalar(1.0 - xi);
+                }
+                None => self.layers.push(Layer {
+                    weight: t.weight(),
+                    bias: t.bias(),
+                    weight_shape: shape,
+                    a,
+                    g,
+                    eigen: None,
+                }),
+            }
+        }
+        Ok(())
+    }
+
+    /// The state as a burn record.
+    pub fn to_record(&self) -> KfacRecord<AB, SgdRecord<AB, M>> {
+        KfacRecord {
+            steps: self.steps,
+            sgd: self.sgd.to_record(),
+            layers: self
+                .layers
+                .iter()
+                .map(|l| KfacLayerRecord {
+                    weight: l.weight.serialize(),
+                    bias: l.bias.map(|b| b.serialize()),
+                    weight_shape: l.weight_shape.clone(),
+                    a: Tensor::from_inner(l.a.clone()),
+                    g: Tensor::from_inner(l.g.clone()),
+                    eigen: l.eigen.as_ref().map(|e| KfacEigenRecord {
+                        u_a: Tensor::from_inner(e.u_a.clone()),
+                        s_a: Tensor::from_inner(e.s_a.clone()),
+                        u_g: Tensor::from_inner(e.u_g.clone()),
+                        s_g: Tensor::from_inner(e.s_g.clone()),
+                        pi: e.pi,
+                        lambda_max: e.range.0,
+                        lambda_min: e.range.1,
+                    }),
+                })
+                .collect(),
+        }
+    }
+
+    /// Restore a state saved by [`to_record`](Self::to_record).
+    ///
+    /// # Errors
+    /// A malformed parameter id.
+    pub fn load_record(mut self, record: KfacRecord<AB, SgdRecord<AB, M>>) -> OResult<Self> {
+        let id = |s: &str| {
+            ParamId::try_deserialize(s).ok_or_else(|| {
+                OptimError::InvalidInput(format!("KFAC record: invalid parameter id {s:?}"))
+            })
+        };
+        let mut layers = Vec::with_capacity(record.layers.len());
+        for l in record.layers {
+            layers.push(Layer {
+                weight: id(&l.weight)?,
+                bias: l.bias.as_deref().map(id).transpose()?,
+                weight_shape: l.weight_shape,
+                a: l.a.inner(),
+                g: l.g.inner(),
+                eigen: l.eigen.map(|e| Eigen {
+                    u_a: e.u_a.inner(),
+                    s_a: e.s_a.inner(),
+                    u_g: e.u_g.inner(),
+                    s_g: e.s_g.inner(),
+                    pi: e.pi,
+                    range: (e.lambda_max, e.lambda_min),
+                }),
+            });
+        }
+        self.layers = layers;
+        self.steps = record.steps;
+        self.sgd = self.sgd.load_record(record.sgd);
+        Ok(self)
+    }
+}
+
+/// The Kronecker factors `(A, G)` of one layer.
+pub type KroneckerFactors<B> = (Tensor<B, 2>, Tensor<B, 2>);
+type FactorPair<B> = KroneckerFactors<B>;
+/// Batch factors of every tapped layer.
+type LayerStats<AB> = Vec<(Tap<AB>, FactorPair<Inner<AB>>)>;
+
+/// The tap with its tensors on the inner backend (for the factor arithmetic).
+fn inner_tap<AB: AutodiffBackend>(t: &Tap<AB>) -> Tap<Inner<AB>> {
+    match t {
+        Tap::Dense {
+            weight,
+            bias,
+            input,
+            probe,
+        } => Tap::Dense {
+            weight: *weight,
+            bias: *bias,
+            input: input.clone().inner(),
+            probe: probe.clone().inner(),
+        },
+        Tap::Conv2d {
+            weight,
+            bias,
+            input,
+            probe,
+            kernel,
+            stride,
+            padding,
+            dilation,
+            groups,
+        } => Tap::Conv2d {
+            weight: *weight,
+            bias: *bias,
+            input: input.clone().inner(),
+            probe: probe.clone().inner(),
+            kernel: *kernel,
+            stride: *stride,
+            padding: *padding,
+            dilation: *dilation,
+            groups: *groups,
+        },
+    }
+}

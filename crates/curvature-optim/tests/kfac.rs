@@ -1,0 +1,463 @@
+//! KFAC against exact references: the Kronecker block equals the exact GGN (= Fisher) block on
+//! one-layer linear and convolutional models; the update equals `−α (G ⊗ A + δI)⁻¹ ∇L` solved
+//! densely; convergence on softmax regression, an MLP and a batch-normalised CNN; record round
+//! trips; errors.
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::{AutodiffModule, Module};
+use burn::record::{BinBytesRecorder, DoublePrecisionSettings, Recorder};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use curvature_core::testing::to_vec;
+use curvature_core::{
+    Batch, BatchNormMode, DenseReferenceConfig, Loss, Network, Objective, ParamLayout,
+    dense_matrix, gaussian_vector,
+};
+use curvature_data::optdigits;
+use curvature_nets::{
+    Conv2d, Conv2dConfig, LogisticRegression, LogisticRegressionConfig, Mlp, MlpConfig, SimpleCnn,
+    SimpleCnnConfig,
+};
+use curvature_optim::*;
+use nalgebra::{DMatrix, DVector};
+
+type B = NdArray<f64>;
+type AB = Autodiff<B>;
+
+/// KFAC's factors and the dense GGN are the same sums in a different order: only rounding.
+const EXACT_TOL: f64 = 1e-11;
+
+/// `G ⊗ A` in `ParamLayout` order (weight `(o, i)` row-major, then the bias `o`), from the
+/// factors over the combined `[W | b]` columns.
+fn kronecker_in_layout(a: &DMatrix<f64>, g: &DMatrix<f64>, bias: bool) -> DMatrix<f64> {
+    let (k, da) = (g.nrows(), a.nrows());
+    let d_in = if bias { da - 1 } else { da };
+    let pos = |o: usize, j: usize| if j < d_in { o * d_in + j } else { k * d_in + o };
+    let p = k * da;
+    let mut m = DMatrix::zeros(p, p);
+    for o in 0..k {
+        for o2 in 0..k {
+            for j in 0..da {
+                for j2 in 0..da {
+                    m[(pos(o, j), pos(o2, j2))] = g[(o, o2)] * a[(j, j2)];
+                }
+            }
+        }
+    }
+    m
+}
+
+fn dense<Bk: Backend>(t: &Tensor<Bk, 2>) -> DMatrix<f64> {
+    let [r, c] = t.dims();
+    DMatrix::from_row_slice(r, c, &t.to_data().iter::<f64>().collect::<Vec<_>>())
+}
+
+fn rel(a: &DMatrix<f64>, b: &DMatrix<f64>) -> f64 {
+    (a - b).norm() / b.norm()
+}
+
+fn regression_batch(n: usize, d: usize, k: usize, seed: u64) -> Batch<B, 2> {
+    let dev = Default::default();
+    let x = to_vec(&gaussian_vector::<B>(n * d, seed, &dev));
+    let y = to_vec(&gaussian_vector::<B>(n * k, seed + 1, &dev));
+    Batch::regression(
+        Tensor::from_data(TensorData::new(x, [n, d]), &dev),
+        Tensor::from_data(TensorData::new(y, [n, k]), &dev),
+    )
+    .unwrap()
+}
+
+fn exact_kfac() -> KfacConfig {
+    KfacConfig::new()
+        .with_fisher(FisherEstimate::Exact)
+        .with_stat_decay(0.0)
+        .with_cov_interval(1)
+        .with_inv_interval(1)
+        .with_momentum(0.0)
+        .with_kl_clip(None)
+}
+
+/// One KFAC step on `batch`; returns the factors it used and the model after the step.
+fn one_step<M, const D: usize>(
+    cfg: &KfacConfig,
+    model: M,
+    weight: burn::module::ParamId,
+    batch: &Batch<B, D>,
+    loss: Loss,
+    lr: f64,
+    delta: f64,
+) -> (DMatrix<f64>, DMatrix<f64>, M)
+where
+    M: AutodiffModule<AB> + Network<AB, D>,
+{
+    let mut kfac = cfg.init::<AB, M>().unwrap();
+    let x = Tensor::<AB, D>::from_inner(batch.inputs.clone());
+    let (model, _) = kfac
+        .step(
+            model,
+            lr,
+            &FixedDamping::new(delta).unwrap(),
+            loss,
+            &batch.targets,
+            |m| m.output(x.clone(), BatchNormMode::Train),
+        )
+        .map_err(|(_, e)| e)
+        .unwrap();
+    let (a, g) = kfac.factors(weight).unwrap();
+    (dense(&a), dense(&g), model)
+}
+
+#[test]
+fn kronecker_block_equals_the_exact_ggn_of_a_linear_model() {
+    let dev = Default::default();
+    // Squared error: the output Hessian (2/K)I is the same for every example, so A ⊗ G is
+    // exact for any batch size.
+    let model = LogisticRegressionConfig::new(5, 3)
+        .init::<AB>(&dev)
+        .unwrap();
+    let batch = regression_batch(20, 5, 3, 7);
+    let objective =
+        Objective::new(model.valid(), Loss::MeanSquaredError, vec![batch.clone()]).unwrap();
+    let ggn = dense_matrix(&objective.ggn(), DenseReferenceConfig::default()).unwrap();
+    let id = model.linear.weight.id;
+    let (a, g, _) = one_step(
+        &exact_kfac(),
+        model,
+        id,
+        &batch,
+        Loss::MeanSquaredError,
+        1e-3,
+        1.0,
+    );
+    let kron = kronecker_in_layout(&a, &g, true);
+    assert!(rel(&kron, &ggn) < EXACT_TOL, "MSE: {}", rel(&kron, &ggn));
+
+    // Cross-entropy with one example: F = ããᵀ ⊗ (diag p − ppᵀ) exactly.
+    let model = LogisticRegressionConfig::new(4, 3)
+        .init::<AB>(&dev)
+        .unwrap();
+    let batch = curvature_core::testing::random_classification_batch::<B, 2>([1, 4], 3, 2, &dev);
+    let objective = Objective::new(model.valid(), Loss::CrossEntropy, vec![batch.clone()]).unwrap();
+    let ggn = dense_matrix(&objective.ggn(), DenseReferenceConfig::default()).unwrap();
+    let id = model.linear.weight.id;
+    let (a, g, _) = one_step(
+        &exact_kfac(),
+        model,
+        id,
+        &batch,
+        Loss::CrossEntropy,
+        1e-3,
+        1.0,
+    );
+    let kron = kronecker_in_layout(&a, &g, true);
+    assert!(rel(&kron, &ggn) < EXACT_TOL, "CE: {}", rel(&kron, &ggn));
+}
+
+/// A single convolution whose kernel covers the whole input: one output position, so KFC's
+/// spatial approximation is exact and the test checks the patch (unfold) ordering.
+mod one_conv {
+    use super::*;
+
+    #[derive(Module, Debug)]
+    pub struct OneConv<B: Backend> {
+        pub conv: Conv2d<B>,
+    }
+
+    impl<B: Backend> Network<B, 4> for OneConv<B> {
+        fn output(&self, x: Tensor<B, 4>, _: BatchNormMode) -> Tensor<B, 2> {
+            let y = self.conv.forward(x);
+            let [n, c, _, _] = y.dims();
+            y.reshape([n, c])
+        }
+    }
+}
+use one_conv::OneConv;
+
+#[test]
+fn kfc_block_equals_the_exact_ggn_of_a_one_position_convolution() {
+    let dev = Default::default();
+    let model = OneConv {
+        conv: Conv2dConfig::new([2, 3], [3, 3]).init::<AB>(&dev).unwrap(),
+    };
+    let n = 6;
+    let x = to_vec(&gaussian_vector::<B>(n * 18, 11, &dev));
+    let y = to_vec(&gaussian_vector::<B>(n * 3, 12, &dev));
+    let batch = Batch::regression(
+        Tensor::<B, 4>::from_data(TensorData::new(x, [n, 2, 3, 3]), &dev),
+        Tensor::from_data(TensorData::new(y, [n, 3]), &dev),
+    )
+    .unwrap();
+    let objective =
+        Objective::new(model.valid(), Loss::MeanSquaredError, vec![batch.clone()]).unwrap();
+    let ggn = dense_matrix(&objective.ggn(), DenseReferenceConfig::default()).unwrap();
+    let id = model.conv.weight.id;
+    let (a, g, _) = one_step(
+        &exact_kfac(),
+        model,
+        id,
+        &batch,
+        Loss::MeanSquaredError,
+        1e-3,
+        1.0,
+    );
+    assert_eq!((a.nrows(), g.nrows()), (19, 3));
+    let kron = kronecker_in_layout(&a, &g, true);
+    assert!(rel(&kron, &ggn) < EXACT_TOL, "conv: {}", rel(&kron, &ggn));
+}
+
+#[test]
+fn the_update_is_the_damped_kronecker_solve() {
+    let dev = Default::default();
+    let batch = regression_batch(30, 4, 2, 21);
+    let (lr, delta) = (0.5, 0.3);
+    for (split, clip) in [
+        (DampingSplit::Eigen, None),
+        (DampingSplit::PiSplit, None),
+        (DampingSplit::Eigen, Some(1e-6)),
+    ] {
+        let model = LogisticRegressionConfig::new(4, 2)
+            .init::<AB>(&dev)
+            .unwrap();
+        let layout = ParamLayout::of(&model).unwrap();
+        let w0 = to_vec(&layout.flatten(&model.valid()).unwrap());
+        let objective =
+            Objective::new(model.valid(), Loss::MeanSquaredError, vec![batch.clone()]).unwrap();
+        let grad = DVector::from_vec(to_vec(&objective.gradient().unwrap().1));
+        let id = model.linear.weight.id;
+        let cfg = exact_kfac().with_damping_split(split).with_kl_clip(clip);
+        let (a, g, model) = one_step(&cfg, model, id, &batch, Loss::MeanSquaredError, lr, delta);
+        let w1 = to_vec(&layout.flatten(&model.valid()).unwrap());
+        let p = w0.len();
+        let matrix = match split {
+            DampingSplit::Eigen => {
+                kronecker_in_layout(&a, &g, true) + DMatrix::identity(p, p) * delta
+            }
+            DampingSplit::PiSplit => {
+                let pi = ((a.trace() / a.nrows() as f64) / (g.trace() / g.nrows() as f64)).sqrt();
+                let r = delta.sqrt();
+                let ad = &a + DMatrix::identity(a.nrows(), a.nrows()) * (pi * r);
+                let gd = &g + DMatrix::identity(g.nrows(), g.nrows()) * (r / pi);
+                kronecker_in_layout(&ad, &gd, true)
+            }
+        };
+        let direction = matrix.lu().solve(&grad).unwrap();
+        // KL clipping: ν = min(1, √(κ / (α² ⟨Δ, ∇L⟩))).
+        let nu = clip.map_or(1.0, |kappa| {
+            (kappa / (lr * lr * direction.dot(&grad))).sqrt().min(1.0)
+        });
+        if clip.is_some() {
+            assert!(nu < 0.1, "this κ must clip: ν = {nu}");
+        }
+        let step = direction * (-lr * nu);
+        let got = DVector::from_iterator(p, w1.iter().zip(&w0).map(|(a, b)| a - b));
+        let err = (&got - &step).norm() / step.norm();
+        assert!(err < 1e-10, "{split:?}/{clip:?}: relative error {err}");
+    }
+}
+
+fn optdigits_batch(n: usize) -> Batch<B, 2> {
+    let dev = Default::default();
+    optdigits()
+        .unwrap()
+        .take(n)
+        .batches::<B, 2>(n, &dev)
+        .unwrap()[0]
+        .clone()
+}
+
+fn train<M: AutodiffModule<AB> + Network<AB, D>, const D: usize>(
+    cfg: &KfacConfig,
+    mut model: M,
+    batch: &Batch<B, D>,
+    lr: f64,
+    delta: f64,
+    steps: usize,
+) -> (Vec<f64>, Kfac<AB, M>, M) {
+    let mut kfac = cfg.init::<AB, M>().unwrap();
+    let x = Tensor::<AB, D>::from_inner(batch.inputs.clone());
+    let damping = FixedDamping::new(delta).unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..steps {
+        let (m, report) = kfac
+            .step(
+                model,
+                lr,
+                &damping,
+                Loss::CrossEntropy,
+                &batch.targets,
+                |m| m.output(x.clone(), BatchNormMode::Train),
+            )
+            .map_err(|(_, e)| e)
+            .unwrap();
+        losses.push(report.loss);
+        model = m;
+    }
+    (losses, kfac, model)
+}
+
+#[test]
+fn kfac_trains_softmax_regression_an_mlp_and_a_batch_normalised_cnn() {
+    let dev = Default::default();
+    let batch = optdigits_batch(500);
+    let cfg = KfacConfig::new().with_cov_interval(2).with_inv_interval(4);
+    let model = LogisticRegressionConfig::optdigits()
+        .init::<AB>(&dev)
+        .unwrap();
+    let (l, ..) = train(&cfg, model, &batch, 0.2, 1e-2, 60);
+    let (s, e) = (l[0], *l.last().unwrap());
+    assert!(e < 0.2 * s, "softmax regression: {s} → {e}");
+
+    for fisher in [FisherEstimate::Sampled, FisherEstimate::Empirical] {
+        let model: Mlp<AB> = MlpConfig::new(64, vec![32], 10).init(&dev).unwrap();
+        let (l, ..) = train(
+            &cfg.clone().with_fisher(fisher),
+            model,
+            &batch,
+            0.1,
+            0.1,
+            40,
+        );
+        let (s, e) = (l[0], *l.last().unwrap());
+        assert!(e < 0.25 * s, "MLP ({fisher:?}): {s} → {e}");
+    }
+
+    // Batch norm's γ, β take plain momentum-SGD steps (no Kronecker factors).
+    let n = 200;
+    let b = optdigits_batch(n);
+    let images = Batch {
+        inputs: b.inputs.reshape([n, 1, 8, 8]),
+        targets: b.targets,
+    };
+    let model: SimpleCnn<AB> = SimpleCnnConfig::new(1, [8, 8], vec![6], 10)
+        .init(&dev)
+        .unwrap();
+    let (l, kfac, model) = train(&cfg, model, &images, 0.1, 0.1, 30);
+    let (s, e) = (l[0], *l.last().unwrap());
+    assert!(e < 0.5 * s, "CNN: {s} → {e}");
+    assert!(kfac.factors(model.convs[0].weight.id).is_some());
+}
+
+#[test]
+fn state_round_trips_and_training_continues_bit_identically() {
+    let dev = Default::default();
+    let batch = optdigits_batch(100);
+    let cfg = KfacConfig::new().with_cov_interval(2).with_inv_interval(3);
+    let model: Mlp<AB> = MlpConfig::new(64, vec![16], 10).init(&dev).unwrap();
+    let (_, kfac, model) = train(&cfg, model, &batch, 0.1, 1e-2, 4);
+    let recorder = BinBytesRecorder::<DoublePrecisionSettings>::default();
+    let bytes = recorder.record(kfac.to_record(), ()).unwrap();
+    let restored = cfg
+        .init::<AB, Mlp<AB>>()
+        .unwrap()
+        .load_record(recorder.load(bytes, &dev).unwrap())
+        .unwrap();
+    assert_eq!(restored.steps(), 4);
+    let x = Tensor::<AB, 2>::from_inner(batch.inputs.clone());
+    let damping = FixedDamping::new(1e-2).unwrap();
+    let run = |mut k: Kfac<AB, Mlp<AB>>, mut m: Mlp<AB>| {
+        // Steps 4..8 include a factor update (6), an inversion (6) and sampled labels.
+        for _ in 0..4 {
+            m = k
+                .step(m, 0.1, &damping, Loss::CrossEntropy, &batch.targets, |m| {
+                    m.output(x.clone(), BatchNormMode::Train)
+                })
+                .map_err(|(_, e)| e)
+                .unwrap()
+                .0;
+        }
+        to_vec(&ParamLayout::of(&m).unwrap().flatten(&m.valid()).unwrap())
+    };
+    let a = run(kfac, model.clone());
+    let b = run(restored, model);
+    assert_eq!(a, b, "restored KFAC must continue bit-identically");
+}
+
+#[test]
+fn observers_see_loss_damping_and_the_curvature_ratio() {
+    let dev = Default::default();
+    let batch = optdigits_batch(100);
+    let model = LogisticRegressionConfig::optdigits()
+        .init::<AB>(&dev)
+        .unwrap();
+    let mut kfac = KfacConfig::new()
+        .init::<AB, LogisticRegression<AB>>()
+        .unwrap();
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink = seen.clone();
+    kfac.observe(move |r: &StepReport| sink.borrow_mut().push(r.clone()));
+    let x = Tensor::<AB, 2>::from_inner(batch.inputs.clone());
+    let (_, report) = kfac
+        .step(
+            model,
+            0.1,
+            &FixedDamping::new(0.5).unwrap(),
+            Loss::CrossEntropy,
+            &batch.targets,
+            |m| m.output(x.clone(), BatchNormMode::Train),
+        )
+        .map_err(|(_, e)| e)
+        .unwrap();
+    let seen = seen.borrow();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0], report);
+    assert_eq!(report.damping, Some(0.5));
+    assert!(report.refreshed);
+    let (hi, lo) = report.curvature_range.unwrap();
+    assert!(hi > lo && lo >= 0.0);
+    let r = report.curvature_ratio.unwrap();
+    assert!((r - (1.0 + (hi - lo) / 0.5)).abs() < 1e-12);
+    assert!(
+        (report.loss - 10f64.ln()).abs() < 0.5,
+        "loss near ln 10 at init"
+    );
+}
+
+#[test]
+fn bad_configurations_and_inputs_give_specific_errors() {
+    type M = LogisticRegression<AB>;
+    for (cfg, field) in [
+        (KfacConfig::new().with_stat_decay(1.0), "stat_decay"),
+        (KfacConfig::new().with_cov_interval(0), "cov_interval"),
+        (KfacConfig::new().with_inv_interval(0), "inv_interval"),
+        (KfacConfig::new().with_kl_clip(Some(0.0)), "kl_clip"),
+        (KfacConfig::new().with_momentum(-0.5), "momentum"),
+        (KfacConfig::new().with_weight_decay(-1.0), "weight"),
+    ] {
+        let err = cfg.init::<AB, M>().err().unwrap().to_string();
+        assert!(err.contains(field), "{field}: {err}");
+    }
+    let dev = Default::default();
+    let model = LogisticRegressionConfig::new(3, 2)
+        .init::<AB>(&dev)
+        .unwrap();
+    let w0 = model.linear.weight.val().into_data();
+    let mut kfac = KfacConfig::new().init::<AB, M>().unwrap();
+    let d = FixedDamping::new(1.0).unwrap();
+    let nan = Tensor::<AB, 2>::from_data(TensorData::new(vec![f64::NAN; 6], [2, 3]), &dev);
+    let batch = curvature_core::testing::random_classification_batch::<B, 2>([2, 3], 2, 1, &dev);
+    let (model, err) = kfac
+        .step(model, 0.1, &d, Loss::CrossEntropy, &batch.targets, |m| {
+            m.output(nan.clone(), BatchNormMode::Train)
+        })
+        .err()
+        .unwrap();
+    assert!(matches!(err, OptimError::NonFiniteLoss(_)), "{err}");
+    assert_eq!(model.linear.weight.val().into_data(), w0, "model untouched");
+    assert_eq!(kfac.steps(), 0);
+    let three = curvature_core::testing::random_classification_batch::<B, 2>([3, 3], 2, 1, &dev);
+    let x = Tensor::<AB, 2>::from_inner(batch.inputs.clone());
+    let (model, err) = kfac
+        .step(model, 0.1, &d, Loss::CrossEntropy, &three.targets, |m| {
+            m.output(x.clone(), BatchNormMode::Train)
+        })
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("do not match targets"), "{err}");
+    let (_, err) = kfac
+        .step(model, -1.0, &d, Loss::CrossEntropy, &batch.targets, |m| {
+            m.output(x.clone(), BatchNormMode::Train)
+        })
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("lr"), "{err}");
+}
