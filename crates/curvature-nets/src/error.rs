@@ -24,6 +24,9 @@ pub enum NetsError {
         /// What went wrong.
         reason: String,
     },
+    /// The data source failed (e.g. while recomputing batch-norm statistics).
+    #[error(transparent)]
+    Data(#[from] curvature_core::CurvatureError),
 }
 
 pub(crate) fn invalid(

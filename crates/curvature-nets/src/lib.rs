@@ -14,6 +14,7 @@
 mod error;
 pub mod layers;
 pub mod models;
+pub mod running_stats;
 pub mod tap;
 pub mod torch_names;
 pub mod weights;
@@ -23,4 +24,5 @@ pub use layers::{
     Activation, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dense, DenseConfig,
 };
 pub use models::*;
+pub use running_stats::{StatsUpdate, recompute_running_stats, with_running_stats};
 pub use weights::{load_safetensors, module_path, save_safetensors};

@@ -3,10 +3,10 @@
 //!
 //! After `start` steps, every `frequency` steps the running mean `w̄ ← w̄ + (w − w̄)/(n + 1)` of
 //! the iterates is updated; training continues on the raw iterates and
-//! [`IterateAveraging::averaged`] gives the averaged model for evaluation. Batch-norm running
-//! statistics of the averaged model must be recomputed with one pass over the training data
-//! (for `curvature-nets` models, e.g. `SimpleCnn::update_running_stats`), since the averaged
-//! weights never produced them.
+//! [`IterateAveraging::averaged`] gives the averaged model for evaluation. Its batch-norm running
+//! statistics must then be recomputed with one pass over the training data —
+//! [`curvature_nets::recompute_running_stats`] does that for any `curvature-nets` model —
+//! since the averaged weights never produced them.
 
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, MultiGradientsParams, Optimizer};

@@ -20,8 +20,13 @@ use burn::tensor::backend::Backend;
 use curvature_core::{CurvatureModel, LanczosConfig, Objective, lanczos};
 use serde::{Deserialize, Serialize};
 
+use std::time::Instant;
+
+use burn::record::Record;
+
 use crate::damping::DampingPolicy;
-use crate::error::{Result as OResult, invalid};
+use crate::error::{OptimError, Result as OResult, invalid};
+use crate::observe::{Observers, StepObserver, StepReport, StepTimings};
 
 /// How negative Ritz values enter `1/(f(λ) + δ)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,21 +92,21 @@ impl LanczosOptConfig {
             config: self.clone(),
             pairs: None,
             updates: 0,
+            observers: Observers::default(),
         })
     }
 }
 
-/// What one update did.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LanczosOptReport {
-    /// Loss before the update.
-    pub loss: f64,
-    /// Damping `δ` used.
-    pub damping: f64,
-    /// Largest and smallest Ritz value in use.
-    pub ritz_range: (f64, f64),
-    /// Whether the Ritz pairs were recomputed.
-    pub refreshed: bool,
+/// Saved state of [`LanczosOpt`]: the Ritz pairs in use and the update count, enough to
+/// continue bit-identically (the next refresh happens at the same update).
+#[derive(Record, Clone)]
+pub struct LanczosOptRecord<B: Backend> {
+    /// Updates taken.
+    pub updates: usize,
+    /// Ritz values `λ_i`.
+    pub ritz_values: Vec<f64>,
+    /// Ritz vectors `Φ` `[k, P]`, if computed.
+    pub ritz_vectors: Option<Tensor<B, 2>>,
 }
 
 /// The LanczosOPT optimiser (see the [module docs](self)).
@@ -109,27 +114,85 @@ pub struct LanczosOpt<B: Backend> {
     config: LanczosOptConfig,
     pairs: Option<(Vec<f64>, Tensor<B, 2>)>,
     updates: usize,
+    observers: Observers,
 }
 
 impl<B: Backend> LanczosOpt<B> {
+    /// Add an observer that receives every update's [`StepReport`].
+    pub fn observe(&mut self, observer: impl StepObserver + 'static) {
+        self.observers.push(observer);
+    }
+
+    /// Updates taken.
+    pub fn updates(&self) -> usize {
+        self.updates
+    }
+
+    /// The state as a burn record.
+    pub fn to_record(&self) -> LanczosOptRecord<B> {
+        LanczosOptRecord {
+            updates: self.updates,
+            ritz_values: self.pairs.as_ref().map(|p| p.0.clone()).unwrap_or_default(),
+            ritz_vectors: self.pairs.as_ref().map(|p| p.1.clone()),
+        }
+    }
+
+    /// Restore a state saved by [`to_record`](Self::to_record).
+    ///
+    /// # Errors
+    /// Ritz values and vectors of different counts.
+    pub fn load_record(mut self, record: LanczosOptRecord<B>) -> OResult<Self> {
+        self.pairs = match record.ritz_vectors {
+            Some(phi) => {
+                if phi.dims()[0] != record.ritz_values.len() {
+                    return Err(OptimError::InvalidInput(format!(
+                        "LanczosOPT record: {} Ritz values for {} Ritz vectors",
+                        record.ritz_values.len(),
+                        phi.dims()[0]
+                    )));
+                }
+                Some((record.ritz_values, phi))
+            }
+            None => None,
+        };
+        self.updates = record.updates;
+        Ok(self)
+    }
+
     /// One update of the objective's parameters with learning rate `α` and the damping of
     /// `damping`. The objective plays the role of the closure that re-evaluates loss, gradient
     /// and Hessian-vector products on the current batch.
     ///
+    /// Returns the step's [`StepReport`] (`curvature_range` = the extreme Ritz values).
+    ///
     /// # Errors
-    /// `α ≤ 0`, and curvature errors (a NaN loss stops the step before any change).
+    /// `α ≤ 0`, `δ ≤ 0`, a non-finite loss ([`OptimError::NonFiniteLoss`]) and curvature
+    /// errors — all before any change to the parameters.
     pub fn step<M: CurvatureModel<B, D>, const D: usize>(
         &mut self,
         objective: &mut Objective<B, M, D>,
         lr: f64,
         damping: &dyn DampingPolicy,
-    ) -> OResult<LanczosOptReport> {
+    ) -> OResult<StepReport> {
+        let start = Instant::now();
         if !(lr.is_finite() && lr > 0.0) {
             return Err(invalid("LanczosOpt::step", "lr", lr, "must be positive"));
         }
         let delta = damping.damping();
+        if !(delta.is_finite() && delta > 0.0) {
+            return Err(invalid(
+                "LanczosOpt::step",
+                "damping",
+                delta,
+                "must be positive",
+            ));
+        }
         let (loss, g) = objective.gradient()?;
+        if !loss.is_finite() {
+            return Err(OptimError::NonFiniteLoss(loss));
+        }
         let refreshed = self.pairs.is_none() || self.updates % self.config.refresh == 0;
+        let curvature_start = Instant::now();
         if refreshed {
             let cfg = LanczosConfig::new()
                 .with_steps(self.config.rank)
@@ -138,6 +201,7 @@ impl<B: Backend> LanczosOpt<B> {
             let run = lanczos(&objective.hessian(), &cfg)?;
             self.pairs = Some((run.ritz_values.clone(), run.ritz_vectors()?));
         }
+        let curvature = curvature_start.elapsed();
         let (values, phi) = self.pairs.as_ref().expect("computed above");
         let (k, p) = (phi.dims()[0], phi.dims()[1]);
         // c = Φ g; projected = Φᵀ c; curvature part = Φᵀ (c / (f(λ) + δ)).
@@ -160,16 +224,26 @@ impl<B: Backend> LanczosOpt<B> {
         let update = curvature_part.mul_scalar(1.0 / self.config.eta)
             + (g - projected).mul_scalar(1.0 / delta);
         objective.set_params(objective.params() - update.mul_scalar(lr))?;
-        self.updates += 1;
-        let ritz_range = (
+        let range = (
             values.iter().cloned().fold(f64::MIN, f64::max),
             values.iter().cloned().fold(f64::MAX, f64::min),
         );
-        Ok(LanczosOptReport {
+        let report = StepReport {
+            optimizer: "lanczos_opt",
+            step: self.updates,
             loss,
-            damping: delta,
-            ritz_range,
+            lr,
+            damping: Some(delta),
+            curvature_range: Some(range),
+            curvature_ratio: Some(crate::curvature_lr_ratio(range.0, range.1, delta)),
             refreshed,
-        })
+            timings: StepTimings {
+                total: start.elapsed(),
+                curvature,
+            },
+        };
+        self.updates += 1;
+        self.observers.notify(&report);
+        Ok(report)
     }
 }

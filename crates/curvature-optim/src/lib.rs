@@ -32,7 +32,7 @@ pub use kfac::{
     DampingSplit, FisherEstimate, Kfac, KfacConfig, KfacEigenRecord, KfacLayerRecord, KfacRecord,
     KroneckerFactors, SgdRecord,
 };
-pub use lanczos_opt::{LanczosOpt, LanczosOptConfig, LanczosOptReport, NegativeCurvature};
+pub use lanczos_opt::{LanczosOpt, LanczosOptConfig, LanczosOptRecord, NegativeCurvature};
 pub use observe::{
     History, Observers, PrintEvery, StepObserver, StepReport, StepTimings, observed_step,
 };

@@ -124,3 +124,68 @@ fn gadam_trains_and_averages() {
     assert_eq!(opt.count(), 11);
     assert!(opt.averaged(model).unwrap().is_some());
 }
+
+/// The averaged weights never produced the batch-norm statistics the model holds: one pass
+/// over the data re-estimates them (equal-weight average of the batch statistics).
+#[test]
+fn batch_norm_statistics_are_recomputed_for_the_averaged_model() {
+    use burn::tensor::Tensor;
+    use curvature_core::Batch;
+    use curvature_nets::{
+        SimpleCnn, SimpleCnnConfig, StatsUpdate, recompute_running_stats, with_running_stats,
+    };
+    let dev = Default::default();
+    let data = optdigits().unwrap().take(120);
+    let batches: Vec<Batch<B, 4>> = data
+        .batches::<B, 2>(40, &dev)
+        .unwrap()
+        .into_iter()
+        .map(|b| Batch {
+            inputs: b.inputs.reshape([40, 1, 8, 8]),
+            targets: b.targets,
+        })
+        .collect();
+    let mut model: SimpleCnn<AB> = SimpleCnnConfig::new(1, [8, 8], vec![3], 10)
+        .init(&dev)
+        .unwrap();
+    let mut opt = gadam::<AB, SimpleCnn<AB>>(
+        1e-4,
+        AveragingSchedule {
+            start: 2,
+            frequency: 1,
+        },
+    )
+    .unwrap();
+    for b in batches.iter().cycle().take(6) {
+        // Training updates the running statistics of the raw iterates as it goes.
+        let loss = with_running_stats(StatsUpdate::Momentum, || {
+            Loss::CrossEntropy.batch_mean(&model, b, BatchNormMode::Train)
+        });
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = opt.step(1e-2, model, grads);
+    }
+    let averaged = opt.averaged(model).unwrap().unwrap().valid();
+    recompute_running_stats(&averaged, &batches).unwrap();
+    // Reference: mean over batches of the first convolution's per-channel output means.
+    let mut expected = vec![0.0; 3];
+    for b in &batches {
+        let h = averaged.convs[0].forward(b.inputs.clone());
+        let m: Tensor<B, 1> = h
+            .swap_dims(0, 1)
+            .reshape([3, 40 * 64])
+            .mean_dim(1)
+            .reshape([3]);
+        for (e, v) in expected.iter_mut().zip(m.into_data().iter::<f64>()) {
+            *e += v / batches.len() as f64;
+        }
+    }
+    let got: Vec<f64> = averaged.norms[0]
+        .running_mean
+        .value()
+        .into_data()
+        .iter::<f64>()
+        .collect();
+    assert_rel_close(&got, &expected, 1e-12, "recomputed running mean");
+    let empty: Vec<Batch<B, 4>> = Vec::new();
+    assert!(recompute_running_stats(&averaged, &empty).is_err());
+}

@@ -89,3 +89,53 @@ fn low_rank_lanczos_opt_trains_softmax_regression() {
     assert!(LanczosOptConfig::new().with_eta(0.0).init::<B>().is_err());
     assert!(opt.step(&mut objective, -1.0, &damping).is_err());
 }
+
+#[test]
+fn state_round_trips_and_training_continues_bit_identically() {
+    use burn::record::{BinBytesRecorder, DoublePrecisionSettings, Recorder};
+    use curvature_optim::History;
+    let device = Default::default();
+    let data = optdigits().unwrap().take(100);
+    let model = LogisticRegressionConfig::optdigits()
+        .init::<B>(&device)
+        .unwrap();
+    let batches = data.batches::<B, 2>(100, &device).unwrap();
+    let mut objective = Objective::new(model.clone(), Loss::CrossEntropy, batches.clone()).unwrap();
+    let cfg = LanczosOptConfig::new().with_rank(8).with_refresh(2);
+    let mut opt = cfg.init::<B>().unwrap();
+    let damping = FixedDamping::new(0.5).unwrap();
+    for _ in 0..3 {
+        opt.step(&mut objective, 0.5, &damping).unwrap();
+    }
+    let recorder = BinBytesRecorder::<DoublePrecisionSettings>::default();
+    let bytes = recorder.record(opt.to_record(), ()).unwrap();
+    let mut restored = cfg
+        .init::<B>()
+        .unwrap()
+        .load_record(recorder.load(bytes, &device).unwrap())
+        .unwrap();
+    assert_eq!(restored.updates(), 3);
+    let mut twin = Objective::new(model, Loss::CrossEntropy, batches).unwrap();
+    twin.set_params(objective.params()).unwrap();
+    let history = std::rc::Rc::new(std::cell::RefCell::new(History::default()));
+    let sink = history.clone();
+    restored
+        .observe(move |r: &curvature_optim::StepReport| sink.borrow_mut().reports.push(r.clone()));
+    // Update 3 reuses the saved Ritz pairs, update 4 recomputes them.
+    for _ in 0..2 {
+        opt.step(&mut objective, 0.5, &damping).unwrap();
+        restored.step(&mut twin, 0.5, &damping).unwrap();
+    }
+    assert_eq!(to_vec(&objective.params()), to_vec(&twin.params()));
+    let h = history.borrow();
+    assert_eq!(
+        h.reports
+            .iter()
+            .map(|r| (r.step, r.refreshed))
+            .collect::<Vec<_>>(),
+        vec![(3, false), (4, true)]
+    );
+    let r = &h.reports[0];
+    let (hi, lo) = r.curvature_range.unwrap();
+    assert_eq!(r.curvature_ratio, Some(1.0 + (hi - lo) / 0.5));
+}

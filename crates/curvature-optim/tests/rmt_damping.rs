@@ -84,3 +84,74 @@ fn rmt_damping_recovers_the_known_hessian_variance() {
         damping.damping()
     );
 }
+
+/// Adam's ε is its damping: a [`DampingCell`] carries a learned δ (here from [`RmtDamping`])
+/// into a burn Adam optimiser between steps.
+#[test]
+fn a_damping_cell_sets_adams_epsilon_during_training() {
+    use burn::backend::Autodiff;
+    use burn::module::AutodiffModule;
+    use burn::optim::{GradientsParams, Optimizer};
+    use curvature_core::BatchNormMode;
+    use curvature_core::testing::random_classification_batch;
+    use curvature_nets::LogisticRegression;
+    use curvature_optim::{AdamConfig, DampingCell};
+    type AB = Autodiff<B>;
+    type M = LogisticRegression<AB>;
+    let device = Default::default();
+    let batch = random_classification_batch::<B, 2>([32, 6], 3, 5, &device);
+    let model = LogisticRegressionConfig::new(6, 3)
+        .init::<AB>(&device)
+        .unwrap();
+    let train = |mut opt: Box<dyn FnMut(M, GradientsParams) -> M>, between: &dyn Fn(usize)| {
+        let mut m = model.clone();
+        for i in 0..4 {
+            between(i);
+            let loss = Loss::CrossEntropy.batch_mean(&m, &batch, BatchNormMode::Train);
+            let grads = GradientsParams::from_grads(loss.backward(), &m);
+            m = opt(m, grads);
+        }
+        to_vec(
+            &curvature_core::ParamLayout::of(&m)
+                .unwrap()
+                .flatten(&m.valid())
+                .unwrap(),
+        )
+    };
+    let fixed = |eps: f64| {
+        let mut o = AdamConfig::new().with_epsilon(eps).init::<AB, M>().unwrap();
+        train(Box::new(move |m, g| o.step(0.05, m, g)), &|_| {})
+    };
+    let (small, large) = (fixed(1e-8), fixed(0.1));
+    // A cell held at 0.1 is Adam with ε = 0.1, bit for bit.
+    let cell = DampingCell::new(0.1).unwrap();
+    let mut o = AdamConfig::new()
+        .init_damped::<AB, M>(cell.clone())
+        .unwrap();
+    assert_eq!(
+        train(Box::new(move |m, g| o.step(0.05, m, g)), &|_| {}),
+        large
+    );
+    // Switching the cell mid-training changes the later steps only.
+    let cell = DampingCell::new(1e-8).unwrap();
+    let mut o = AdamConfig::new()
+        .init_damped::<AB, M>(cell.clone())
+        .unwrap();
+    let switched = train(Box::new(move |m, g| o.step(0.05, m, g)), &|i| {
+        if i == 2 {
+            cell.set(0.1).unwrap();
+        }
+    });
+    assert_ne!(switched, small);
+    assert_ne!(switched, large);
+    // An RMT policy publishes its δ through the cell.
+    let mut rmt = RmtDamping::new(1e-3)
+        .unwrap()
+        .with_schedule(1, 0.0)
+        .unwrap();
+    rmt.step(|| Ok(0.25)).unwrap();
+    let cell = DampingCell::new(1e-8).unwrap();
+    cell.follow(&rmt).unwrap();
+    assert_eq!(cell.damping(), 0.25);
+    assert!(cell.set(f64::NAN).is_err() && cell.damping() == 0.25);
+}

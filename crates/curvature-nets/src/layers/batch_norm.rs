@@ -77,7 +77,8 @@ impl BatchNormConfig {
 /// In [`BatchNormMode::Train`] `μ, σ²` are the batch statistics (biased variance, as PyTorch
 /// normalises) and are differentiated through; in [`BatchNormMode::Eval`] they are the running
 /// statistics. `forward` never changes the running statistics — curvature evaluation must not
-/// mutate the model; training code calls [`BatchNorm::update_running_stats`] explicitly.
+/// mutate the model — except inside [`with_running_stats`](crate::running_stats::with_running_stats),
+/// which training loops use; [`BatchNorm::update_running_stats`] updates them explicitly.
 #[derive(Module, Debug)]
 pub struct BatchNorm<B: Backend> {
     /// Scale `γ` `[C]` (PyTorch `weight`).
@@ -131,10 +132,16 @@ impl<B: Backend> BatchNorm<B> {
         );
         let (mean, var) = match mode {
             BatchNormMode::Train => {
+                if let Some(m) = crate::running_stats::active_momentum(self.momentum) {
+                    self.update_with_momentum(x.clone(), m);
+                }
                 let (m, v, _) = channel_stats(x.clone());
                 (m, v)
             }
-            BatchNormMode::Eval => (self.running_mean.value(), self.running_var.value()),
+            BatchNormMode::Eval => (
+                self.running_mean.value_sync(),
+                self.running_var.value_sync(),
+            ),
         };
         let scale = self.weight.val() / (var.add_scalar(self.epsilon)).sqrt();
         let shift = self.bias.val() - mean * scale.clone();
@@ -144,16 +151,23 @@ impl<B: Backend> BatchNorm<B> {
     /// Update the running statistics from a batch, PyTorch style:
     /// `running ← (1 − m)·running + m·batch` with the unbiased batch variance.
     pub fn update_running_stats<const D: usize>(&self, x: Tensor<B, D>) {
+        self.update_with_momentum(x, self.momentum);
+    }
+
+    fn update_with_momentum<const D: usize>(&self, x: Tensor<B, D>, m: f64) {
         let (mean, var, n) = channel_stats(x.detach());
         let unbiased = if n > 1 {
             var.mul_scalar(n as f64 / (n - 1) as f64)
         } else {
             var
         };
-        let m = self.momentum;
         self.running_mean
-            .update(self.running_mean.value().mul_scalar(1.0 - m) + mean.mul_scalar(m));
+            .update(self.running_mean.value_sync().mul_scalar(1.0 - m) + mean.mul_scalar(m));
         self.running_var
-            .update(self.running_var.value().mul_scalar(1.0 - m) + unbiased.mul_scalar(m));
+            .update(self.running_var.value_sync().mul_scalar(1.0 - m) + unbiased.mul_scalar(m));
+        // burn's `RunningState::update` stages the value per thread; `value()`, module
+        // visitors and records read the committed one. Commit now so every reader agrees.
+        self.running_mean.value_sync();
+        self.running_var.value_sync();
     }
 }

@@ -164,19 +164,10 @@ impl<B: Backend> SimpleCnn<B> {
 
     /// Update every batch norm's running statistics with one forward pass over `x`.
     pub fn update_running_stats(&self, x: Tensor<B, 4>) {
-        let mut h = x;
-        for (i, conv) in self.convs.iter().enumerate() {
-            h = conv.forward(h);
-            if let Some(bn) = self.norms.get(i) {
-                bn.update_running_stats(h.clone());
-                h = bn.forward(h, BatchNormMode::Train);
-            }
-            h = self.activation.forward(h);
-            h = match self.pooling {
-                Pooling::Max => max_pool2d(h, 2),
-                Pooling::Avg => avg_pool2d(h, 2),
-            };
-        }
+        crate::running_stats::with_running_stats(
+            crate::running_stats::StatsUpdate::Momentum,
+            || self.forward(x, BatchNormMode::Train),
+        );
     }
 }
 
