@@ -39,7 +39,7 @@
 //! `ν = min(1, √(κ / (α² Σ_l ⟨Δ_l, V_l⟩)))`.
 //!
 //! The directions then go through SGD with momentum and decoupled weight decay
-//! ([`Sgd`](crate::Sgd)): `z ← ρz + Δ`, `w ← w(1 − αλ) − αz`. Parameters of other layers
+//! ([`Sgd`]): `z ← ρz + Δ`, `w ← w(1 − αλ) − αz`. Parameters of other layers
 //! (batch norm, grouped convolutions, ...) take the plain gradient in the same SGD — the
 //! "fall back to SGD" rule.
 

@@ -10,7 +10,7 @@
 //!
 //! `g = ∇L`: curvature-scaled in the Krylov directions and gradient descent with step `α/δ`
 //! in the orthogonal complement. `η = 1` is the plain optimiser, `η = 3, 10` the paper's
-//! "LOPT[η]" perturbations. Negative Ritz values would make `λ + δ` vanish or flip sign:
+//! "LOPT\[η\]" perturbations. Negative Ritz values would make `λ + δ` vanish or flip sign:
 //! `f(λ) = |λ|` by default (a saddle-free step, Dauphin et al. 2014) or `max(λ, 0)` with
 //! [`NegativeCurvature::Clip`].
 

@@ -1,21 +1,29 @@
 //! # curvature-optim
 //!
-//! Building blocks of curvature-aware training (this release): first-order optimisers that
-//! plug into burn's `Optimizer` ([`SgdConfig`], [`AdamConfig`] with ε tunable and the
-//! "Adam-D" preset, L2 or decoupled weight decay), learning-rate [`Schedule`]s
-//! (constant, step, cosine and the papers' eqs. 12, 13 and 16) and damping policies
-//! ([`FixedDamping`], [`LevenbergMarquardt`], [`RmtDamping`] learned from the Hessian
-//! variance). [`LanczosOpt`] (eq. 9) takes the objective as its closure. [`IterateAveraging`] wraps any of them
-//! ([`gadam`] = AdamW + averaging). KFAC and step observers are to come.
+//! Curvature-aware training on burn:
+//!
+//! - first-order optimisers that plug into burn's `Optimizer` — [`SgdConfig`] (momentum,
+//!   Nesterov) and [`AdamConfig`] (ε tunable over 1e-8…1e-1, the "Adam-D" preset, ε from a
+//!   [`DampingCell`]), with L2 or decoupled weight decay; [`IterateAveraging`] around any of
+//!   them and the [`gadam`] preset; [`checked_step`] / [`observed_step`] refuse NaN losses;
+//! - curvature optimisers that take a closure re-evaluating the current batch — [`Kfac`]
+//!   (Kronecker-factored Fisher for `Dense`/`Conv2d` layers) and [`LanczosOpt`] (eq. 9 of the
+//!   damping paper) — with burn-record state and [`StepReport`]s to [`StepObserver`]s;
+//! - damping policies shared by all of them: [`FixedDamping`], [`LevenbergMarquardt`] and
+//!   [`RmtDamping`] (auto-damping from the mini-batch Hessian variance, Granziol & Baskerville
+//!   §7);
+//! - learning-rate [`Schedule`]s: constant, step, cosine and the papers' eqs. 12, 13 and 16.
+//!
+//! See `docs/choosing-and-damping-an-optimiser.md` for guidance and measured comparisons.
 #![warn(missing_docs)]
 
 mod adam;
 mod averaging;
 mod checked;
-mod damping;
+pub mod damping;
 mod error;
-mod kfac;
-mod lanczos_opt;
+pub mod kfac;
+pub mod lanczos_opt;
 mod observe;
 mod schedule;
 mod sgd;

@@ -14,7 +14,7 @@ use crate::layers::{
 /// One entry of a VGG feature configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VggLayer {
-    /// 3×3 convolution (padding 1) with this many output channels, then [BN], ReLU.
+    /// 3×3 convolution (padding 1) with this many output channels, then (BN), ReLU.
     Conv(usize),
     /// 2×2 max pooling.
     Pool,
