@@ -19,7 +19,7 @@ use crate::adam::AdamConfig;
 use crate::error::{Result as OResult, invalid};
 
 /// When averaging happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AveragingSchedule {
     /// Optimiser steps before averaging starts (`T_avg` in steps).
     pub start: usize,

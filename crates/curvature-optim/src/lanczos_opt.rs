@@ -38,6 +38,10 @@ pub enum NegativeCurvature {
     Clip,
 }
 
+fn to_f64<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Vec<f64> {
+    t.to_data().iter::<f64>().collect()
+}
+
 /// Configuration of [`LanczosOpt`].
 #[derive(Config, Debug)]
 pub struct LanczosOptConfig {
@@ -222,7 +226,15 @@ impl<B: Backend> LanczosOpt<B> {
         let projected = phi_t.clone().matmul(c.clone()).reshape([p]);
         let curvature_part = phi_t.matmul(c * scale).reshape([p]);
         let update = curvature_part.mul_scalar(1.0 / self.config.eta)
-            + (g - projected).mul_scalar(1.0 / delta);
+            + (g.clone() - projected).mul_scalar(1.0 / delta);
+        // q(−αu) − q(0) = −α gᵀu + ½α² Σ_i λ_i (φ_iᵀu)²: the Ritz model of H (zero curvature
+        // outside the Krylov space).
+        let predicted_change = {
+            let cu = to_f64(&phi.clone().matmul(update.clone().reshape([p, 1])));
+            let curv: f64 = values.iter().zip(&cu).map(|(l, c)| l * c * c).sum();
+            let gu = to_f64(&(g * update.clone()).sum());
+            -lr * gu[0] + 0.5 * lr * lr * curv
+        };
         objective.set_params(objective.params() - update.mul_scalar(lr))?;
         let range = (
             values.iter().cloned().fold(f64::MIN, f64::max),
@@ -236,6 +248,7 @@ impl<B: Backend> LanczosOpt<B> {
             damping: Some(delta),
             curvature_range: Some(range),
             curvature_ratio: Some(crate::curvature_lr_ratio(range.0, range.1, delta)),
+            predicted_change: Some(predicted_change),
             refreshed,
             timings: StepTimings {
                 total: start.elapsed(),

@@ -41,6 +41,10 @@ pub struct StepReport {
     pub curvature_range: Option<(f64, f64)>,
     /// `R = 1 + (λ_max − λ_min)/δ`, when both a curvature range and a damping exist.
     pub curvature_ratio: Option<f64>,
+    /// The change of the loss the optimiser's (undamped) quadratic model predicts for this
+    /// step, where it computes one — with the loss after the step, the reduction ratio
+    /// `ρ = (L_after − L_before) / predicted_change` of [`LevenbergMarquardt`](crate::LevenbergMarquardt).
+    pub predicted_change: Option<f64>,
     /// Whether the curvature model (factors, inverses, Ritz pairs) was recomputed this step.
     pub refreshed: bool,
     /// Timings.
@@ -152,6 +156,7 @@ where
         damping,
         curvature_range: None,
         curvature_ratio: None,
+        predicted_change: None,
         refreshed: false,
         timings: StepTimings {
             total: start.elapsed(),

@@ -271,3 +271,41 @@ fn state_round_trips_through_records_and_training_continues_identically() {
         "restored optimiser state must continue bit-identically"
     );
 }
+
+#[test]
+fn observed_steps_report_loss_and_damping_and_refuse_nan() {
+    let dev = Default::default();
+    let data = optdigits().unwrap().take(50);
+    let batch = &data.batches::<B, 2>(50, &dev).unwrap()[0];
+    let model = LogisticRegressionConfig::optdigits()
+        .init::<AB>(&dev)
+        .unwrap();
+    let mut opt = AdamConfig::new()
+        .init::<AB, LogisticRegression<AB>>()
+        .unwrap();
+    let mut history = History::default();
+    let loss = Loss::CrossEntropy.batch_mean(&model, batch, BatchNormMode::Train);
+    let expected: f64 = loss.clone().into_scalar();
+    let model = observed_step(
+        &mut opt,
+        "adam",
+        0,
+        0.01,
+        Some(1e-8),
+        model,
+        loss,
+        &mut history,
+    )
+    .map_err(|(_, e)| e)
+    .unwrap();
+    let r = &history.reports[0];
+    assert_eq!(
+        (r.optimizer, r.step, r.loss, r.lr),
+        ("adam", 0, expected, 0.01)
+    );
+    assert_eq!(r.damping, Some(1e-8));
+    let nan = Tensor::<AB, 1>::from_data(TensorData::new(vec![f64::NAN], [1]), &dev);
+    let res = observed_step(&mut opt, "adam", 1, 0.01, None, model, nan, &mut history);
+    assert!(matches!(res, Err((_, OptimError::NonFiniteLoss(_)))));
+    assert_eq!(history.reports.len(), 1, "a refused step is not reported");
+}

@@ -148,6 +148,73 @@ fn kfac_solves_the_quadratic_whose_hessian_is_a_kronecker_product() {
     }
 }
 
+/// On a quadratic whose Hessian the optimiser models exactly, the predicted change of the loss
+/// is the actual change, so the Levenberg–Marquardt ratio is 1 and δ shrinks by ω every
+/// T_adapt steps. Only rounding separates them: stated bound 1e-8 relative.
+#[test]
+fn predicted_changes_are_exact_on_the_quadratic_and_drive_levenberg_marquardt() {
+    const PRED_TOL: f64 = 1e-8;
+    let dev = Default::default();
+    let batch = problem();
+    let x = Tensor::<AB, 2>::from_inner(batch.inputs.clone());
+    let mut model = LogisticRegressionConfig::new(8, 1)
+        .init::<AB>(&dev)
+        .unwrap();
+    let mut kfac = KfacConfig::new()
+        .with_fisher(FisherEstimate::Exact)
+        .with_momentum(0.0)
+        .with_kl_clip(None)
+        .with_cov_interval(1)
+        .with_inv_interval(1)
+        .with_predict_change(true)
+        .init::<AB, LogisticRegression<AB>>()
+        .unwrap();
+    let mut lm = LevenbergMarquardt::new(1.0).unwrap();
+    for _ in 0..10 {
+        let (m, r) = kfac
+            .step(
+                model,
+                0.5,
+                &lm,
+                Loss::MeanSquaredError,
+                &batch.targets,
+                |m| m.forward(x.clone()),
+            )
+            .map_err(|(_, e)| e)
+            .unwrap();
+        model = m;
+        let after = Loss::MeanSquaredError
+            .batch_mean(&model, &batch, BatchNormMode::Train)
+            .into_scalar();
+        let predicted = r.predicted_change.unwrap();
+        let actual = after - r.loss;
+        assert!(
+            (actual - predicted).abs() <= PRED_TOL * predicted.abs(),
+            "KFAC: actual {actual} vs predicted {predicted}"
+        );
+        lm.observe(actual / predicted);
+    }
+    assert!(
+        (lm.damping() - 0.95f64.powi(2)).abs() < 1e-12,
+        "{}",
+        lm.damping()
+    );
+
+    let plain = LogisticRegressionConfig::new(8, 1).init::<B>(&dev).unwrap();
+    let mut objective = Objective::new(plain, Loss::MeanSquaredError, vec![problem()]).unwrap();
+    let mut opt = LanczosOptConfig::new().with_rank(9).init::<B>().unwrap();
+    let damping = FixedDamping::new(0.1).unwrap();
+    for _ in 0..3 {
+        let r = opt.step(&mut objective, 0.5, &damping).unwrap();
+        let actual = objective.evaluate().unwrap().loss - r.loss;
+        let predicted = r.predicted_change.unwrap();
+        assert!(
+            (actual - predicted).abs() <= PRED_TOL * predicted.abs(),
+            "LanczosOPT: actual {actual} vs predicted {predicted}"
+        );
+    }
+}
+
 #[test]
 fn a_nan_loss_stops_the_step_with_a_clear_error() {
     let dev = Default::default();
