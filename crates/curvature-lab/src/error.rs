@@ -1,0 +1,94 @@
+//! The error type of `curvature-lab`.
+
+use std::path::PathBuf;
+
+/// What can go wrong in an experiment.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// An unknown name (model, dataset, optimiser, schedule).
+    #[error("unknown {kind} `{name}`; valid: {}", valid.join(", "))]
+    UnknownName {
+        /// What was named.
+        kind: &'static str,
+        /// The name given.
+        name: String,
+        /// The valid names.
+        valid: Vec<&'static str>,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {field} = {value}: {reason}")]
+    InvalidConfig {
+        /// The key.
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The output directory holds another run.
+    #[error(
+        "{0} already holds a run (config.json); choose another --out, add --force to overwrite, or --resume it"
+    )]
+    OutputExists(PathBuf),
+    /// Training diverged.
+    #[error(
+        "the loss became {loss} at step {step} (epoch {epoch}); {}",
+        match checkpoint {
+            Some(p) => format!("the last good checkpoint is kept in {} (lower --lr or raise the damping, then --resume)", p.display()),
+            None => "no checkpoint had been written yet (lower --lr or raise the damping)".to_string(),
+        }
+    )]
+    Diverged {
+        /// The loss value.
+        loss: f64,
+        /// Global step.
+        step: usize,
+        /// Epoch.
+        epoch: usize,
+        /// Where the last good checkpoint is, if one was written.
+        checkpoint: Option<PathBuf>,
+    },
+    /// Reading or writing a file failed.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Errors of the library crates.
+    #[error(transparent)]
+    Curvature(#[from] curvature_core::CurvatureError),
+    /// Model errors.
+    #[error(transparent)]
+    Nets(#[from] curvature_nets::NetsError),
+    /// Data errors.
+    #[error(transparent)]
+    Data(#[from] curvature_data::DataError),
+    /// Optimiser errors.
+    #[error(transparent)]
+    Optim(#[from] curvature_optim::OptimError),
+}
+
+pub(crate) fn io(path: impl Into<PathBuf>, e: impl std::fmt::Display) -> LabError {
+    LabError::Io {
+        path: path.into(),
+        reason: e.to_string(),
+    }
+}
+
+pub(crate) fn invalid(
+    field: &'static str,
+    value: impl std::fmt::Display,
+    reason: &'static str,
+) -> LabError {
+    LabError::InvalidConfig {
+        field,
+        value: value.to_string(),
+        reason,
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T> = std::result::Result<T, LabError>;

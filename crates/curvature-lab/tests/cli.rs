@@ -1,0 +1,187 @@
+//! End-to-end tests of the `curvature` binary: quickstart, train + resume continuing
+//! bit-identically, divergence and bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn curvature(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_curvature"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Metrics rows without the wall-clock column.
+fn rows(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn quickstart_runs_with_no_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = curvature(&[], dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let out = dir.path().join("curvature-runs/quickstart-1");
+    for f in [
+        "config.json",
+        "metrics.csv",
+        "weights.safetensors",
+        "summary.json",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing: {}", text(&o));
+    }
+    assert!(text(&o).contains("quickstart-1"));
+    assert_eq!(rows(&out).len(), 11, "header + 10 epochs");
+}
+
+#[test]
+fn resumed_runs_continue_bit_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (name, extra) in [
+        ("sgd", vec!["--optimizer", "sgd", "--lr", "0.05"]),
+        (
+            "adam_auto",
+            vec![
+                "--optimizer",
+                "adam",
+                "--lr",
+                "0.005",
+                "--damping",
+                "auto",
+                "--damping-interval",
+                "3",
+            ],
+        ),
+        (
+            "kfac_auto",
+            vec![
+                "--optimizer",
+                "kfac",
+                "--lr",
+                "0.05",
+                "--damping",
+                "auto",
+                "--damping-interval",
+                "3",
+            ],
+        ),
+    ] {
+        let common = |epochs: &str, out: &str| -> Vec<String> {
+            let mut a: Vec<String> = [
+                "train",
+                "--quiet",
+                "--model",
+                "mlp",
+                "--hidden",
+                "16",
+                "--batch-size",
+                "200",
+                "--epochs",
+                epochs,
+                "--out",
+                out,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            a.extend(extra.iter().map(|s| s.to_string()));
+            a
+        };
+        let full = format!("{name}_full");
+        let part = format!("{name}_part");
+        let o = curvature(&refs(&common("4", &full)), d);
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        let o = curvature(&refs(&common("2", &part)), d);
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        // Extend the interrupted run to 4 epochs and resume it.
+        let cfg = d.join(&part).join("config.json");
+        let c = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("\"epochs\": 2", "\"epochs\": 4");
+        std::fs::write(&cfg, c).unwrap();
+        let o = curvature(&["train", "--quiet", "--resume", &part], d);
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        assert_eq!(
+            rows(&d.join(&part)),
+            rows(&d.join(&full)),
+            "{name}: metrics"
+        );
+        assert_eq!(
+            std::fs::read(d.join(&part).join("weights.safetensors")).unwrap(),
+            std::fs::read(d.join(&full).join("weights.safetensors")).unwrap(),
+            "{name}: final weights"
+        );
+    }
+}
+
+#[test]
+fn bad_input_gives_clear_errors_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = curvature(&["train", "--out", "a", "--model", "resnet9000"], d);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("unknown model `resnet9000`; valid: logistic, mlp"),
+        "{}",
+        text(&o)
+    );
+    let o = curvature(&["train", "--out", "a", "--damping=-1"], d);
+    assert!(
+        !o.status.success() && text(&o).contains("damping"),
+        "{}",
+        text(&o)
+    );
+    let quick = [
+        "train", "--quiet", "--out", "a", "--epochs", "1", "--model", "logistic",
+    ];
+    assert!(curvature(&quick, d).status.success());
+    let o = curvature(&quick, d);
+    assert!(
+        !o.status.success() && text(&o).contains("already holds a run"),
+        "{}",
+        text(&o)
+    );
+    let mut forced = quick.to_vec();
+    forced.push("--force");
+    assert!(curvature(&forced, d).status.success());
+    let o = curvature(&["train", "--resume", "nowhere"], d);
+    assert!(
+        !o.status.success() && text(&o).contains("config.json"),
+        "{}",
+        text(&o)
+    );
+    // Divergence stops with the step number and keeps no bad checkpoint.
+    let o = curvature(
+        &[
+            "train", "--quiet", "--out", "div", "--lr", "1e39", "--model", "logistic", "--epochs",
+            "2",
+        ],
+        d,
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("became NaN at step 1"), "{}", text(&o));
+    assert!(
+        text(&o).contains("no checkpoint had been written"),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("backtrace"), "{}", text(&o));
+}
