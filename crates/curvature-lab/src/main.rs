@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use curvature_lab::{DampingSetting, RunOptions, TrainConfig, resume, train};
+use curvature_lab::{
+    DampingSetting, RunOptions, SpectrumRequest, TrainConfig, measure, resume, train,
+};
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +24,106 @@ struct Cli {
 enum Command {
     /// Train a model; writes config.json, metrics.csv, checkpoints and weights to --out.
     Train(TrainArgs),
+    /// Hessian / GGN / Hessian−GGN spectrum of a model at given weights over a dataset.
+    Spectrum(SpectrumArgs),
+}
+
+#[derive(Args)]
+struct SpectrumArgs {
+    /// A training run directory: its config.json names the model and data, its
+    /// weights.safetensors holds the weights.
+    #[arg(long, conflicts_with_all = ["weights", "config"])]
+    run: Option<PathBuf>,
+    /// Weights (safetensors with the model's PyTorch names); without it and without --run, the
+    /// seeded initialisation.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// A JSON run configuration naming model and data (as for `train`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Model: logistic, mlp.
+    #[arg(long)]
+    model: Option<String>,
+    /// Hidden widths of the MLP.
+    #[arg(long, value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
+    /// Dataset: optdigits, clusters.
+    #[arg(long)]
+    data: Option<String>,
+    /// Which part of the data: train or val.
+    #[arg(long, default_value = "train")]
+    split: String,
+    /// hessian, ggn or hessian-minus-ggn.
+    #[arg(long, default_value = "hessian")]
+    operator: String,
+    /// Batch-norm mode: train or eval.
+    #[arg(long, default_value = "train")]
+    bn_mode: String,
+    /// Lanczos steps m.
+    #[arg(long, default_value_t = 80)]
+    steps: usize,
+    /// Random start vectors n_v.
+    #[arg(long, default_value_t = 1)]
+    vectors: usize,
+    /// Seed of the start vectors (and of the data split and initialisation).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Exact eigenvalues from the dense matrix (models up to 5 000 parameters).
+    #[arg(long)]
+    dense: bool,
+    /// Examples per batch when summing over the data.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Write the summary as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+impl SpectrumArgs {
+    fn request(&self) -> Result<SpectrumRequest> {
+        let (mut config, weights) = match &self.run {
+            Some(dir) => (
+                TrainConfig::from_file(&dir.join("config.json"))?,
+                Some(dir.join("weights.safetensors")),
+            ),
+            None => (
+                match &self.config {
+                    Some(p) => TrainConfig::from_file(p)?,
+                    None => TrainConfig::default(),
+                },
+                self.weights.clone(),
+            ),
+        };
+        if let Some(m) = &self.model {
+            config.model = m.clone();
+        }
+        if let Some(h) = &self.hidden {
+            config.hidden = h.clone();
+        }
+        if let Some(d) = &self.data {
+            config.data = d.clone();
+        }
+        if let Some(s) = self.seed {
+            config.seed = s;
+        }
+        let bn_mode = match self.bn_mode.as_str() {
+            "train" => curvature_core::BatchNormMode::Train,
+            "eval" => curvature_core::BatchNormMode::Eval,
+            other => anyhow::bail!("unknown --bn-mode `{other}`; valid: train, eval"),
+        };
+        Ok(SpectrumRequest {
+            seed: config.seed,
+            config,
+            weights,
+            split: self.split.clone(),
+            operator: self.operator.clone(),
+            bn_mode,
+            steps: self.steps,
+            vectors: self.vectors,
+            dense: self.dense,
+            batch_size: self.batch_size,
+        })
+    }
 }
 
 #[derive(Args)]
@@ -166,6 +268,17 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         None => quickstart(),
+        Some(Command::Spectrum(args)) => {
+            let result = measure(&args.request()?)?;
+            println!("{}", result.text.trim_end());
+            if let Some(path) = &args.json {
+                let text = serde_json::to_string_pretty(&result.json)?;
+                std::fs::write(path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("summary written to {}", path.display());
+            }
+            Ok(())
+        }
         Some(Command::Train(args)) => {
             let options = RunOptions {
                 force: args.force,

@@ -25,8 +25,8 @@ use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use curvature_core::{Batch, BatchNormMode, HessianVarianceConfig, Loss, Network, Objective};
-use curvature_data::{ClassificationData, GaussianClustersConfig, gaussian_clusters, optdigits};
-use curvature_nets::{LogisticRegressionConfig, MlpConfig, module_path, save_safetensors};
+use curvature_data::ClassificationData;
+use curvature_nets::{module_path, save_safetensors};
 use curvature_optim::{
     Adam, AdamConfig, DampingCell, DampingPolicy, FixedDamping, Kfac, KfacConfig, RmtDamping,
     Schedule, Sgd, SgdConfig, WeightDecayMode,
@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{DampingSetting, TrainConfig};
 use crate::error::{LabError, Result, io};
+use crate::setup::{AnyModel, build_model, dataset};
 
 /// The training backend.
 pub type B = NdArray<f32>;
@@ -184,36 +185,11 @@ fn dispatch(
     let device = Default::default();
     B::seed(&device, config.seed);
     let (train, val) = dataset(config)?;
-    let d = train.example_len();
-    let k = train.num_classes;
-    match config.model.as_str() {
-        "logistic" => {
-            let model = LogisticRegressionConfig::new(d, k).init::<AB>(&device)?;
-            run(config, paths, resume, options, model, &train, &val)
-        }
-        _ => {
-            let model = MlpConfig::new(d, config.hidden.clone(), k).init::<AB>(&device)?;
-            run(config, paths, resume, options, model, &train, &val)
-        }
+    let (d, k) = (train.example_len(), train.num_classes);
+    match build_model::<AB>(config, d, k, &device)? {
+        AnyModel::Logistic(m) => run(config, paths, resume, options, m, &train, &val),
+        AnyModel::Mlp(m) => run(config, paths, resume, options, m, &train, &val),
     }
-}
-
-fn dataset(config: &TrainConfig) -> Result<(ClassificationData, ClassificationData)> {
-    let all = match config.data.as_str() {
-        "optdigits" => optdigits()?,
-        _ => gaussian_clusters(&GaussianClustersConfig {
-            seed: config.seed,
-            ..GaussianClustersConfig::new(10, 100)
-        })?,
-    };
-    if config.val_size >= all.len() {
-        return Err(crate::error::invalid(
-            "val_size",
-            config.val_size,
-            "must leave training examples",
-        ));
-    }
-    Ok(all.split(config.val_size, config.seed)?)
 }
 
 /// The optimiser of a run, with its damping policy.

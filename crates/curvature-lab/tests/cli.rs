@@ -185,3 +185,92 @@ fn bad_input_gives_clear_errors_and_never_overwrites() {
     );
     assert!(!text(&o).contains("backtrace"), "{}", text(&o));
 }
+
+#[test]
+fn dense_spectrum_agrees_with_the_library_reference_and_json_has_the_documented_fields() {
+    use burn::backend::NdArray;
+    use curvature_core::{DenseReferenceConfig, Loss, Objective, dense_matrix, dense_spectrum};
+    use curvature_nets::{LogisticRegressionConfig, load_safetensors, module_path};
+    type B = NdArray<f32>;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = [
+        "train", "--quiet", "--out", "r", "--model", "logistic", "--epochs", "2", "--seed", "3",
+    ];
+    assert!(curvature(&run, d).status.success());
+    let o = curvature(
+        &["spectrum", "--run", "r", "--dense", "--json", "dense.json"],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("dense.json")).unwrap()).unwrap();
+    let got: Vec<f64> = json["eigenvalues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    // The library's reference, built here independently from the run's files: the same
+    // split (seed 3, 297 held out), the weights file, batches of 256.
+    let device = Default::default();
+    let (train, _) = curvature_data::optdigits().unwrap().split(297, 3).unwrap();
+    let model = LogisticRegressionConfig::optdigits()
+        .init::<B>(&device)
+        .unwrap();
+    let (model, unused) =
+        load_safetensors(model, d.join("r/weights.safetensors"), &module_path).unwrap();
+    assert!(unused.is_empty());
+    let objective = Objective::new(
+        model,
+        Loss::CrossEntropy,
+        train.batches::<B, 2>(256, &device).unwrap(),
+    )
+    .unwrap();
+    let h = dense_matrix(&objective.hessian(), DenseReferenceConfig::default()).unwrap();
+    let expected = dense_spectrum(&h).eigenvalues;
+    assert_eq!(got.len(), 650);
+    // Same computation in the same precision: identical up to summation order (none here).
+    let scale = expected.last().unwrap().abs();
+    for (g, e) in got.iter().zip(&expected) {
+        assert!((g - e).abs() <= 1e-9 * scale, "{g} vs {e}");
+    }
+    // Lanczos JSON: the field names of the spectrum summary.
+    let o = curvature(
+        &[
+            "spectrum",
+            "--run",
+            "r",
+            "--steps",
+            "30",
+            "--json",
+            "lanczos.json",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("lanczos.json")).unwrap()).unwrap();
+    for key in [
+        "lambda_max",
+        "lambda_min",
+        "trace",
+        "frobenius",
+        "degenerate_mass",
+        "negative_mass",
+        "estimators",
+    ] {
+        assert!(json.get(key).is_some(), "missing `{key}` in {json}");
+    }
+    let lmax = json["lambda_max"].as_f64().unwrap();
+    assert!(
+        (lmax - scale).abs() <= 1e-3 * scale,
+        "Lanczos λ_max {lmax} vs dense {scale}"
+    );
+    let o = curvature(&["spectrum", "--run", "r", "--operator", "fisher"], d);
+    assert!(
+        text(&o).contains("unknown operator `fisher`; valid: hessian, ggn, hessian-minus-ggn"),
+        "{}",
+        text(&o)
+    );
+}
