@@ -182,13 +182,21 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// Read a JSON configuration file (keys as in this struct; missing keys take defaults).
+    /// Read a configuration file: TOML (`.toml`) or JSON (anything else); keys as in this
+    /// struct, missing keys take the defaults, unknown keys are an error.
     ///
     /// # Errors
     /// Unreadable or malformed files, unknown keys.
     pub fn from_file(path: &std::path::Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| crate::error::io(path, e))?;
-        serde_json::from_str(&text).map_err(|e| crate::error::io(path, e))
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
+        {
+            toml::from_str(&text).map_err(|e| crate::error::io(path, e))
+        } else {
+            serde_json::from_str(&text).map_err(|e| crate::error::io(path, e))
+        }
     }
 }
 
@@ -223,5 +231,15 @@ mod tests {
         assert!(json.contains("\"damping\":\"auto\""), "{json}");
         assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), c);
         assert!(serde_json::from_str::<TrainConfig>("{\"modle\": \"mlp\"}").is_err());
+        let t: TrainConfig =
+            toml::from_str("optimizer = \"kfac\"\ndamping = \"auto\"\nhidden = [32, 16]").unwrap();
+        assert_eq!(t.damping, Some(DampingSetting::Auto(AutoTag::Auto)));
+        assert_eq!(
+            (t.optimizer.as_str(), t.hidden.clone()),
+            ("kfac", vec![32, 16])
+        );
+        let t: TrainConfig = toml::from_str("damping = 0.01").unwrap();
+        assert_eq!(t.damping, Some(DampingSetting::Fixed(0.01)));
+        assert!(toml::from_str::<TrainConfig>("lr = \"fast\"").is_err());
     }
 }

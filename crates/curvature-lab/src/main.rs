@@ -38,7 +38,7 @@ struct SpectrumArgs {
     /// seeded initialisation.
     #[arg(long)]
     weights: Option<PathBuf>,
-    /// A JSON run configuration naming model and data (as for `train`).
+    /// A TOML or JSON run configuration naming model and data (as for `train`).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Model: logistic, mlp.
@@ -128,7 +128,7 @@ impl SpectrumArgs {
 
 #[derive(Args)]
 struct TrainArgs {
-    /// A JSON file with any of the keys below (flags given on the command line win).
+    /// A TOML or JSON file with any of the keys below (flags given on the command line win).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Output directory.
