@@ -83,6 +83,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Schedule name (see [`SCHEDULES`]).
     pub schedule: String,
+    /// Start from these weights (safetensors, PyTorch names) instead of the seeded
+    /// initialisation.
+    pub init_weights: Option<std::path::PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -105,6 +108,7 @@ impl Default for TrainConfig {
             batch_size: 100,
             seed: 0,
             schedule: "constant".into(),
+            init_weights: None,
         }
     }
 }
@@ -171,6 +175,11 @@ impl TrainConfig {
             if v == 0 {
                 return Err(invalid(field, v, "must be positive"));
             }
+        }
+        if let Some(p) = &self.init_weights
+            && !p.exists()
+        {
+            return Err(crate::error::io(p, "--init-weights: file not found"));
         }
         if self.model == "mlp" && (self.hidden.is_empty() || self.hidden.contains(&0)) {
             return Err(invalid(

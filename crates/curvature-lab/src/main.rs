@@ -194,6 +194,9 @@ struct TrainArgs {
     /// Schedule: constant, cosine, linear-decay, warm-ramp.
     #[arg(long)]
     schedule: Option<String>,
+    /// Start from these weights (safetensors with the model's PyTorch names).
+    #[arg(long)]
+    init_weights: Option<PathBuf>,
 }
 
 impl TrainArgs {
@@ -226,6 +229,9 @@ impl TrainArgs {
         );
         if let Some(d) = self.damping {
             c.damping = Some(d);
+        }
+        if let Some(p) = &self.init_weights {
+            c.init_weights = Some(p.clone());
         }
         if self.decoupled {
             c.decoupled = true;

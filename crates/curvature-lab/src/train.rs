@@ -187,9 +187,33 @@ fn dispatch(
     let (train, val) = dataset(config)?;
     let (d, k) = (train.example_len(), train.num_classes);
     match build_model::<AB>(config, d, k, &device)? {
-        AnyModel::Logistic(m) => run(config, paths, resume, options, m, &train, &val),
-        AnyModel::Mlp(m) => run(config, paths, resume, options, m, &train, &val),
+        AnyModel::Logistic(m) => {
+            let m = initial_weights(config, m)?;
+            run(config, paths, resume, options, m, &train, &val)
+        }
+        AnyModel::Mlp(m) => {
+            let m = initial_weights(config, m)?;
+            run(config, paths, resume, options, m, &train, &val)
+        }
     }
+}
+
+/// Load `config.init_weights`, if given (every tensor of the file must be used).
+fn initial_weights<M: burn::module::Module<AB>>(config: &TrainConfig, model: M) -> Result<M> {
+    let Some(path) = &config.init_weights else {
+        return Ok(model);
+    };
+    let (model, unused) = curvature_nets::load_safetensors(model, path, &module_path)?;
+    if !unused.is_empty() {
+        return Err(io(
+            path,
+            format!(
+                "tensors not used by the model (wrong --model?): {}",
+                unused.join(", ")
+            ),
+        ));
+    }
+    Ok(model)
 }
 
 /// The optimiser of a run, with its damping policy.

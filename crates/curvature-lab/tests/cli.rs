@@ -162,6 +162,44 @@ fn bad_input_gives_clear_errors_and_never_overwrites() {
     let mut forced = quick.to_vec();
     forced.push("--force");
     assert!(curvature(&forced, d).status.success());
+    // --init-weights: a run started from another run's weights begins where that one ended.
+    let o = curvature(
+        &[
+            "train",
+            "--quiet",
+            "--out",
+            "b",
+            "--epochs",
+            "1",
+            "--model",
+            "logistic",
+            "--lr",
+            "1e-9",
+            "--init-weights",
+            "a/weights.safetensors",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let first = |dir: &str| rows(&d.join(dir))[1].split(',').nth(4).unwrap().to_string();
+    assert_eq!(
+        first("a"),
+        first("b"),
+        "train loss after a 1e-9 step from a's weights"
+    );
+    let o = curvature(
+        &[
+            "train",
+            "--out",
+            "c",
+            "--model",
+            "mlp",
+            "--init-weights",
+            "a/weights.safetensors",
+        ],
+        d,
+    );
+    assert!(!o.status.success(), "{}", text(&o));
     let o = curvature(&["train", "--resume", "nowhere"], d);
     assert!(
         !o.status.success() && text(&o).contains("config.json"),
