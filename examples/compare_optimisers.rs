@@ -62,10 +62,7 @@ fn first_order<O: Optimizer<Model, AB>>(
 ) -> impl FnMut(Model, &Batch<B, 2>) -> Result<(Model, f64)> {
     move |model: Model, batch: &Batch<B, 2>| {
         let loss = Loss::CrossEntropy.batch_mean(&model, batch, BatchNormMode::Train);
-        let value = loss.clone().into_scalar() as f64;
-        let model = curvature::optim::checked_step(&mut opt, lr, model, loss)
-            .map_err(|(_, e)| anyhow!(e))?;
-        Ok((model, value))
+        curvature::optim::checked_step(&mut opt, lr, model, loss).map_err(|(_, e)| anyhow!(e))
     }
 }
 

@@ -132,7 +132,7 @@ impl<B: Backend, const D: usize> Batch<B, D> {
 }
 
 fn check_finite<B: Backend, const D: usize>(t: &Tensor<B, D>, what: &str) -> Result<()> {
-    if crate::objective::has_non_finite(t) {
+    if crate::reduce::has_non_finite(t) {
         return Err(CurvatureError::InvalidBatch(format!(
             "{what} contain NaN or infinite values"
         )));

@@ -3,9 +3,9 @@
 use burn::tensor::backend::Backend;
 
 use crate::error::{Result, invalid};
-use crate::objective::dot;
 use crate::operator::LinearOperator;
 use crate::random_vector::{derive_seed, rademacher_vector};
+use crate::reduce::dot;
 use crate::slq::mean_stderr;
 
 /// A trace estimate with its standard error.

@@ -38,9 +38,9 @@ use nalgebra::{DMatrix, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CurvatureError, Result as CResult, invalid};
-use crate::objective::dot;
 use crate::operator::LinearOperator;
 use crate::random_vector::{derive_seed, gaussian_vector};
+use crate::reduce::dot;
 
 /// What to do when `β_j` vanishes (see the [module docs](self)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

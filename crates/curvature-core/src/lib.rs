@@ -32,6 +32,7 @@ pub mod objective;
 pub mod operator;
 pub mod params;
 pub mod random_vector;
+pub mod reduce;
 pub mod slq;
 pub mod spectrum;
 pub mod testing;

@@ -19,14 +19,15 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Tensor};
 
 use crate::batch::{Batch, BatchSource, Targets};
 use crate::error::{CurvatureError, Result, invalid};
 use crate::loss::Loss;
 use crate::model::{Ad, Ad2, BatchNormMode, CurvatureModel, Network, Train, Train2};
 use crate::params::{ParamLayout, mark_trainable};
+use crate::reduce::{dot, has_non_finite, scalar};
 
 /// Loss and accuracy of a model over a data source.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -479,21 +480,6 @@ fn check_outputs<BB: Backend, B: Backend, const D: usize>(
         )));
     }
     Ok(())
-}
-
-pub(crate) fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
-    t.into_scalar().elem::<f64>()
-}
-
-/// `⟨a, b⟩`, reduced on the device and returned as f64.
-pub(crate) fn dot<B: Backend>(a: &Tensor<B, 1>, b: &Tensor<B, 1>) -> f64 {
-    scalar((a.clone() * b.clone()).sum())
-}
-
-/// Whether a tensor holds NaN or ±∞ (one device reduction each).
-pub(crate) fn has_non_finite<B: Backend, const D: usize>(t: &Tensor<B, D>) -> bool {
-    t.clone().is_nan().any().into_scalar().elem::<bool>()
-        || t.clone().is_inf().any().into_scalar().elem::<bool>()
 }
 
 pub(crate) fn check_finite_vec<B: Backend>(t: &Tensor<B, 1>, what: &str) -> Result<()> {

@@ -5,7 +5,7 @@ use burn::tensor::{Tensor, TensorData};
 
 /// Copy a 1-D tensor to the host as f64.
 pub fn to_vec<B: Backend>(t: &Tensor<B, 1>) -> Vec<f64> {
-    t.clone().into_data().iter::<f64>().collect()
+    crate::reduce::to_host(t)
 }
 
 /// Upload an f64 slice as a 1-D tensor.

@@ -20,8 +20,9 @@ use serde::Serialize;
 
 use crate::error::{CurvatureError, Result as CResult, invalid};
 use crate::model::CurvatureModel;
-use crate::objective::{Objective, dot};
+use crate::objective::Objective;
 use crate::random_vector::gaussian_vector;
+use crate::reduce::dot;
 
 /// Configuration of [`hessian_variance`].
 #[derive(Config, Debug)]

@@ -28,6 +28,48 @@ enum Command {
     Spectrum(SpectrumArgs),
 }
 
+/// Model, data and seed flags shared by every command; each overrides its configuration key.
+#[derive(Args)]
+struct ModelArgs {
+    /// Model: logistic, mlp.
+    #[arg(long)]
+    model: Option<String>,
+    /// Hidden widths of the MLP, e.g. 100 or 100,50.
+    #[arg(long, value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
+    /// Dataset: optdigits, clusters.
+    #[arg(long)]
+    data: Option<String>,
+    /// Seed of initialisation, data split, shuffling and estimators.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+impl ModelArgs {
+    fn apply(&self, c: &mut TrainConfig) {
+        if let Some(m) = &self.model {
+            c.model = m.clone();
+        }
+        if let Some(h) = &self.hidden {
+            c.hidden = h.clone();
+        }
+        if let Some(d) = &self.data {
+            c.data = d.clone();
+        }
+        if let Some(s) = self.seed {
+            c.seed = s;
+        }
+    }
+}
+
+/// The configuration file's keys, or the defaults.
+fn base_config(path: Option<&Path>) -> Result<TrainConfig> {
+    Ok(match path {
+        Some(p) => TrainConfig::from_file(p)?,
+        None => TrainConfig::default(),
+    })
+}
+
 #[derive(Args)]
 struct SpectrumArgs {
     /// A training run directory: its config.json names the model and data, its
@@ -41,15 +83,8 @@ struct SpectrumArgs {
     /// A TOML or JSON run configuration naming model and data (as for `train`).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Model: logistic, mlp.
-    #[arg(long)]
-    model: Option<String>,
-    /// Hidden widths of the MLP.
-    #[arg(long, value_delimiter = ',')]
-    hidden: Option<Vec<usize>>,
-    /// Dataset: optdigits, clusters.
-    #[arg(long)]
-    data: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Which part of the data: train or val.
     #[arg(long, default_value = "train")]
     split: String,
@@ -65,9 +100,6 @@ struct SpectrumArgs {
     /// Random start vectors n_v.
     #[arg(long, default_value_t = 1)]
     vectors: usize,
-    /// Seed of the start vectors (and of the data split and initialisation).
-    #[arg(long)]
-    seed: Option<u64>,
     /// Exact eigenvalues from the dense matrix (models up to 5 000 parameters).
     #[arg(long)]
     dense: bool,
@@ -86,26 +118,9 @@ impl SpectrumArgs {
                 TrainConfig::from_file(&dir.join("config.json"))?,
                 Some(dir.join("weights.safetensors")),
             ),
-            None => (
-                match &self.config {
-                    Some(p) => TrainConfig::from_file(p)?,
-                    None => TrainConfig::default(),
-                },
-                self.weights.clone(),
-            ),
+            None => (base_config(self.config.as_deref())?, self.weights.clone()),
         };
-        if let Some(m) = &self.model {
-            config.model = m.clone();
-        }
-        if let Some(h) = &self.hidden {
-            config.hidden = h.clone();
-        }
-        if let Some(d) = &self.data {
-            config.data = d.clone();
-        }
-        if let Some(s) = self.seed {
-            config.seed = s;
-        }
+        self.model.apply(&mut config);
         let bn_mode = match self.bn_mode.as_str() {
             "train" => curvature_core::BatchNormMode::Train,
             "eval" => curvature_core::BatchNormMode::Eval,
@@ -143,15 +158,8 @@ struct TrainArgs {
     /// No progress output.
     #[arg(long)]
     quiet: bool,
-    /// Model: logistic, mlp.
-    #[arg(long)]
-    model: Option<String>,
-    /// Hidden widths of the MLP, e.g. 100 or 100,50.
-    #[arg(long, value_delimiter = ',')]
-    hidden: Option<Vec<usize>>,
-    /// Dataset: optdigits, clusters.
-    #[arg(long)]
-    data: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Validation examples held out.
     #[arg(long)]
     val_size: Option<usize>,
@@ -188,9 +196,6 @@ struct TrainArgs {
     /// Mini-batch size (≥ the training set: full-batch gradient descent).
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Seed.
-    #[arg(long)]
-    seed: Option<u64>,
     /// Schedule: constant, cosine, linear-decay, warm-ramp.
     #[arg(long)]
     schedule: Option<String>,
@@ -201,30 +206,17 @@ struct TrainArgs {
 
 impl TrainArgs {
     fn config(&self) -> Result<TrainConfig> {
-        let mut c = match &self.config {
-            Some(p) => TrainConfig::from_file(p)?,
-            None => TrainConfig::default(),
-        };
+        let mut c = base_config(self.config.as_deref())?;
+        self.model.apply(&mut c);
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = v.clone(); } )* };
         }
-        set!(
-            model,
-            hidden,
-            data,
-            val_size,
-            optimizer,
-            lr,
-            momentum,
-            weight_decay,
-            eps
-        );
+        set!(val_size, optimizer, lr, momentum, weight_decay, eps);
         set!(
             damping_floor,
             damping_interval,
             epochs,
             batch_size,
-            seed,
             schedule
         );
         if let Some(d) = self.damping {

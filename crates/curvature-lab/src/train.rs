@@ -19,8 +19,8 @@ use std::time::Instant;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
+use burn::optim::Optimizer;
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{GradientsParams, Optimizer};
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
@@ -28,8 +28,8 @@ use curvature_core::{Batch, BatchNormMode, HessianVarianceConfig, Loss, Network,
 use curvature_data::ClassificationData;
 use curvature_nets::{module_path, save_safetensors};
 use curvature_optim::{
-    Adam, AdamConfig, DampingCell, DampingPolicy, FixedDamping, Kfac, KfacConfig, RmtDamping,
-    Schedule, Sgd, SgdConfig, WeightDecayMode,
+    Adam, AdamConfig, DampingCell, DampingPolicy, FixedDamping, Kfac, KfacConfig, OptimError,
+    RmtDamping, Schedule, Sgd, SgdConfig, WeightDecayMode, checked_step,
 };
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -220,7 +220,7 @@ fn initial_weights<M: burn::module::Module<AB>>(config: &TrainConfig, model: M) 
 enum Opt<M: AutodiffModule<AB>> {
     Sgd(OptimizerAdaptor<Sgd, M, AB>),
     Adam(OptimizerAdaptor<Adam, M, AB>, DampingCell),
-    Kfac(Box<Kfac<AB, M>>, f64),
+    Kfac(Box<Kfac<AB, M>>, FixedDamping),
 }
 
 fn build_optimizer<M: AutodiffModule<AB>>(c: &TrainConfig) -> Result<Opt<M>> {
@@ -249,7 +249,7 @@ fn build_optimizer<M: AutodiffModule<AB>>(c: &TrainConfig) -> Result<Opt<M>> {
                     .with_seed(c.seed)
                     .init::<AB, M>()?,
             ),
-            fixed.unwrap_or(c.damping_floor),
+            FixedDamping::new(fixed.unwrap_or(c.damping_floor))?,
         ),
         _ => {
             let eps = fixed.unwrap_or(c.eps);
@@ -278,6 +278,16 @@ fn schedule(name: &str) -> Schedule {
 
 fn recorder() -> BinFileRecorder<FullPrecisionSettings> {
     BinFileRecorder::<FullPrecisionSettings>::default()
+}
+
+/// Read a record written by [`checkpoint`] (`path` without the `.bin` the recorder adds).
+fn read_record<R: burn::record::Record<AB>>(
+    path: &Path,
+    device: &burn::tensor::Device<AB>,
+) -> Result<R> {
+    recorder()
+        .load(path.to_path_buf(), device)
+        .map_err(|e| io(path.with_extension("bin"), e))
 }
 
 /// Write `bytes` to `path` through a temporary file and a rename.
@@ -330,36 +340,13 @@ where
         let text = std::fs::read_to_string(ck.join("state.json"))
             .map_err(|e| io(ck.join("state.json"), e))?;
         state = serde_json::from_str(&text).map_err(|e| io(ck.join("state.json"), e))?;
-        let load = |name: &str| ck.join(name);
-        model = model.load_record(
-            recorder()
-                .load(load("model"), &device)
-                .map_err(|e| io(load("model.bin"), e))?,
-        );
+        model = model.load_record(read_record(&ck.join("model"), &device)?);
+        let opt_path = ck.join("optimizer");
         opt = match opt {
-            Opt::Sgd(o) => Opt::Sgd(
-                o.load_record(
-                    recorder()
-                        .load(load("optimizer"), &device)
-                        .map_err(|e| io(load("optimizer.bin"), e))?,
-                ),
-            ),
-            Opt::Adam(o, cell) => Opt::Adam(
-                o.load_record(
-                    recorder()
-                        .load(load("optimizer"), &device)
-                        .map_err(|e| io(load("optimizer.bin"), e))?,
-                ),
-                cell,
-            ),
+            Opt::Sgd(o) => Opt::Sgd(o.load_record(read_record(&opt_path, &device)?)),
+            Opt::Adam(o, cell) => Opt::Adam(o.load_record(read_record(&opt_path, &device)?), cell),
             Opt::Kfac(o, d) => Opt::Kfac(
-                Box::new(
-                    o.load_record(
-                        recorder()
-                            .load(load("optimizer"), &device)
-                            .map_err(|e| io(load("optimizer.bin"), e))?,
-                    )?,
-                ),
+                Box::new(o.load_record(read_record(&opt_path, &device)?)?),
                 d,
             ),
         };
@@ -431,15 +418,11 @@ where
                     }
                     first_order(o, lr, model, batch)
                 }
-                Opt::Kfac(o, delta) => {
+                Opt::Kfac(o, fixed) => {
                     let x = Tensor::<AB, 2>::from_inner(batch.inputs.clone());
-                    let fixed;
                     let damping: &dyn DampingPolicy = match &state.rmt {
                         Some(r) => r,
-                        None => {
-                            fixed = FixedDamping::new(*delta)?;
-                            &fixed
-                        }
+                        None => fixed,
                     };
                     o.step(
                         model,
@@ -449,13 +432,12 @@ where
                         &batch.targets,
                         |m| m.output(x.clone(), BatchNormMode::Train),
                     )
-                    .map(|(m, r)| (m, r.loss))
-                    .map_err(|(m, e)| (m, LabError::from(e)))
+                    .map(|(m, _)| m)
                 }
             };
             model = match result {
-                Ok((m, _)) => m,
-                Err((_, LabError::Optim(curvature_optim::OptimError::NonFiniteLoss(loss)))) => {
+                Ok(m) => m,
+                Err((_, OptimError::NonFiniteLoss(loss))) => {
                     return Err(LabError::Diverged {
                         loss,
                         step: state.steps,
@@ -463,7 +445,7 @@ where
                         checkpoint: Some(paths.checkpoint()).filter(|p| p.exists()),
                     });
                 }
-                Err((_, e)) => return Err(e),
+                Err((_, e)) => return Err(e.into()),
             };
             state.steps += 1;
         }
@@ -474,7 +456,7 @@ where
         let damping = match &opt {
             Opt::Sgd(_) => None,
             Opt::Adam(_, cell) => Some(cell.damping()),
-            Opt::Kfac(_, d) => Some(state.rmt.as_ref().map_or(*d, |r| r.damping())),
+            Opt::Kfac(_, d) => Some(state.rmt.as_ref().map_or(d.damping(), |r| r.damping())),
         };
         let row = EpochMetrics {
             epoch: epoch + 1,
@@ -521,23 +503,19 @@ where
     Ok(rows)
 }
 
-type StepResult<M> = std::result::Result<(M, f64), (M, LabError)>;
-
-fn first_order<M, O>(opt: &mut O, lr: f64, model: M, batch: &Batch<B, 2>) -> StepResult<M>
+/// A checked first-order step on the batch's mean cross-entropy.
+fn first_order<M, O>(
+    opt: &mut O,
+    lr: f64,
+    model: M,
+    batch: &Batch<B, 2>,
+) -> std::result::Result<M, (M, OptimError)>
 where
     M: AutodiffModule<AB> + Network<AB, 2>,
     O: Optimizer<M, AB>,
 {
     let loss = Loss::CrossEntropy.batch_mean(&model, batch, BatchNormMode::Train);
-    let value: f64 = burn::tensor::ElementConversion::elem(loss.clone().into_scalar());
-    if !value.is_finite() {
-        return Err((
-            model,
-            LabError::Optim(curvature_optim::OptimError::NonFiniteLoss(value)),
-        ));
-    }
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
-    Ok((opt.step(lr, model, grads), value))
+    checked_step(opt, lr, model, loss).map(|(m, _)| m)
 }
 
 /// Write model, optimiser and state to `checkpoint.tmp`, then swap it in.

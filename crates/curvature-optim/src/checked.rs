@@ -9,7 +9,8 @@ use burn::tensor::backend::AutodiffBackend;
 use crate::error::OptimError;
 
 /// Compute gradients of `loss` and apply one step of `optimizer`, unless the loss is NaN/±∞
-/// (the model is returned untouched together with the error).
+/// (the model is returned untouched together with the error). Returns the stepped model and
+/// the loss value (read from the device once).
 ///
 /// # Errors
 /// [`OptimError::NonFiniteLoss`] with the loss value.
@@ -18,16 +19,16 @@ pub fn checked_step<B, M, O>(
     lr: f64,
     module: M,
     loss: Tensor<B, 1>,
-) -> std::result::Result<M, (M, OptimError)>
+) -> std::result::Result<(M, f64), (M, OptimError)>
 where
     B: AutodiffBackend,
     M: AutodiffModule<B>,
     O: Optimizer<M, B>,
 {
-    let value: f64 = burn::tensor::ElementConversion::elem(loss.clone().into_scalar());
+    let value = curvature_core::reduce::scalar(loss.clone());
     if !value.is_finite() {
         return Err((module, OptimError::NonFiniteLoss(value)));
     }
     let grads = GradientsParams::from_grads(loss.backward(), &module);
-    Ok(optimizer.step(lr, module, grads))
+    Ok((optimizer.step(lr, module, grads), value))
 }

@@ -54,6 +54,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::module::unfold4d;
 use burn::tensor::ops::UnfoldOptions;
 use burn::tensor::{Tensor, TensorData, activation};
+use curvature_core::reduce::{has_non_finite, scalar, to_host};
 use curvature_core::{Loss, Targets, derive_seed};
 use curvature_nets::tap::{Tap, tap};
 #[cfg(doc)]
@@ -278,18 +279,12 @@ type Inner<AB> = <AB as AutodiffBackend>::InnerBackend;
 /// The record of the SGD inside [`Kfac`].
 pub type SgdRecord<AB, M> = <OptimizerAdaptor<Sgd, M, AB> as Optimizer<M, AB>>::Record;
 
-fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
-    burn::tensor::ElementConversion::elem(t.into_scalar())
-}
-
-fn to_f64<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Vec<f64> {
-    t.to_data().iter::<f64>().collect()
-}
-
-/// `(U, s)` with `m = U diag(s) Uᵀ`, `s ≥ 0` (rounding negatives clipped).
-fn sym_eigen<B: Backend>(m: &Tensor<B, 2>) -> (Tensor<B, 2>, Vec<f64>) {
+/// `(U, s, tr m)` with `m = U diag(s) Uᵀ`, `s ≥ 0` (rounding negatives clipped), from one
+/// host copy of `m`.
+fn sym_eigen<B: Backend>(m: &Tensor<B, 2>) -> (Tensor<B, 2>, Vec<f64>, f64) {
     let n = m.dims()[0];
-    let mat = DMatrix::from_row_slice(n, n, &to_f64(m));
+    let mat = DMatrix::from_row_slice(n, n, &to_host(m));
+    let trace = mat.trace();
     let e = ((&mat + mat.transpose()) * 0.5).symmetric_eigen();
     let s: Vec<f64> = e.eigenvalues.iter().map(|&x| x.max(0.0)).collect();
     let u: Vec<f64> = (0..n)
@@ -299,21 +294,16 @@ fn sym_eigen<B: Backend>(m: &Tensor<B, 2>) -> (Tensor<B, 2>, Vec<f64>) {
     (
         Tensor::from_data(TensorData::new(u, [n, n]), &m.device()),
         s,
+        trace,
     )
-}
-
-fn trace<B: Backend>(m: &Tensor<B, 2>) -> f64 {
-    let n = m.dims()[0];
-    let v = to_f64(m);
-    (0..n).map(|i| v[i * n + i]).sum()
 }
 
 impl<B: Backend> Layer<B> {
     fn decompose(&mut self) {
-        let (u_a, s_a) = sym_eigen(&self.a);
-        let (u_g, s_g) = sym_eigen(&self.g);
+        let (u_a, s_a, tr_a) = sym_eigen(&self.a);
+        let (u_g, s_g, tr_g) = sym_eigen(&self.g);
         let (da, dg) = (s_a.len() as f64, s_g.len() as f64);
-        let ratio = (trace(&self.a) / da) / (trace(&self.g) / dg);
+        let ratio = (tr_a / da) / (tr_g / dg);
         let pi = if ratio.is_finite() && ratio > 0.0 {
             ratio.sqrt()
         } else {
@@ -681,7 +671,7 @@ impl<AB: AutodiffBackend, M: AutodiffModule<AB>> Kfac<AB, M> {
                     StdRng::seed_from_u64(derive_seed(self.config.seed, self.steps as u64));
                 let u: Vec<f64> = match loss {
                     Loss::CrossEntropy => {
-                        let p = to_f64(&activation::softmax(z.clone(), 1));
+                        let p = to_host(&activation::softmax(z.clone(), 1));
                         let mut u = p.clone();
                         for row in 0..n {
                             let r: f64 = rand::Rng::random(&mut rng);
@@ -715,7 +705,7 @@ impl<AB: AutodiffBackend, M: AutodiffModule<AB>> Kfac<AB, M> {
             FisherEstimate::Exact | FisherEstimate::Empirical => {
                 // H_ℓ = Σ_c u_c u_cᵀ: CE u_c = √p_c (e_c − p); MSE u_c = √(2/K) e_c.
                 let p = match loss {
-                    Loss::CrossEntropy => Some(to_f64(&activation::softmax(z.clone(), 1))),
+                    Loss::CrossEntropy => Some(to_host(&activation::softmax(z.clone(), 1))),
                     Loss::MeanSquaredError => None,
                 };
                 (0..k)
@@ -775,10 +765,7 @@ impl<AB: AutodiffBackend, M: AutodiffModule<AB>> Kfac<AB, M> {
         }
         // Check everything before changing anything: a failed step leaves the state as it was.
         for (_, (a, g), _) in &merged {
-            if [a, g]
-                .iter()
-                .any(|f| to_f64(*f).iter().any(|x| !x.is_finite()))
-            {
+            if has_non_finite(a) || has_non_finite(g) {
                 return Err(OptimError::InvalidInput(
                     "KFAC: a Kronecker factor is NaN or infinite (the step was not applied)".into(),
                 ));

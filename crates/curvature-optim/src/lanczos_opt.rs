@@ -14,15 +14,15 @@
 //! `f(λ) = |λ|` by default (a saddle-free step, Dauphin et al. 2014) or `max(λ, 0)` with
 //! [`NegativeCurvature::Clip`].
 
-use burn::config::Config;
-use burn::tensor::Tensor;
-use burn::tensor::backend::Backend;
-use curvature_core::{CurvatureModel, LanczosConfig, Objective, lanczos};
-use serde::{Deserialize, Serialize};
-
 use std::time::Instant;
 
+use burn::config::Config;
 use burn::record::Record;
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use curvature_core::reduce::{dot, to_host};
+use curvature_core::{CurvatureModel, LanczosConfig, Objective, lanczos};
+use serde::{Deserialize, Serialize};
 
 use crate::damping::DampingPolicy;
 use crate::error::{OptimError, Result as OResult, invalid};
@@ -36,10 +36,6 @@ pub enum NegativeCurvature {
     Absolute,
     /// `f(λ) = max(λ, 0)`.
     Clip,
-}
-
-fn to_f64<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Vec<f64> {
-    t.to_data().iter::<f64>().collect()
 }
 
 /// Configuration of [`LanczosOpt`].
@@ -230,10 +226,9 @@ impl<B: Backend> LanczosOpt<B> {
         // q(−αu) − q(0) = −α gᵀu + ½α² Σ_i λ_i (φ_iᵀu)²: the Ritz model of H (zero curvature
         // outside the Krylov space).
         let predicted_change = {
-            let cu = to_f64(&phi.clone().matmul(update.clone().reshape([p, 1])));
+            let cu = to_host(&phi.clone().matmul(update.clone().reshape([p, 1])));
             let curv: f64 = values.iter().zip(&cu).map(|(l, c)| l * c * c).sum();
-            let gu = to_f64(&(g * update.clone()).sum());
-            -lr * gu[0] + 0.5 * lr * lr * curv
+            -lr * dot(&g, &update) + 0.5 * lr * lr * curv
         };
         objective.set_params(objective.params() - update.mul_scalar(lr))?;
         let range = (

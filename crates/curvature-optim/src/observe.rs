@@ -146,8 +146,7 @@ where
     O: Optimizer<M, B>,
 {
     let start = Instant::now();
-    let value: f64 = burn::tensor::ElementConversion::elem(loss.clone().into_scalar());
-    let module = crate::checked_step(optimizer, lr, module, loss)?;
+    let (module, value) = crate::checked_step(optimizer, lr, module, loss)?;
     observer.observe(&StepReport {
         optimizer: name,
         step,

@@ -53,7 +53,8 @@ fn run<O: Optimizer<LogisticRegression<AB>, AB>>(mut opt: O, lr: f64, steps: usi
         let loss = Loss::MeanSquaredError.batch_mean(&model, &batch, BatchNormMode::Train);
         model = checked_step(&mut opt, lr, model, loss)
             .map_err(|(_, e)| e)
-            .unwrap();
+            .unwrap()
+            .0;
     }
     // Noiseless data and a well-specified model: the minimum loss is 0.
     (start, loss_of(&model))

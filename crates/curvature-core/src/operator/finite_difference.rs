@@ -6,7 +6,8 @@ use burn::tensor::{DType, Tensor};
 use super::{LinearOperator, check_len};
 use crate::error::{Result, invalid};
 use crate::model::CurvatureModel;
-use crate::objective::{Objective, dot, scalar};
+use crate::objective::Objective;
+use crate::reduce::{dot, scalar};
 
 /// `Hv ≈ ‖v‖ (∇L(w + h v̂) − ∇L(w − h v̂)) / (2h)`, `v̂ = v/‖v‖` — two gradients per product.
 ///
