@@ -222,3 +222,47 @@ fn hessian_variance_matches_dense_per_batch_hessians() {
         hessian_variance(&objective, &cfg).unwrap()
     );
 }
+
+/// A layer's block of the Hessian: `Block` products equal the dense Hessian's diagonal block
+/// times `v` (two vectors), the block is symmetric, and its spectrum interlaces the full one.
+#[test]
+fn block_operator_is_the_dense_diagonal_block() {
+    let objective = mlp_objective(Activation::Tanh);
+    let full = dense_matrix(&objective.hessian(), DenseReferenceConfig::default()).unwrap();
+    let layout = objective.layout();
+    let name = &layout.blocks()[2].name;
+    let range = layout.blocks()[2].range();
+    let block = Block::named(objective.hessian(), layout, name).unwrap();
+    assert_eq!(block.dim(), range.len());
+    let sub = full
+        .view((range.start, range.start), (range.len(), range.len()))
+        .into_owned();
+    let u = to_vec(&random(range.len(), 3));
+    for seed in [1, 2] {
+        let v = random(range.len(), seed);
+        let hv = to_vec(&block.apply(&v).unwrap());
+        let expected = &sub * DVector::from_vec(to_vec(&v));
+        assert_rel_close(&hv, expected.as_slice(), DENSE_TOL, "block product");
+        let hu = to_vec(&block.apply(&random(range.len(), 3)).unwrap());
+        let (uhv, vhu) = (
+            u.iter().zip(&hv).map(|(a, b)| a * b).sum::<f64>(),
+            to_vec(&v).iter().zip(&hu).map(|(a, b)| a * b).sum::<f64>(),
+        );
+        assert!(
+            (uhv - vhu).abs() <= DENSE_TOL * uhv.abs().max(1.0),
+            "symmetry"
+        );
+    }
+    let (all, part) = (dense_spectrum(&full), dense_spectrum(&sub));
+    assert!(part.eigenvalues[0] >= all.eigenvalues[0] - 1e-10);
+    assert!(part.eigenvalues.last().unwrap() <= &(all.eigenvalues.last().unwrap() + 1e-10));
+    let Err(e) = Block::named(objective.hessian(), layout, "nope") else {
+        panic!("an unknown block name is an error")
+    };
+    assert!(
+        e.to_string().contains("unknown parameter block `nope`"),
+        "{e}"
+    );
+    assert!(e.to_string().contains(name.as_str()), "{e}");
+    assert!(Block::new(objective.hessian(), 0..objective.dim() + 1).is_err());
+}

@@ -36,6 +36,14 @@ pub enum CurvatureError {
     /// The data source yielded no examples, or not the number it announced.
     #[error("invalid data: {0}")]
     InvalidData(String),
+    /// A parameter block name that the layout does not have.
+    #[error("unknown parameter block `{name}`; valid: {}", valid.join(", "))]
+    UnknownBlock {
+        /// The name given.
+        name: String,
+        /// The layout's block names.
+        valid: Vec<String>,
+    },
     /// The model has no trainable float parameters.
     #[error("the model has no trainable parameters")]
     NoParameters,

@@ -48,8 +48,8 @@ pub use loss::Loss;
 pub use model::{Ad, Ad2, BatchNormMode, CurvatureModel, Network, Train, Train2};
 pub use objective::{Evaluation, Objective};
 pub use operator::{
-    DenseOperator, DenseReferenceConfig, DenseSpectrum, FiniteDifferenceHessian, Ggn, Hessian,
-    HessianMinusGgn, LinearOperator, Scaled, Shifted, dense_matrix, dense_spectrum,
+    Block, DenseOperator, DenseReferenceConfig, DenseSpectrum, FiniteDifferenceHessian, Ggn,
+    Hessian, HessianMinusGgn, LinearOperator, Scaled, Shifted, dense_matrix, dense_spectrum,
 };
 pub use params::{ParamBlock, ParamLayout, mark_trainable};
 pub use random_vector::{derive_seed, gaussian_vector, rademacher_vector};

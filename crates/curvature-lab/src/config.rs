@@ -10,7 +10,7 @@ pub const MODELS: [&str; 2] = ["logistic", "mlp"];
 /// Datasets available offline.
 pub const DATASETS: [&str; 2] = ["optdigits", "clusters"];
 /// Optimisers.
-pub const OPTIMIZERS: [&str; 5] = ["sgd", "adam", "adamw", "adam-d", "kfac"];
+pub const OPTIMIZERS: [&str; 6] = ["sgd", "adam", "adamw", "adam-d", "kfac", "lanczos-opt"];
 /// Learning-rate schedules.
 pub const SCHEDULES: [&str; 4] = ["constant", "cosine", "linear-decay", "warm-ramp"];
 
@@ -86,6 +86,16 @@ pub struct TrainConfig {
     /// Start from these weights (safetensors, PyTorch names) instead of the seeded
     /// initialisation.
     pub init_weights: Option<std::path::PathBuf>,
+    /// Classes of the Gaussian-clusters dataset.
+    pub classes: usize,
+    /// Lanczos steps `k` of LanczosOPT.
+    pub rank: usize,
+    /// Perturbation factor `η` of LanczosOPT (1 = plain LanczosOPT).
+    pub eta: f64,
+    /// Record the Hessian spectrum every this many epochs (0 = never).
+    pub spectrum_every: usize,
+    /// Lanczos steps of those spectra.
+    pub spectrum_steps: usize,
 }
 
 impl Default for TrainConfig {
@@ -109,6 +119,11 @@ impl Default for TrainConfig {
             seed: 0,
             schedule: "constant".into(),
             init_weights: None,
+            classes: 10,
+            rank: 20,
+            eta: 1.0,
+            spectrum_every: 0,
+            spectrum_steps: 30,
         }
     }
 }
@@ -157,13 +172,13 @@ impl TrainConfig {
         if self.damping.is_some()
             && !matches!(
                 self.optimizer.as_str(),
-                "kfac" | "adam" | "adamw" | "adam-d"
+                "kfac" | "adam" | "adamw" | "adam-d" | "lanczos-opt"
             )
         {
             return Err(invalid(
                 "damping",
                 &self.optimizer,
-                "only KFAC and the Adam family have a damping (Adam: its ε)",
+                "only KFAC, LanczosOPT and the Adam family have a damping (Adam: its ε)",
             ));
         }
         for (field, v) in [
@@ -171,10 +186,18 @@ impl TrainConfig {
             ("batch_size", self.batch_size),
             ("damping_interval", self.damping_interval),
             ("val_size", self.val_size),
+            ("rank", self.rank),
+            ("spectrum_steps", self.spectrum_steps),
         ] {
             if v == 0 {
                 return Err(invalid(field, v, "must be positive"));
             }
+        }
+        if !(self.eta.is_finite() && self.eta > 0.0) {
+            return Err(invalid("eta", self.eta, "must be positive"));
+        }
+        if self.classes < 2 {
+            return Err(invalid("classes", self.classes, "needs at least 2 classes"));
         }
         if let Some(p) = &self.init_weights
             && !p.exists()

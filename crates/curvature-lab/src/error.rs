@@ -49,6 +49,17 @@ pub enum LabError {
         /// Where the last good checkpoint is, if one was written.
         checkpoint: Option<PathBuf>,
     },
+    /// The run was interrupted (Ctrl-C); a checkpoint of the last step was written.
+    #[error(
+        "interrupted after step {step}; a checkpoint of that step is in {}/checkpoint (continue with `curvature train --resume {}`)",
+        out.display(), out.display()
+    )]
+    Interrupted {
+        /// Steps taken.
+        step: usize,
+        /// The run directory.
+        out: PathBuf,
+    },
     /// Reading or writing a file failed.
     #[error("{path}: {reason}")]
     Io {

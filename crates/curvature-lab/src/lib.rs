@@ -14,6 +14,8 @@
 
 pub mod config;
 mod error;
+pub mod plot;
+pub mod progress;
 mod setup;
 pub mod spectrum;
 pub mod train;

@@ -32,7 +32,7 @@ pub(crate) fn dataset(config: &TrainConfig) -> Result<(ClassificationData, Class
         "optdigits" => optdigits()?,
         _ => gaussian_clusters(&GaussianClustersConfig {
             seed: config.seed,
-            ..GaussianClustersConfig::new(10, 100)
+            ..GaussianClustersConfig::new(config.classes, 100)
         })?,
     };
     if config.val_size >= all.len() {

@@ -6,14 +6,17 @@ use std::path::PathBuf;
 
 use burn::tensor::backend::Backend;
 use curvature_core::{
-    BatchNormMode, CurvatureModel, DenseReferenceConfig, LanczosConfig, LinearOperator, Loss,
-    Objective, SlqConfig, SpectrumConfig, dense_matrix, dense_spectrum, spectrum,
+    BatchNormMode, Block, CurvatureModel, DenseReferenceConfig, LanczosConfig, LinearOperator,
+    Loss, Objective, ParamLayout, QuadratureRun, SlqConfig, SpectralDensity, SpectrumConfig,
+    SpectrumSummary, dense_matrix, dense_spectrum, spectrum,
 };
 use curvature_nets::{load_safetensors, module_path};
 use serde::Serialize;
 
 use crate::config::TrainConfig;
 use crate::error::{LabError, Result, invalid, io};
+use crate::plot::{StemChart, save};
+use crate::progress::{Counted, Progress, ProgressMode};
 use crate::setup::{AnyModel, build_model, dataset};
 use crate::train::B;
 
@@ -43,6 +46,15 @@ pub struct SpectrumRequest {
     pub dense: bool,
     /// Examples per batch of the objective.
     pub batch_size: usize,
+    /// Restrict to one parameter block (e.g. `layers.0.weight`): the diagonal block of the
+    /// operator, i.e. that layer's curvature.
+    pub block: Option<String>,
+    /// Draw the stem plot (Ritz values and weights, log y) to this `.svg` file.
+    pub plot: Option<PathBuf>,
+    /// Add the Gaussian-smoothed density to the plot.
+    pub smooth: bool,
+    /// Progress output.
+    pub progress: ProgressMode,
 }
 
 /// The result: a printable summary and its JSON form.
@@ -134,10 +146,123 @@ fn with_model<M: CurvatureModel<B, 2>>(
     };
     let objective =
         Objective::new(model, Loss::CrossEntropy, batches)?.with_bn_mode(request.bn_mode);
+    let layout = objective.layout();
     match request.operator.as_str() {
-        "ggn" => run(request, &objective.ggn()),
-        "hessian-minus-ggn" => run(request, &objective.hessian_minus_ggn()),
-        _ => run(request, &objective.hessian()),
+        "ggn" => pick_block(request, layout, objective.ggn()),
+        "hessian-minus-ggn" => pick_block(request, layout, objective.hessian_minus_ggn()),
+        _ => pick_block(request, layout, objective.hessian()),
+    }
+}
+
+fn pick_block<A: LinearOperator<B>>(
+    request: &SpectrumRequest,
+    layout: &ParamLayout,
+    op: A,
+) -> Result<SpectrumResult> {
+    let result = match &request.block {
+        Some(name) => run(request, &Block::named(op, layout, name)?)?,
+        None => run(request, &op)?,
+    };
+    if let Some(path) = &request.plot {
+        let what = match &request.block {
+            Some(b) => format!("{} block `{b}`", request.operator),
+            None => request.operator.clone(),
+        };
+        let title = if request.dense {
+            format!("{what}: exact eigenvalues (each of weight 1/P)")
+        } else {
+            format!(
+                "{what}: Lanczos, m = {}, n_v = {}",
+                request.steps, request.vectors
+            )
+        };
+        save(&result.stems(&title, request.smooth).render(), path)?;
+    }
+    Ok(result)
+}
+
+/// Lanczos / SLQ summary of `op` with `steps` steps from `vectors` seeded start vectors,
+/// showing progress (one unit per operator product).
+///
+/// # Errors
+/// Curvature errors.
+pub fn lanczos_summary<A: LinearOperator<B>>(
+    op: &A,
+    steps: usize,
+    vectors: usize,
+    seed: u64,
+    progress: ProgressMode,
+) -> Result<SpectrumSummary> {
+    let config = SpectrumConfig::new().with_slq(
+        SlqConfig::new().with_num_vectors(vectors).with_lanczos(
+            LanczosConfig::new()
+                .with_steps(steps.min(op.dim()))
+                .with_seed(seed),
+        ),
+    );
+    let counted = Counted {
+        inner: op,
+        progress: Progress::new("lanczos", steps.min(op.dim()) * vectors, progress).into(),
+    };
+    let summary = spectrum(&counted, &config)?;
+    counted.progress.borrow_mut().finish();
+    Ok(summary)
+}
+
+/// The single-vector stem plot of `(values, weights)` (the papers' spectral plots), with the
+/// Gaussian-smoothed density (kernel width 1 % of the range) when `smooth`.
+pub fn stem_chart(values: &[f64], weights: &[f64], title: &str, smooth: bool) -> StemChart {
+    let density = smooth.then(|| {
+        let d = SpectralDensity {
+            dim: values.len(),
+            runs: vec![QuadratureRun {
+                nodes: values.to_vec(),
+                weights: weights.to_vec(),
+            }],
+        };
+        let (lo, hi) = (
+            values.iter().copied().fold(f64::INFINITY, f64::min),
+            values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        );
+        let sigma = ((hi - lo) / 100.0).max(1e-12);
+        let grid = d.grid(400, sigma);
+        let p = d.smoothed(&grid, sigma).unwrap_or_default();
+        // Density × kernel width: comparable in height with the stems' weights.
+        grid.into_iter()
+            .zip(p)
+            .map(|(x, y)| (x, y * sigma))
+            .collect()
+    });
+    StemChart {
+        title: title.into(),
+        x_label: "eigenvalue".into(),
+        stems: values
+            .iter()
+            .copied()
+            .zip(weights.iter().copied())
+            .collect(),
+        density,
+    }
+}
+
+impl SpectrumResult {
+    /// The stem chart of this result: Ritz values and weights (Lanczos) or the exact
+    /// eigenvalues with weight `1/P` each (dense).
+    pub fn stems(&self, title: &str, smooth: bool) -> StemChart {
+        let nums = |key: &str| -> Vec<f64> {
+            self.json[key]
+                .as_array()
+                .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
+                .unwrap_or_default()
+        };
+        let (values, weights) = if self.json.get("eigenvalues").is_some() {
+            let ev = nums("eigenvalues");
+            let w = vec![1.0 / ev.len().max(1) as f64; ev.len()];
+            (ev, w)
+        } else {
+            (nums("ritz_values"), nums("ritz_weights"))
+        };
+        stem_chart(&values, &weights, title, smooth)
     }
 }
 
@@ -160,23 +285,24 @@ fn run<A: LinearOperator<B>>(request: &SpectrumRequest, op: &A) -> Result<Spectr
         })
         .expect("serialisable");
         let text = format!(
-            "exact spectrum of the {}-dimensional {} (dense)\n  λ_max {hi:>13.6e}\n  λ_min {lo:>13.6e}\n  trace {trace:>13.6e}\n  asymmetry of the built matrix {:.1e}\n",
+            "exact spectrum of the {}-dimensional {}{} (dense)\n  λ_max {hi:>13.6e}\n  λ_min {lo:>13.6e}\n  trace {trace:>13.6e}\n  asymmetry of the built matrix {:.1e}\n",
             ev.len(),
             request.operator,
+            request
+                .block
+                .as_ref()
+                .map_or(String::new(), |b| format!(" block `{b}`")),
             s.asymmetry
         );
         return Ok(SpectrumResult { text, json });
     }
-    let config = SpectrumConfig::new().with_slq(
-        SlqConfig::new()
-            .with_num_vectors(request.vectors)
-            .with_lanczos(
-                LanczosConfig::new()
-                    .with_steps(request.steps)
-                    .with_seed(request.seed),
-            ),
-    );
-    let summary = spectrum(op, &config)?;
+    let summary = lanczos_summary(
+        op,
+        request.steps,
+        request.vectors,
+        request.seed,
+        request.progress,
+    )?;
     let json = serde_json::to_value(&summary).expect("serialisable");
     Ok(SpectrumResult {
         text: summary.to_string(),

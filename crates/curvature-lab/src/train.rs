@@ -11,7 +11,13 @@
 //!                          replaced atomically (written to checkpoint.tmp, then renamed)
 //! OUT/weights.safetensors  final weights, PyTorch names and layouts
 //! OUT/summary.json         final metrics
+//! OUT/plots/*.svg          loss, accuracy, learning rate / damping (and λ_max) per epoch
+//! OUT/spectra.csv          with spectrum_every: λ_max, λ_min, trace, … of the Hessian
+//! OUT/spectra/epoch-N.json the full summaries, and their stem plots epoch-N.svg
 //! ```
+//!
+//! A raised [`Interrupt`] (Ctrl-C in the command) stops the run after the current step with a
+//! checkpoint of that step; `--resume` then continues mid-epoch, still bit-identically.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,12 +30,15 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use curvature_core::{Batch, BatchNormMode, HessianVarianceConfig, Loss, Network, Objective};
+use curvature_core::{
+    Batch, BatchNormMode, HessianVarianceConfig, Loss, Network, Objective, mark_trainable,
+};
 use curvature_data::ClassificationData;
 use curvature_nets::{module_path, save_safetensors};
 use curvature_optim::{
-    Adam, AdamConfig, DampingCell, DampingPolicy, FixedDamping, Kfac, KfacConfig, OptimError,
-    RmtDamping, Schedule, Sgd, SgdConfig, WeightDecayMode, checked_step,
+    Adam, AdamConfig, DampingCell, DampingPolicy, FixedDamping, Kfac, KfacConfig, LanczosOpt,
+    LanczosOptConfig, OptimError, RmtDamping, Schedule, Sgd, SgdConfig, WeightDecayMode,
+    checked_step,
 };
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -37,7 +46,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{DampingSetting, TrainConfig};
 use crate::error::{LabError, Result, io};
+use crate::plot::{LineChart, Series, save};
+use crate::progress::{Interrupt, Progress, ProgressMode};
 use crate::setup::{AnyModel, build_model, dataset};
+use crate::spectrum::{lanczos_summary, stem_chart};
 
 /// The training backend.
 pub type B = NdArray<f32>;
@@ -45,12 +57,15 @@ pub type B = NdArray<f32>;
 pub type AB = Autodiff<B>;
 
 /// How a run talks to the user.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Overwrite an output directory that holds another run.
     pub force: bool,
-    /// No progress lines.
-    pub quiet: bool,
+    /// Progress bars and per-epoch lines ([`ProgressMode::Quiet`]: none).
+    pub progress: ProgressMode,
+    /// Polled after every step: when raised, checkpoint and stop with
+    /// [`LabError::Interrupted`].
+    pub interrupt: Option<Interrupt>,
 }
 
 /// One row of `metrics.csv`.
@@ -78,8 +93,30 @@ pub struct EpochMetrics {
 
 const HEADER: &str =
     "epoch,step,lr,damping,train_loss,train_accuracy,val_loss,val_accuracy,seconds";
+const SPECTRA_HEADER: &str =
+    "epoch,step,lambda_max,lambda_min,trace,frobenius,negative_mass,degenerate_mass,outliers";
 
 impl EpochMetrics {
+    /// Parse a row of `metrics.csv` (`None` for the header or a malformed line).
+    pub fn parse(line: &str) -> Option<Self> {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != 9 {
+            return None;
+        }
+        let num = |i: usize| f[i].parse::<f64>().ok();
+        Some(Self {
+            epoch: f[0].parse().ok()?,
+            step: f[1].parse().ok()?,
+            lr: num(2)?,
+            damping: num(3),
+            train_loss: num(4)?,
+            train_accuracy: num(5)?,
+            val_loss: num(6)?,
+            val_accuracy: num(7)?,
+            seconds: num(8)?,
+        })
+    }
+
     fn csv(&self) -> String {
         format!(
             "{},{},{:e},{},{:.6},{:.6},{:.6},{:.6},{:.3}",
@@ -124,12 +161,35 @@ impl RunPaths {
     pub fn summary(&self) -> PathBuf {
         self.out.join("summary.json")
     }
+    /// `OUT/plots`.
+    pub fn plots(&self) -> PathBuf {
+        self.out.join("plots")
+    }
+    /// `OUT/spectra.csv`.
+    pub fn spectra_csv(&self) -> PathBuf {
+        self.out.join("spectra.csv")
+    }
+    /// `OUT/spectra`.
+    pub fn spectra(&self) -> PathBuf {
+        self.out.join("spectra")
+    }
+    /// The rows of `metrics.csv`.
+    ///
+    /// # Errors
+    /// An unreadable file.
+    pub fn read_metrics(&self) -> Result<Vec<EpochMetrics>> {
+        let text = std::fs::read_to_string(self.metrics()).map_err(|e| io(self.metrics(), e))?;
+        Ok(text.lines().filter_map(EpochMetrics::parse).collect())
+    }
 }
 
 /// Progress of a run saved in a checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     epochs_done: usize,
+    /// Batches of epoch `epochs_done + 1` already taken (an interrupted epoch).
+    #[serde(default)]
+    batches_done: usize,
     steps: usize,
     rmt: Option<RmtDamping>,
 }
@@ -145,8 +205,17 @@ pub fn train(config: &TrainConfig, out: &Path, options: RunOptions) -> Result<Ve
     if paths.config().exists() && !options.force {
         return Err(LabError::OutputExists(out.into()));
     }
-    if options.force && paths.checkpoint().exists() {
-        std::fs::remove_dir_all(paths.checkpoint()).map_err(|e| io(paths.checkpoint(), e))?;
+    if options.force {
+        for dir in [paths.checkpoint(), paths.spectra(), paths.plots()] {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+            }
+        }
+        for file in [paths.spectra_csv(), paths.summary(), paths.weights()] {
+            if file.exists() {
+                std::fs::remove_file(&file).map_err(|e| io(&file, e))?;
+            }
+        }
     }
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     write_atomic(
@@ -221,6 +290,7 @@ enum Opt<M: AutodiffModule<AB>> {
     Sgd(OptimizerAdaptor<Sgd, M, AB>),
     Adam(OptimizerAdaptor<Adam, M, AB>, DampingCell),
     Kfac(Box<Kfac<AB, M>>, FixedDamping),
+    Lanczos(LanczosOpt<B>, FixedDamping),
 }
 
 fn build_optimizer<M: AutodiffModule<AB>>(c: &TrainConfig) -> Result<Opt<M>> {
@@ -249,6 +319,13 @@ fn build_optimizer<M: AutodiffModule<AB>>(c: &TrainConfig) -> Result<Opt<M>> {
                     .with_seed(c.seed)
                     .init::<AB, M>()?,
             ),
+            FixedDamping::new(fixed.unwrap_or(c.damping_floor))?,
+        ),
+        "lanczos-opt" => Opt::Lanczos(
+            LanczosOptConfig::new()
+                .with_rank(c.rank)
+                .with_eta(c.eta)
+                .init::<B>()?,
             FixedDamping::new(fixed.unwrap_or(c.damping_floor))?,
         ),
         _ => {
@@ -281,9 +358,9 @@ fn recorder() -> BinFileRecorder<FullPrecisionSettings> {
 }
 
 /// Read a record written by [`checkpoint`] (`path` without the `.bin` the recorder adds).
-fn read_record<R: burn::record::Record<AB>>(
+fn read_record<BB: Backend, R: burn::record::Record<BB>>(
     path: &Path,
-    device: &burn::tensor::Device<AB>,
+    device: &BB::Device,
 ) -> Result<R> {
     recorder()
         .load(path.to_path_buf(), device)
@@ -320,14 +397,16 @@ where
     M::InnerModule: Network<B, 2> + curvature_core::CurvatureModel<B, 2>,
 {
     let device = Default::default();
+    let quiet = options.progress == ProgressMode::Quiet;
     let mut opt = build_optimizer::<M>(config)?;
     let auto = matches!(config.damping, Some(DampingSetting::Auto(_)));
     let floor = match opt {
-        Opt::Kfac(..) => config.damping_floor,
+        Opt::Kfac(..) | Opt::Lanczos(..) => config.damping_floor,
         _ => config.eps,
     };
     let mut state = State {
         epochs_done: 0,
+        batches_done: 0,
         steps: 0,
         rmt: if auto {
             Some(RmtDamping::new(floor)?.with_schedule(config.damping_interval, 0.7)?)
@@ -349,27 +428,21 @@ where
                 Box::new(o.load_record(read_record(&opt_path, &device)?)?),
                 d,
             ),
+            Opt::Lanczos(o, d) => Opt::Lanczos(o.load_record(read_record(&opt_path, &device)?)?, d),
         };
-        // Keep the metric rows of the checkpointed epochs only.
-        let text = std::fs::read_to_string(paths.metrics()).unwrap_or_default();
-        let kept: Vec<&str> = text
-            .lines()
-            .filter(|l| {
-                l.split(',')
-                    .next()
-                    .and_then(|e| e.parse::<usize>().ok())
-                    .is_none_or(|e| e <= state.epochs_done)
-            })
-            .collect();
-        write_atomic(
-            &paths.metrics(),
-            format!("{}\n", kept.join("\n")).as_bytes(),
-        )?;
-        if !options.quiet {
+        // Keep the rows of the checkpointed epochs only.
+        truncate_csv(&paths.metrics(), state.epochs_done)?;
+        truncate_csv(&paths.spectra_csv(), state.epochs_done)?;
+        if !quiet {
             eprintln!(
-                "resuming {} after epoch {} (step {})",
+                "resuming {} after epoch {}{} (step {})",
                 paths.out.display(),
                 state.epochs_done,
+                if state.batches_done > 0 {
+                    format!(" + {} batches", state.batches_done)
+                } else {
+                    String::new()
+                },
                 state.steps
             );
         }
@@ -380,7 +453,8 @@ where
 
     let val_batches = val.batches::<B, 2>(val.len().min(1000), &device)?;
     let train_eval = train.batches::<B, 2>(train.len().min(1000), &device)?;
-    // RMT sub-sample: up to 10 000 training examples in batches of 128 (damping paper §7).
+    // RMT sub-sample: up to 10 000 training examples in batches of 128 (damping paper §7);
+    // also the data of the spectra recorded during training.
     let subsample = train
         .take(10_000)
         .batches::<B, 2>(128.min(train.len()), &device)?;
@@ -398,8 +472,15 @@ where
         order.shuffle(&mut rng);
         let batches = train.select(&order).batches::<B, 2>(batch_size, &device)?;
         let n_batches = batches.len();
+        let mut bar = Progress::new(
+            format!("epoch {}/{}", epoch + 1, config.epochs),
+            n_batches,
+            options.progress,
+        );
+        let skip = state.batches_done;
+        bar.advance(skip, "");
         let mut lr = config.lr;
-        for (i, batch) in batches.iter().enumerate() {
+        for (i, batch) in batches.iter().enumerate().skip(skip) {
             let t = epoch as f64 + i as f64 / n_batches as f64;
             lr = sched.learning_rate(config.lr, t, config.epochs as f64);
             if let Some(rmt) = &mut state.rmt {
@@ -410,6 +491,12 @@ where
                     Ok(curvature_core::hessian_variance(&objective, &cfg)?.variance)
                 })?;
             }
+            let damping = |fixed: &FixedDamping| -> FixedDamping {
+                match &state.rmt {
+                    Some(r) => FixedDamping::new(r.damping()).unwrap_or(*fixed),
+                    None => *fixed,
+                }
+            };
             let result = match &mut opt {
                 Opt::Sgd(o) => first_order(o, lr, model, batch),
                 Opt::Adam(o, cell) => {
@@ -420,24 +507,33 @@ where
                 }
                 Opt::Kfac(o, fixed) => {
                     let x = Tensor::<AB, 2>::from_inner(batch.inputs.clone());
-                    let damping: &dyn DampingPolicy = match &state.rmt {
-                        Some(r) => r,
-                        None => fixed,
-                    };
                     o.step(
                         model,
                         lr,
-                        damping,
+                        &damping(fixed),
                         Loss::CrossEntropy,
                         &batch.targets,
                         |m| m.output(x.clone(), BatchNormMode::Train),
                     )
-                    .map(|(m, _)| m)
+                    .map(|(m, report)| (m, report.loss))
+                }
+                Opt::Lanczos(o, fixed) => {
+                    let mut objective =
+                        Objective::new(model.valid(), Loss::CrossEntropy, vec![batch.clone()])?;
+                    match o.step(&mut objective, lr, &damping(fixed)) {
+                        Ok(report) => Ok((
+                            M::from_inner(mark_trainable(objective.model())),
+                            report.loss,
+                        )),
+                        Err(e) => Err((model, e)),
+                    }
                 }
             };
-            model = match result {
-                Ok(m) => m,
+            let loss;
+            (model, loss) = match result {
+                Ok(r) => r,
                 Err((_, OptimError::NonFiniteLoss(loss))) => {
+                    bar.finish();
                     return Err(LabError::Diverged {
                         loss,
                         step: state.steps,
@@ -448,15 +544,29 @@ where
                 Err((_, e)) => return Err(e.into()),
             };
             state.steps += 1;
+            state.batches_done = i + 1;
+            bar.advance(1, &format!("loss {loss:.4}"));
+            if options.interrupt.as_ref().is_some_and(Interrupt::raised) && i + 1 < n_batches {
+                bar.finish();
+                checkpoint(paths, &model, &opt, &state)?;
+                return Err(LabError::Interrupted {
+                    step: state.steps,
+                    out: paths.out.clone(),
+                });
+            }
         }
+        bar.finish();
         let seconds = start.elapsed().as_secs_f64();
         let (train_loss, train_accuracy) = evaluate(&model, &train_eval)?;
         let (val_loss, val_accuracy) = evaluate(&model, &val_batches)?;
         state.epochs_done = epoch + 1;
+        state.batches_done = 0;
         let damping = match &opt {
             Opt::Sgd(_) => None,
             Opt::Adam(_, cell) => Some(cell.damping()),
-            Opt::Kfac(_, d) => Some(state.rmt.as_ref().map_or(d.damping(), |r| r.damping())),
+            Opt::Kfac(_, d) | Opt::Lanczos(_, d) => {
+                Some(state.rmt.as_ref().map_or(d.damping(), |r| r.damping()))
+            }
         };
         let row = EpochMetrics {
             epoch: epoch + 1,
@@ -469,13 +579,13 @@ where
             val_accuracy,
             seconds,
         };
+        if config.spectrum_every > 0 && (epoch + 1) % config.spectrum_every == 0 {
+            record_spectrum(config, paths, &model, &subsample, &row, options.progress)?;
+        }
         checkpoint(paths, &model, &opt, &state)?;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(paths.metrics())
-            .map_err(|e| io(paths.metrics(), e))?;
-        writeln!(f, "{}", row.csv()).map_err(|e| io(paths.metrics(), e))?;
-        if !options.quiet {
+        append_line(&paths.metrics(), &row.csv())?;
+        plot_run(paths)?;
+        if !quiet {
             eprintln!(
                 "epoch {}/{}  step {}  lr {:.3e}  train loss {:.4} acc {:.2}%  val loss {:.4} acc {:.2}%  ({:.1}s)",
                 row.epoch,
@@ -490,6 +600,12 @@ where
             );
         }
         rows.push(row);
+        if options.interrupt.as_ref().is_some_and(Interrupt::raised) && epoch + 1 < config.epochs {
+            return Err(LabError::Interrupted {
+                step: state.steps,
+                out: paths.out.clone(),
+            });
+        }
     }
     save_safetensors(&model.valid(), paths.weights(), &module_path)?;
     if let Some(last) = rows.last() {
@@ -503,19 +619,195 @@ where
     Ok(rows)
 }
 
+/// Keep the header and the rows of epochs `≤ epochs` of a per-epoch CSV file (if it exists).
+fn truncate_csv(path: &Path, epochs: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.split(',')
+                .next()
+                .and_then(|e| e.parse::<usize>().ok())
+                .is_none_or(|e| e <= epochs)
+        })
+        .collect();
+    write_atomic(path, format!("{}\n", kept.join("\n")).as_bytes())
+}
+
+fn append_line(path: &Path, line: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| io(path, e))?;
+    writeln!(f, "{line}").map_err(|e| io(path, e))
+}
+
+/// The Hessian spectrum of the training sub-sample at the end of an epoch: a row of
+/// `spectra.csv`, `spectra/epoch-N.json` and its stem plot `spectra/epoch-N.svg`.
+fn record_spectrum<M>(
+    config: &TrainConfig,
+    paths: &RunPaths,
+    model: &M,
+    data: &[Batch<B, 2>],
+    row: &EpochMetrics,
+    progress: ProgressMode,
+) -> Result<()>
+where
+    M: AutodiffModule<AB>,
+    M::InnerModule: curvature_core::CurvatureModel<B, 2>,
+{
+    let objective = Objective::new(model.valid(), Loss::CrossEntropy, data.to_vec())?;
+    let s = lanczos_summary(
+        &objective.hessian(),
+        config.spectrum_steps,
+        1,
+        config.seed,
+        progress,
+    )?;
+    let dir = paths.spectra();
+    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    let name = format!("epoch-{:04}", row.epoch);
+    write_atomic(
+        &dir.join(format!("{name}.json")),
+        serde_json::to_string_pretty(&s)
+            .expect("serialisable")
+            .as_bytes(),
+    )?;
+    let chart = stem_chart(
+        &s.ritz_values,
+        &s.ritz_weights,
+        &format!(
+            "Hessian after epoch {} (Lanczos, m = {})",
+            row.epoch, s.lanczos_steps
+        ),
+        false,
+    );
+    save(&chart.render(), &dir.join(format!("{name}.svg")))?;
+    if !paths.spectra_csv().exists() {
+        write_atomic(
+            &paths.spectra_csv(),
+            format!("{SPECTRA_HEADER}\n").as_bytes(),
+        )?;
+    }
+    append_line(
+        &paths.spectra_csv(),
+        &format!(
+            "{},{},{:e},{:e},{:e},{:e},{},{},{}",
+            row.epoch,
+            row.step,
+            s.lambda_max,
+            s.lambda_min,
+            s.trace,
+            s.frobenius,
+            s.negative_mass,
+            s.degenerate_mass,
+            s.outliers
+        ),
+    )
+}
+
+/// Redraw `plots/` from `metrics.csv` (and `spectra.csv`).
+fn plot_run(paths: &RunPaths) -> Result<()> {
+    let rows = paths.read_metrics()?;
+    let dir = paths.plots();
+    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    let series = |name: &str, f: &dyn Fn(&EpochMetrics) -> Option<f64>| Series {
+        name: name.into(),
+        points: rows
+            .iter()
+            .filter_map(|r| f(r).map(|v| (r.epoch as f64, v)))
+            .collect(),
+    };
+    let chart = |title: &str, y: &str, log_y: bool, series: Vec<Series>| LineChart {
+        title: title.into(),
+        x_label: "epoch".into(),
+        y_label: y.into(),
+        log_y,
+        series,
+    };
+    save(
+        &chart(
+            "loss",
+            "cross-entropy",
+            true,
+            vec![
+                series("train", &|r| Some(r.train_loss)),
+                series("validation", &|r| Some(r.val_loss)),
+            ],
+        )
+        .render(),
+        &dir.join("loss.svg"),
+    )?;
+    save(
+        &chart(
+            "accuracy",
+            "accuracy",
+            false,
+            vec![
+                series("train", &|r| Some(r.train_accuracy)),
+                series("validation", &|r| Some(r.val_accuracy)),
+            ],
+        )
+        .render(),
+        &dir.join("accuracy.svg"),
+    )?;
+    let mut lr = vec![series("learning rate", &|r| Some(r.lr))];
+    if rows.iter().any(|r| r.damping.is_some()) {
+        lr.push(series("damping", &|r| r.damping));
+    }
+    save(
+        &chart("learning rate and damping", "value", true, lr).render(),
+        &dir.join("lr-damping.svg"),
+    )?;
+    if let Ok(text) = std::fs::read_to_string(paths.spectra_csv()) {
+        let points = |col: usize| -> Vec<(f64, f64)> {
+            text.lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split(',').collect();
+                    Some((f.first()?.parse().ok()?, f.get(col)?.parse().ok()?))
+                })
+                .collect()
+        };
+        save(
+            &chart(
+                "Hessian extremes",
+                "eigenvalue",
+                false,
+                vec![
+                    Series {
+                        name: "λ_max".into(),
+                        points: points(2),
+                    },
+                    Series {
+                        name: "λ_min".into(),
+                        points: points(3),
+                    },
+                ],
+            )
+            .render(),
+            &dir.join("spectrum.svg"),
+        )?;
+    }
+    Ok(())
+}
+
 /// A checked first-order step on the batch's mean cross-entropy.
 fn first_order<M, O>(
     opt: &mut O,
     lr: f64,
     model: M,
     batch: &Batch<B, 2>,
-) -> std::result::Result<M, (M, OptimError)>
+) -> std::result::Result<(M, f64), (M, OptimError)>
 where
     M: AutodiffModule<AB> + Network<AB, 2>,
     O: Optimizer<M, AB>,
 {
     let loss = Loss::CrossEntropy.batch_mean(&model, batch, BatchNormMode::Train);
-    checked_step(opt, lr, model, loss).map(|(m, _)| m)
+    checked_step(opt, lr, model, loss)
 }
 
 /// Write model, optimiser and state to `checkpoint.tmp`, then swap it in.
@@ -538,6 +830,7 @@ fn checkpoint<M: AutodiffModule<AB>>(
         Opt::Sgd(o) => rec.record(o.to_record(), opt_path),
         Opt::Adam(o, _) => rec.record(o.to_record(), opt_path),
         Opt::Kfac(o, _) => rec.record(o.to_record(), opt_path),
+        Opt::Lanczos(o, _) => rec.record(o.to_record(), opt_path),
     }
     .map_err(|e| io(tmp.join("optimizer.bin"), e))?;
     std::fs::write(

@@ -2,15 +2,17 @@
 //!
 //! Lanczos, SLQ, Hutchinson and the dense references take any [`LinearOperator`]: the exact
 //! [`Hessian`], the [`Ggn`], [`HessianMinusGgn`], [`FiniteDifferenceHessian`], a
-//! [`DenseOperator`], and their [`Scaled`] / [`Shifted`] combinations (after curvlinops'
+//! [`DenseOperator`], their [`Scaled`] / [`Shifted`] combinations and diagonal [`Block`]s (after curvlinops'
 //! `_base.py`).
 
+mod block;
 mod combination;
 mod dense;
 mod finite_difference;
 mod ggn;
 mod hessian;
 
+pub use block::Block;
 pub use combination::{Scaled, Shifted};
 pub use dense::{DenseOperator, DenseReferenceConfig, DenseSpectrum, dense_matrix, dense_spectrum};
 pub use finite_difference::FiniteDifferenceHessian;

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use curvature_lab::progress::{Interrupt, ProgressMode};
 use curvature_lab::{
-    DampingSetting, RunOptions, SpectrumRequest, TrainConfig, measure, resume, train,
+    DampingSetting, LabError, RunOptions, SpectrumRequest, TrainConfig, measure, resume, train,
 };
 
 #[derive(Parser)]
@@ -18,6 +19,19 @@ use curvature_lab::{
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// No progress output (bars on a terminal, plain lines otherwise).
+    #[arg(long, global = true)]
+    quiet: bool,
+}
+
+impl Cli {
+    fn progress(&self) -> ProgressMode {
+        if self.quiet {
+            ProgressMode::Quiet
+        } else {
+            ProgressMode::Auto
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -109,10 +123,20 @@ struct SpectrumArgs {
     /// Write the summary as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// One parameter block only (a layer's weight or bias, e.g. `layers.0.weight`): its
+    /// diagonal block of the operator. An unknown name lists the valid ones.
+    #[arg(long)]
+    block: Option<String>,
+    /// Draw the stem plot (log-scale y axis, like the papers' figures) to this .svg file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Add the Gaussian-smoothed density to the plot.
+    #[arg(long)]
+    smooth: bool,
 }
 
 impl SpectrumArgs {
-    fn request(&self) -> Result<SpectrumRequest> {
+    fn request(&self, progress: ProgressMode) -> Result<SpectrumRequest> {
         let (mut config, weights) = match &self.run {
             Some(dir) => (
                 TrainConfig::from_file(&dir.join("config.json"))?,
@@ -137,6 +161,10 @@ impl SpectrumArgs {
             vectors: self.vectors,
             dense: self.dense,
             batch_size: self.batch_size,
+            block: self.block.clone(),
+            plot: self.plot.clone(),
+            smooth: self.smooth,
+            progress,
         })
     }
 }
@@ -155,15 +183,12 @@ struct TrainArgs {
     /// Overwrite an output directory that holds another run.
     #[arg(long)]
     force: bool,
-    /// No progress output.
-    #[arg(long)]
-    quiet: bool,
     #[command(flatten)]
     model: ModelArgs,
     /// Validation examples held out.
     #[arg(long)]
     val_size: Option<usize>,
-    /// Optimiser: sgd, adam, adamw, adam-d, kfac.
+    /// Optimiser: sgd, adam, adamw, adam-d, kfac, lanczos-opt.
     #[arg(long)]
     optimizer: Option<String>,
     /// Base learning rate.
@@ -202,6 +227,21 @@ struct TrainArgs {
     /// Start from these weights (safetensors with the model's PyTorch names).
     #[arg(long)]
     init_weights: Option<PathBuf>,
+    /// Classes of the Gaussian-clusters dataset.
+    #[arg(long)]
+    classes: Option<usize>,
+    /// Lanczos steps k of LanczosOPT.
+    #[arg(long)]
+    rank: Option<usize>,
+    /// Perturbation factor η of LanczosOPT.
+    #[arg(long)]
+    eta: Option<f64>,
+    /// Record the Hessian spectrum (Lanczos) every N epochs into spectra.csv and spectra/.
+    #[arg(long)]
+    spectrum_every: Option<usize>,
+    /// Lanczos steps of those spectra.
+    #[arg(long)]
+    spectrum_steps: Option<usize>,
 }
 
 impl TrainArgs {
@@ -219,6 +259,7 @@ impl TrainArgs {
             batch_size,
             schedule
         );
+        set!(classes, rank, eta, spectrum_every, spectrum_steps);
         if let Some(d) = self.damping {
             c.damping = Some(d);
         }
@@ -253,21 +294,47 @@ fn quickstart() -> Result<()> {
     Ok(())
 }
 
+/// A flag raised by the first Ctrl-C (the run then checkpoints and stops); a second Ctrl-C
+/// exits at once.
+fn ctrl_c() -> Interrupt {
+    let flag = Interrupt::new();
+    let raised = flag.clone();
+    let result = ctrlc::set_handler(move || {
+        if raised.raised() {
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\nCtrl-C: stopping after this step and writing a checkpoint (Ctrl-C again to quit now)"
+        );
+        raised.raise();
+    });
+    if let Err(e) = result {
+        eprintln!(
+            "warning: cannot catch Ctrl-C ({e}); an interrupted run resumes from its last epoch"
+        );
+    }
+    flag
+}
+
 fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            match e.downcast_ref::<LabError>() {
+                Some(LabError::Interrupted { .. }) => std::process::ExitCode::from(130),
+                _ => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let progress = cli.progress();
     match cli.command {
         None => quickstart(),
         Some(Command::Spectrum(args)) => {
-            let result = measure(&args.request()?)?;
+            let result = measure(&args.request(progress)?)?;
             println!("{}", result.text.trim_end());
             if let Some(path) = &args.json {
                 let text = serde_json::to_string_pretty(&result.json)?;
@@ -275,12 +342,16 @@ fn run(cli: Cli) -> Result<()> {
                     .with_context(|| format!("writing {}", path.display()))?;
                 println!("summary written to {}", path.display());
             }
+            if let Some(path) = &args.plot {
+                println!("plot written to {}", path.display());
+            }
             Ok(())
         }
         Some(Command::Train(args)) => {
             let options = RunOptions {
                 force: args.force,
-                quiet: args.quiet,
+                progress,
+                interrupt: Some(ctrl_c()),
             };
             let rows = match &args.resume {
                 Some(dir) => resume(dir, options)?,

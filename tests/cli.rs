@@ -71,6 +71,19 @@ fn resumed_runs_continue_bit_identically() {
             ],
         ),
         (
+            "lanczos_opt",
+            vec![
+                "--optimizer",
+                "lanczos-opt",
+                "--lr",
+                "0.5",
+                "--damping",
+                "0.1",
+                "--rank",
+                "5",
+            ],
+        ),
+        (
             "kfac_auto",
             vec![
                 "--optimizer",
@@ -130,6 +143,75 @@ fn resumed_runs_continue_bit_identically() {
             "{name}: final weights"
         );
     }
+}
+
+/// Ctrl-C (SIGINT) stops a run with a checkpoint of its last step and exit status 130;
+/// `--resume` then finishes it exactly like an uninterrupted run.
+#[test]
+fn ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = |out: &'static str| {
+        vec![
+            "train",
+            "--quiet",
+            "--hidden",
+            "64",
+            "--batch-size",
+            "10",
+            "--epochs",
+            "40",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.002",
+            "--out",
+            out,
+        ]
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_curvature"))
+        .args(args("cut"))
+        .current_dir(d)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the first epoch is on disk.
+    let metrics = d.join("cut/metrics.csv");
+    while std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count()) < 2 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(text(&out).contains("--resume"), "{}", text(&out));
+    let state = std::fs::read_to_string(d.join("cut/checkpoint/state.json")).unwrap();
+    assert!(
+        !state.contains("\"epochs_done\": 40"),
+        "stopped early: {state}"
+    );
+    assert!(!d.join("cut/weights.safetensors").exists());
+    let o = curvature(&["train", "--quiet", "--resume", "cut"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = curvature(
+        &refs(
+            &args("whole")
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        ),
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(rows(&d.join("cut")), rows(&d.join("whole")));
+    assert_eq!(
+        std::fs::read(d.join("cut/weights.safetensors")).unwrap(),
+        std::fs::read(d.join("whole/weights.safetensors")).unwrap()
+    );
 }
 
 #[test]
