@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use curvature_lab::progress::{Interrupt, ProgressMode};
 use curvature_lab::{
-    DampingSetting, LabError, RunOptions, SpectrumRequest, TrainConfig, measure, resume, train,
+    DampingSetting, InterpolateRequest, LabError, RunOptions, SpectrumRequest, TrainConfig,
+    VarianceRequest, interpolate, measure, measure_variance, resume, train,
 };
 
 #[derive(Parser)]
@@ -40,6 +41,61 @@ enum Command {
     Train(TrainArgs),
     /// Hessian / GGN / Hessian−GGN spectrum of a model at given weights over a dataset.
     Spectrum(SpectrumArgs),
+    /// Hessian variance (Algorithm 1 of the damping paper) and the optimal damping it implies.
+    Variance(VarianceArgs),
+    /// Loss and accuracy along the line between two weight files (CSV + plots).
+    Interpolate(InterpolateArgs),
+}
+
+#[derive(Args)]
+struct VarianceArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Which part of the data: train or val.
+    #[arg(long, default_value = "train")]
+    split: String,
+    /// Mini-batch size B of the batch Hessians.
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Sub-sample size S.
+    #[arg(long, default_value_t = 10_000)]
+    max_examples: usize,
+    /// Batch-norm mode: train or eval.
+    #[arg(long, default_value = "train")]
+    bn_mode: String,
+    /// Write the result as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct InterpolateArgs {
+    /// Run directory at α = 0 (its config names model and data).
+    #[arg(long, conflicts_with = "from")]
+    from_run: Option<PathBuf>,
+    /// Run directory at α = 1.
+    #[arg(long, conflicts_with = "to")]
+    to_run: Option<PathBuf>,
+    /// Weights at α = 0 (with --model/--data or --config).
+    #[arg(long)]
+    from: Option<PathBuf>,
+    /// Weights at α = 1.
+    #[arg(long)]
+    to: Option<PathBuf>,
+    /// A TOML or JSON run configuration naming model and data.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// α range START:END.
+    #[arg(long, default_value = "-0.5:1.5")]
+    range: String,
+    /// Number of points.
+    #[arg(long, default_value_t = 41)]
+    points: usize,
+    /// Output directory for interpolation.csv and the plots.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 /// Model, data and seed flags shared by every command; each overrides its configuration key.
@@ -84,8 +140,9 @@ fn base_config(path: Option<&Path>) -> Result<TrainConfig> {
     })
 }
 
+/// Where a model's weights come from: a run directory, or a weights file plus model flags.
 #[derive(Args)]
-struct SpectrumArgs {
+struct SourceArgs {
     /// A training run directory: its config.json names the model and data, its
     /// weights.safetensors holds the weights.
     #[arg(long, conflicts_with_all = ["weights", "config"])]
@@ -99,6 +156,35 @@ struct SpectrumArgs {
     config: Option<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
+}
+
+impl SourceArgs {
+    /// The configuration (model, data, seed) and the weights file.
+    fn resolve(&self) -> Result<(TrainConfig, Option<PathBuf>)> {
+        let (mut config, weights) = match &self.run {
+            Some(dir) => (
+                TrainConfig::from_file(&dir.join("config.json"))?,
+                Some(dir.join("weights.safetensors")),
+            ),
+            None => (base_config(self.config.as_deref())?, self.weights.clone()),
+        };
+        self.model.apply(&mut config);
+        Ok((config, weights))
+    }
+}
+
+fn bn_mode(name: &str) -> Result<curvature_core::BatchNormMode> {
+    match name {
+        "train" => Ok(curvature_core::BatchNormMode::Train),
+        "eval" => Ok(curvature_core::BatchNormMode::Eval),
+        other => anyhow::bail!("unknown --bn-mode `{other}`; valid: train, eval"),
+    }
+}
+
+#[derive(Args)]
+struct SpectrumArgs {
+    #[command(flatten)]
+    source: SourceArgs,
     /// Which part of the data: train or val.
     #[arg(long, default_value = "train")]
     split: String,
@@ -137,26 +223,14 @@ struct SpectrumArgs {
 
 impl SpectrumArgs {
     fn request(&self, progress: ProgressMode) -> Result<SpectrumRequest> {
-        let (mut config, weights) = match &self.run {
-            Some(dir) => (
-                TrainConfig::from_file(&dir.join("config.json"))?,
-                Some(dir.join("weights.safetensors")),
-            ),
-            None => (base_config(self.config.as_deref())?, self.weights.clone()),
-        };
-        self.model.apply(&mut config);
-        let bn_mode = match self.bn_mode.as_str() {
-            "train" => curvature_core::BatchNormMode::Train,
-            "eval" => curvature_core::BatchNormMode::Eval,
-            other => anyhow::bail!("unknown --bn-mode `{other}`; valid: train, eval"),
-        };
+        let (config, weights) = self.source.resolve()?;
         Ok(SpectrumRequest {
             seed: config.seed,
             config,
             weights,
             split: self.split.clone(),
             operator: self.operator.clone(),
-            bn_mode,
+            bn_mode: bn_mode(&self.bn_mode)?,
             steps: self.steps,
             vectors: self.vectors,
             dense: self.dense,
@@ -345,6 +419,83 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(path) = &args.plot {
                 println!("plot written to {}", path.display());
             }
+            Ok(())
+        }
+        Some(Command::Variance(args)) => {
+            let (config, weights) = args.source.resolve()?;
+            let result = measure_variance(&VarianceRequest {
+                seed: config.seed,
+                config,
+                weights,
+                split: args.split.clone(),
+                batch_size: args.batch_size,
+                max_examples: args.max_examples,
+                bn_mode: bn_mode(&args.bn_mode)?,
+            })?;
+            print!("{result}");
+            if let Some(path) = &args.json {
+                std::fs::write(path, serde_json::to_string_pretty(&result)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("result written to {}", path.display());
+            }
+            Ok(())
+        }
+        Some(Command::Interpolate(args)) => {
+            let (mut config, from, to) = match (&args.from_run, &args.to_run) {
+                (Some(a), Some(b)) => (
+                    TrainConfig::from_file(&a.join("config.json"))?,
+                    a.join("weights.safetensors"),
+                    b.join("weights.safetensors"),
+                ),
+                (None, None) => match (&args.from, &args.to) {
+                    (Some(a), Some(b)) => {
+                        (base_config(args.config.as_deref())?, a.clone(), b.clone())
+                    }
+                    _ => {
+                        anyhow::bail!("give both ends: --from-run and --to-run, or --from and --to")
+                    }
+                },
+                _ => anyhow::bail!("give both --from-run and --to-run"),
+            };
+            args.model.apply(&mut config);
+            let (start, end) = args
+                .range
+                .split_once(':')
+                .and_then(|(a, b)| {
+                    Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?))
+                })
+                .with_context(|| {
+                    format!(
+                        "--range `{}`: expected START:END, e.g. -0.5:1.5",
+                        args.range
+                    )
+                })?;
+            let points = interpolate(
+                &InterpolateRequest {
+                    config,
+                    from,
+                    to,
+                    start,
+                    end,
+                    points: args.points,
+                    progress,
+                },
+                &args.out,
+            )?;
+            for p in &points {
+                println!(
+                    "α {:>6.3}  train loss {:.4} acc {:.2}%  val loss {:.4} acc {:.2}%",
+                    p.alpha,
+                    p.train_loss,
+                    100.0 * p.train_accuracy,
+                    p.val_loss,
+                    100.0 * p.val_accuracy
+                );
+            }
+            println!(
+                "written: {0}/interpolation.csv, {0}/interpolation-loss.svg, {0}/interpolation-accuracy.svg",
+                args.out.display()
+            );
             Ok(())
         }
         Some(Command::Train(args)) => {

@@ -394,3 +394,174 @@ fn dense_spectrum_agrees_with_the_library_reference_and_json_has_the_documented_
         text(&o)
     );
 }
+
+/// `variance` equals the library's `hessian_variance` on the same objective; `interpolate`
+/// reproduces both end points' losses and writes CSV and plots; `spectrum --block --plot`
+/// and `train --spectrum-every` write their files; bad ranges and blocks are clear errors.
+#[test]
+fn variance_interpolate_block_spectra_and_plots() {
+    use burn::backend::NdArray;
+    use curvature_core::{HessianVarianceConfig, Loss, Objective, hessian_variance};
+    use curvature_nets::{LogisticRegressionConfig, load_safetensors, module_path};
+    type B = NdArray<f32>;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let train = |out: &str, batch: &str, epochs: &str| {
+        let o = curvature(
+            &[
+                "train",
+                "--quiet",
+                "--out",
+                out,
+                "--model",
+                "logistic",
+                "--batch-size",
+                batch,
+                "--epochs",
+                epochs,
+                "--spectrum-every",
+                "2",
+                "--spectrum-steps",
+                "10",
+            ],
+            d,
+        );
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    train("a", "20", "2");
+    train("b", "2000", "4");
+    for f in [
+        "plots/loss.svg",
+        "plots/accuracy.svg",
+        "plots/lr-damping.svg",
+        "plots/spectrum.svg",
+        "spectra/epoch-0002.json",
+        "spectra/epoch-0002.svg",
+    ] {
+        assert!(d.join("b").join(f).exists(), "{f}");
+    }
+    let spectra = std::fs::read_to_string(d.join("b/spectra.csv")).unwrap();
+    assert_eq!(
+        spectra.lines().count(),
+        3,
+        "header + epochs 2 and 4: {spectra}"
+    );
+
+    // variance vs the library, built independently (seed 0 split, 297 held out, batches 128).
+    let o = curvature(&["variance", "--run", "a", "--json", "v.json"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("v.json")).unwrap()).unwrap();
+    let device = Default::default();
+    let (data, _) = curvature_data::optdigits().unwrap().split(297, 0).unwrap();
+    let model = LogisticRegressionConfig::optdigits()
+        .init::<B>(&device)
+        .unwrap();
+    let (model, _) =
+        load_safetensors(model, d.join("a/weights.safetensors"), &module_path).unwrap();
+    let objective = Objective::new(
+        model,
+        Loss::CrossEntropy,
+        data.batches::<B, 2>(128, &device).unwrap(),
+    )
+    .unwrap();
+    let expected = hessian_variance(&objective, &HessianVarianceConfig::new()).unwrap();
+    let got = json["variance"].as_f64().unwrap();
+    assert!(
+        (got - expected.variance).abs() <= 1e-12 * expected.variance.abs().max(1e-30),
+        "{got} vs {}",
+        expected.variance
+    );
+    assert_eq!(json["optimal_damping"].as_f64(), Some(got));
+    assert_eq!(json["batches"].as_u64(), Some(12));
+
+    // interpolate: α = 0 and α = 1 are the two runs' own final losses.
+    let o = curvature(
+        &[
+            "interpolate",
+            "--from-run",
+            "a",
+            "--to-run",
+            "b",
+            "--range",
+            "0:1",
+            "--points",
+            "3",
+            "--out",
+            "line",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let csv = std::fs::read_to_string(d.join("line/interpolation.csv")).unwrap();
+    let val_loss = |line: &str| line.split(',').nth(3).unwrap().parse::<f64>().unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "{csv}");
+    for (line, run) in [(lines[1], "a"), (lines[3], "b")] {
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(d.join(run).join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        let expected = summary["val_loss"].as_f64().unwrap();
+        assert!(
+            (val_loss(line) - expected).abs() < 1e-5,
+            "{line} vs {expected}"
+        );
+    }
+    assert!(d.join("line/interpolation-loss.svg").exists());
+    let o = curvature(
+        &[
+            "interpolate",
+            "--from-run",
+            "a",
+            "--to-run",
+            "b",
+            "--range",
+            "1:0",
+            "--out",
+            "x",
+        ],
+        d,
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("START < END"),
+        "{}",
+        text(&o)
+    );
+
+    // A layer block: P = 640 weights of the logistic regression, and a stem plot.
+    let o = curvature(
+        &[
+            "spectrum",
+            "--run",
+            "a",
+            "--block",
+            "linear.weight",
+            "--dense",
+            "--plot",
+            "w.svg",
+            "--smooth",
+            "--json",
+            "w.json",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("w.json")).unwrap()).unwrap();
+    assert_eq!(json["num_params"].as_u64(), Some(640));
+    let svg = std::fs::read_to_string(d.join("w.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("<circle"));
+    let o = curvature(&["spectrum", "--run", "a", "--block", "fc9"], d);
+    assert!(
+        !o.status.success() && text(&o).contains("valid: linear.weight, linear.bias"),
+        "{}",
+        text(&o)
+    );
+    let o = curvature(&["spectrum", "--run", "a", "--plot", "p.png"], d);
+    assert!(
+        !o.status.success() && text(&o).contains(".svg"),
+        "{}",
+        text(&o)
+    );
+}

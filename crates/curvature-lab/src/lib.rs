@@ -14,13 +14,17 @@
 
 pub mod config;
 mod error;
+pub mod interpolate;
 pub mod plot;
 pub mod progress;
 mod setup;
 pub mod spectrum;
 pub mod train;
+pub mod variance;
 
 pub use config::{DampingSetting, TrainConfig};
 pub use error::{LabError, Result};
+pub use interpolate::{InterpolateRequest, LinePoint, interpolate};
 pub use spectrum::{SpectrumRequest, SpectrumResult, measure};
 pub use train::{EpochMetrics, RunOptions, RunPaths, resume, train};
+pub use variance::{VarianceRequest, VarianceResult, measure_variance};

@@ -44,3 +44,39 @@ pub(crate) fn dataset(config: &TrainConfig) -> Result<(ClassificationData, Class
     }
     Ok(all.split(config.val_size, config.seed)?)
 }
+
+/// Load weights (safetensors, PyTorch names) into `model`; every tensor of the file must be
+/// used, so a file of another architecture is an error rather than a partial load.
+pub(crate) fn load_weights<BB: Backend, M: burn::module::Module<BB>>(
+    model: M,
+    path: &std::path::Path,
+) -> Result<M> {
+    if !path.exists() {
+        return Err(crate::error::io(path, "weights file not found"));
+    }
+    let (model, unused) =
+        curvature_nets::load_safetensors(model, path, &curvature_nets::module_path)?;
+    if !unused.is_empty() {
+        return Err(crate::error::io(
+            path,
+            format!(
+                "tensors not used by the model (wrong --model or --hidden?): {}",
+                unused.join(", ")
+            ),
+        ));
+    }
+    Ok(model)
+}
+
+/// The training or validation part of `config.data`.
+pub(crate) fn split(config: &TrainConfig, which: &str) -> Result<ClassificationData> {
+    if !matches!(which, "train" | "val") {
+        return Err(crate::error::LabError::UnknownName {
+            kind: "split",
+            name: which.to_string(),
+            valid: vec!["train", "val"],
+        });
+    }
+    let (train, val) = dataset(config)?;
+    Ok(if which == "train" { train } else { val })
+}

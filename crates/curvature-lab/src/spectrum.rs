@@ -10,14 +10,13 @@ use curvature_core::{
     Loss, Objective, ParamLayout, QuadratureRun, SlqConfig, SpectralDensity, SpectrumConfig,
     SpectrumSummary, dense_matrix, dense_spectrum, spectrum,
 };
-use curvature_nets::{load_safetensors, module_path};
 use serde::Serialize;
 
 use crate::config::TrainConfig;
-use crate::error::{LabError, Result, invalid, io};
+use crate::error::{LabError, Result, invalid};
 use crate::plot::{StemChart, save};
 use crate::progress::{Counted, Progress, ProgressMode};
-use crate::setup::{AnyModel, build_model, dataset};
+use crate::setup::{AnyModel, build_model, load_weights, split};
 use crate::train::B;
 
 /// Operators whose spectrum can be taken.
@@ -93,13 +92,6 @@ pub fn measure(request: &SpectrumRequest) -> Result<SpectrumResult> {
             valid: OPERATORS.to_vec(),
         });
     }
-    if !matches!(request.split.as_str(), "train" | "val") {
-        return Err(LabError::UnknownName {
-            kind: "split",
-            name: request.split.clone(),
-            valid: vec!["train", "val"],
-        });
-    }
     for (field, v) in [
         ("steps", request.steps),
         ("vectors", request.vectors),
@@ -111,8 +103,7 @@ pub fn measure(request: &SpectrumRequest) -> Result<SpectrumResult> {
     }
     let device = Default::default();
     B::seed(&device, request.config.seed);
-    let (train, val) = dataset(&request.config)?;
-    let data = if request.split == "train" { train } else { val };
+    let data = split(&request.config, &request.split)?;
     let (d, k) = (data.example_len(), data.num_classes);
     let batches = data.batches::<B, 2>(request.batch_size.min(data.len()), &device)?;
     match build_model::<B>(&request.config, d, k, &device)? {
@@ -127,21 +118,7 @@ fn with_model<M: CurvatureModel<B, 2>>(
     batches: Vec<curvature_core::Batch<B, 2>>,
 ) -> Result<SpectrumResult> {
     let model = match &request.weights {
-        Some(path) => {
-            if !path.exists() {
-                return Err(io(path, "weights file not found"));
-            }
-            let (model, unused) = load_safetensors(model, path, &module_path)?;
-            if !unused.is_empty() {
-                eprintln!(
-                    "warning: {} tensor(s) in {} are not used by the model: {}",
-                    unused.len(),
-                    path.display(),
-                    unused.join(", ")
-                );
-            }
-            model
-        }
+        Some(path) => load_weights(model, path)?,
         None => model,
     };
     let objective =

@@ -48,7 +48,7 @@ use crate::config::{DampingSetting, TrainConfig};
 use crate::error::{LabError, Result, io};
 use crate::plot::{LineChart, Series, save};
 use crate::progress::{Interrupt, Progress, ProgressMode};
-use crate::setup::{AnyModel, build_model, dataset};
+use crate::setup::{AnyModel, build_model, dataset, load_weights};
 use crate::spectrum::{lanczos_summary, stem_chart};
 
 /// The training backend.
@@ -267,22 +267,12 @@ fn dispatch(
     }
 }
 
-/// Load `config.init_weights`, if given (every tensor of the file must be used).
+/// Load `config.init_weights`, if given.
 fn initial_weights<M: burn::module::Module<AB>>(config: &TrainConfig, model: M) -> Result<M> {
-    let Some(path) = &config.init_weights else {
-        return Ok(model);
-    };
-    let (model, unused) = curvature_nets::load_safetensors(model, path, &module_path)?;
-    if !unused.is_empty() {
-        return Err(io(
-            path,
-            format!(
-                "tensors not used by the model (wrong --model?): {}",
-                unused.join(", ")
-            ),
-        ));
+    match &config.init_weights {
+        Some(path) => load_weights(model, path),
+        None => Ok(model),
     }
-    Ok(model)
 }
 
 /// The optimiser of a run, with its damping policy.

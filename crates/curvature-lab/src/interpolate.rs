@@ -1,0 +1,159 @@
+//! `curvature interpolate`: loss and accuracy along the line `θ(α) = (1 − α) θ_A + α θ_B`
+//! between two weight files (Sagun et al., *Empirical Analysis of the Hessian of
+//! Over-Parametrized Neural Networks*, §4: a line between a small-batch and a large-batch
+//! solution shows no barrier). Batch-norm running statistics, if any, are those of `θ_A`.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::Backend;
+use curvature_core::{CurvatureModel, Loss, Objective};
+use serde::Serialize;
+
+use crate::config::TrainConfig;
+use crate::error::{Result, invalid, io};
+use crate::plot::{LineChart, Series, save};
+use crate::progress::{Progress, ProgressMode};
+use crate::setup::{AnyModel, build_model, dataset, load_weights};
+use crate::train::B;
+
+/// The line to walk.
+#[derive(Debug, Clone)]
+pub struct InterpolateRequest {
+    /// Model and data.
+    pub config: TrainConfig,
+    /// Weights at `α = 0`.
+    pub from: PathBuf,
+    /// Weights at `α = 1`.
+    pub to: PathBuf,
+    /// First `α`.
+    pub start: f64,
+    /// Last `α`.
+    pub end: f64,
+    /// Number of points (≥ 2).
+    pub points: usize,
+    /// Progress output.
+    pub progress: ProgressMode,
+}
+
+/// One point of the line.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinePoint {
+    /// `α`.
+    pub alpha: f64,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Training accuracy.
+    pub train_accuracy: f64,
+    /// Validation loss.
+    pub val_loss: f64,
+    /// Validation accuracy.
+    pub val_accuracy: f64,
+}
+
+/// Evaluate the line; writes `interpolation.csv`, `interpolation-loss.svg` and
+/// `interpolation-accuracy.svg` into `out`.
+///
+/// # Errors
+/// Invalid sizes, unreadable or mismatched weights, file errors.
+pub fn interpolate(request: &InterpolateRequest, out: &Path) -> Result<Vec<LinePoint>> {
+    request.config.validate()?;
+    if request.points < 2 {
+        return Err(invalid("points", request.points, "needs at least 2 points"));
+    }
+    if !(request.start.is_finite() && request.end.is_finite() && request.start < request.end) {
+        return Err(invalid(
+            "range",
+            format!("{}:{}", request.start, request.end),
+            "needs finite START < END",
+        ));
+    }
+    let device = Default::default();
+    B::seed(&device, request.config.seed);
+    let (train, val) = dataset(&request.config)?;
+    let (d, k) = (train.example_len(), train.num_classes);
+    let tb = train.batches::<B, 2>(train.len().min(1000), &device)?;
+    let vb = val.batches::<B, 2>(val.len().min(1000), &device)?;
+    let points = match build_model::<B>(&request.config, d, k, &device)? {
+        AnyModel::Logistic(m) => walk(request, m, tb, vb)?,
+        AnyModel::Mlp(m) => walk(request, m, tb, vb)?,
+    };
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    let mut csv = String::from("alpha,train_loss,train_accuracy,val_loss,val_accuracy\n");
+    for p in &points {
+        csv.push_str(&format!(
+            "{},{:.6},{:.6},{:.6},{:.6}\n",
+            p.alpha, p.train_loss, p.train_accuracy, p.val_loss, p.val_accuracy
+        ));
+    }
+    let path = out.join("interpolation.csv");
+    std::fs::write(&path, csv).map_err(|e| io(&path, e))?;
+    let series = |name: &str, f: fn(&LinePoint) -> f64| Series {
+        name: name.into(),
+        points: points.iter().map(|p| (p.alpha, f(p))).collect(),
+    };
+    for (file, title, log_y, s) in [
+        (
+            "interpolation-loss.svg",
+            "loss along (1 − α) θ_A + α θ_B",
+            true,
+            [
+                series("train", |p| p.train_loss),
+                series("validation", |p| p.val_loss),
+            ],
+        ),
+        (
+            "interpolation-accuracy.svg",
+            "accuracy along (1 − α) θ_A + α θ_B",
+            false,
+            [
+                series("train", |p| p.train_accuracy),
+                series("validation", |p| p.val_accuracy),
+            ],
+        ),
+    ] {
+        let chart = LineChart {
+            title: title.into(),
+            x_label: "α".into(),
+            y_label: if log_y { "loss" } else { "accuracy" }.into(),
+            log_y,
+            series: s.to_vec(),
+        };
+        save(&chart.render(), &out.join(file))?;
+    }
+    Ok(points)
+}
+
+fn walk<M: CurvatureModel<B, 2>>(
+    request: &InterpolateRequest,
+    model: M,
+    train: Vec<curvature_core::Batch<B, 2>>,
+    val: Vec<curvature_core::Batch<B, 2>>,
+) -> Result<Vec<LinePoint>> {
+    let a = load_weights(model.clone(), &request.from)?;
+    let b = load_weights(model, &request.to)?;
+    let theta_b = Objective::new(b, Loss::CrossEntropy, val.clone())?.params();
+    let mut on_train = Objective::new(a.clone(), Loss::CrossEntropy, train)?;
+    let mut on_val = Objective::new(a, Loss::CrossEntropy, val)?;
+    let theta_a = on_train.params();
+    let direction = theta_b - theta_a.clone();
+    let mut bar = Progress::new("interpolate", request.points, request.progress);
+    let mut out = Vec::with_capacity(request.points);
+    for i in 0..request.points {
+        let alpha =
+            request.start + (request.end - request.start) * i as f64 / (request.points - 1) as f64;
+        let theta = theta_a.clone() + direction.clone().mul_scalar(alpha);
+        on_train.set_params(theta.clone())?;
+        on_val.set_params(theta)?;
+        let (t, v) = (on_train.evaluate()?, on_val.evaluate()?);
+        out.push(LinePoint {
+            alpha,
+            train_loss: t.loss,
+            train_accuracy: t.accuracy.unwrap_or(0.0),
+            val_loss: v.loss,
+            val_accuracy: v.accuracy.unwrap_or(0.0),
+        });
+        bar.advance(1, &format!("α {alpha:.2}"));
+    }
+    bar.finish();
+    Ok(out)
+}
