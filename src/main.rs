@@ -45,6 +45,203 @@ enum Command {
     Variance(VarianceArgs),
     /// Loss and accuracy along the line between two weight files (CSV + plots).
     Interpolate(InterpolateArgs),
+    /// A grid of training runs (e.g. lr × damping), resumable, with a summary table and heat map.
+    Sweep(SweepArgs),
+    /// List the bundled experiment presets.
+    Presets,
+    /// Time gradients, HVPs, GGN products, Lanczos and optimiser steps on a backend.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Backend: ndarray (CPU), wgpu or cuda (the latter two need a binary built with
+    /// `--features wgpu` / `--features cuda`).
+    #[arg(long, default_value = "ndarray")]
+    backend: String,
+    /// Device index for wgpu (discrete GPU N) and cuda.
+    #[arg(long)]
+    device: Option<usize>,
+    /// Models, comma-separated: mlp, cnn, vgg16, wrn-28-10 (default: mlp,cnn on ndarray,
+    /// all four on a GPU).
+    #[arg(long, value_delimiter = ',')]
+    models: Vec<String>,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Timed calls per operation (the median is reported).
+    #[arg(long, default_value_t = 10)]
+    repeats: usize,
+    /// Untimed calls before timing.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Lanczos steps m of the Lanczos row.
+    #[arg(long, default_value_t = 10)]
+    lanczos_steps: usize,
+    /// Lanczos steps k of the LanczosOPT row.
+    #[arg(long, default_value_t = 5)]
+    lanczos_opt_rank: usize,
+    /// Skip KFAC's inversion step (a host eigendecomposition per factor: minutes on VGG-16).
+    #[arg(long)]
+    no_kfac_inversion: bool,
+    /// No KFAC rows (its first step eigendecomposes every factor on the host: minutes on
+    /// VGG-16 and WRN-28-10).
+    #[arg(long)]
+    no_kfac: bool,
+    /// Curvature operations only, no optimiser steps.
+    #[arg(long)]
+    no_optimisers: bool,
+    /// Also write the rows as CSV (the columns of benches/pytorch/bench.py).
+    #[arg(long)]
+    csv: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    fn options(&self, gpu: bool) -> Result<curvature_lab::bench::BenchOptions> {
+        use curvature_lab::bench::{BenchModel, BenchOptions};
+        let models = if self.models.is_empty() {
+            if gpu {
+                BenchModel::ALL.to_vec()
+            } else {
+                vec![BenchModel::Mlp, BenchModel::Cnn]
+            }
+        } else {
+            self.models
+                .iter()
+                .map(|m| BenchModel::parse(m.trim()))
+                .collect::<std::result::Result<_, _>>()?
+        };
+        Ok(BenchOptions {
+            models,
+            batch: self.batch,
+            repeats: self.repeats,
+            warmup: self.warmup,
+            lanczos_steps: self.lanczos_steps,
+            lanczos_opt_rank: self.lanczos_opt_rank,
+            kfac_inversion: !self.no_kfac_inversion,
+            skip_optimisers: self.no_optimisers,
+            skip_kfac: self.no_kfac,
+        })
+    }
+}
+
+/// Run `curvature bench` on backend `B`, print the table and write the CSV.
+fn bench_on<B: burn::tensor::backend::Backend>(
+    args: &BenchArgs,
+    device: B::Device,
+    gpu: bool,
+    progress: ProgressMode,
+) -> Result<()> {
+    let options = args.options(gpu)?;
+    let backend = std::any::type_name::<B>();
+    let quiet = matches!(progress, ProgressMode::Quiet);
+    if !quiet {
+        eprintln!("backend {backend}, device {device:?}");
+    }
+    println!(
+        "curvature bench: {} on {device:?}, batch {}, median of {} after {} warm-up calls, f32",
+        args.backend, options.batch, options.repeats, options.warmup
+    );
+    println!("{}", curvature_lab::bench::table_header());
+    let mut csv_error = None;
+    // Rows are printed, and the CSV rewritten, as soon as each is measured.
+    let mut done = Vec::new();
+    curvature_lab::bench::run::<B>(&device, &options, &mut |event| match event {
+        curvature_lab::bench::BenchEvent::Starting(line) => {
+            if !quiet {
+                eprintln!("timing {line}");
+            }
+        }
+        curvature_lab::bench::BenchEvent::Row(row) => {
+            println!("{}", curvature_lab::bench::table_row(row));
+            done.push(row.clone());
+            if let Some(path) = &args.csv {
+                if let Err(e) = std::fs::write(path, curvature_lab::bench::to_csv(&done)) {
+                    csv_error.get_or_insert(format!("writing {}: {e}", path.display()));
+                }
+            }
+        }
+    })?;
+    if let Some(e) = csv_error {
+        anyhow::bail!(e);
+    }
+    if let Some(path) = &args.csv {
+        println!("written: {}", path.display());
+    }
+    Ok(())
+}
+
+#[allow(dead_code)] // unused when both GPU features are on
+fn without_backend(name: &str) -> String {
+    format!(
+        "this `curvature` was built without the `{name}` backend; rebuild it with \
+         `cargo build --release --features {name}`"
+    )
+}
+
+fn bench(args: &BenchArgs, progress: ProgressMode) -> Result<()> {
+    match args.backend.as_str() {
+        "ndarray" => {
+            bench_on::<burn::backend::NdArray<f32>>(args, Default::default(), false, progress)
+        }
+        #[cfg(feature = "wgpu")]
+        "wgpu" => {
+            let device = match args.device {
+                Some(n) => burn::backend::wgpu::WgpuDevice::DiscreteGpu(n),
+                None => burn::backend::wgpu::WgpuDevice::DefaultDevice,
+            };
+            bench_on::<burn::backend::Wgpu<f32, i32>>(args, device, true, progress)
+        }
+        #[cfg(feature = "cuda")]
+        "cuda" => {
+            let device = burn::backend::cuda::CudaDevice::new(args.device.unwrap_or(0));
+            bench_on::<burn::backend::Cuda<f32, i32>>(args, device, true, progress)
+        }
+        #[cfg(not(feature = "wgpu"))]
+        "wgpu" => anyhow::bail!(without_backend("wgpu")),
+        #[cfg(not(feature = "cuda"))]
+        "cuda" => anyhow::bail!(without_backend("cuda")),
+        other => Err(LabError::UnknownName {
+            kind: "backend",
+            name: other.to_string(),
+            valid: vec!["ndarray", "wgpu", "cuda"],
+        }
+        .into()),
+    }
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    /// A bundled preset (`curvature presets`): its configuration and grid.
+    #[arg(long, conflicts_with = "config")]
+    preset: Option<String>,
+    /// A TOML or JSON run configuration as the base of every run.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// A grid axis KEY=V1,V2,… over any configuration key (repeat for more axes; replaces the
+    /// preset's axis of the same key).
+    #[arg(long = "grid", value_name = "KEY=V1,V2")]
+    grid: Vec<String>,
+    /// Override a configuration key of every run, KEY=VALUE (repeatable), e.g. epochs=1.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Metric of the heat map: val_accuracy, val_loss, train_loss, train_accuracy.
+    #[arg(long, default_value = "val_accuracy")]
+    metric: String,
+    /// Output directory (one sub-directory per run; running again continues).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// A command-line value as JSON: numbers and booleans as such, anything else a string.
+fn json_value(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()))
+}
+
+fn key_value(text: &str, flag: &str) -> Result<(String, String)> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .with_context(|| format!("{flag} `{text}`: expected KEY=VALUE"))
 }
 
 #[derive(Args)]
@@ -248,11 +445,14 @@ struct TrainArgs {
     /// A TOML or JSON file with any of the keys below (flags given on the command line win).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Start from a bundled preset's configuration (`curvature presets`; flags win).
+    #[arg(long, conflicts_with = "config")]
+    preset: Option<String>,
     /// Output directory.
     #[arg(long, required_unless_present = "resume")]
     out: Option<PathBuf>,
     /// Continue the run in this directory from its last checkpoint.
-    #[arg(long, conflicts_with_all = ["config", "out"])]
+    #[arg(long, conflicts_with_all = ["config", "out", "preset"])]
     resume: Option<PathBuf>,
     /// Overwrite an output directory that holds another run.
     #[arg(long)]
@@ -320,7 +520,10 @@ struct TrainArgs {
 
 impl TrainArgs {
     fn config(&self) -> Result<TrainConfig> {
-        let mut c = base_config(self.config.as_deref())?;
+        let mut c = match &self.preset {
+            Some(name) => curvature_lab::preset(name)?.train,
+            None => base_config(self.config.as_deref())?,
+        };
         self.model.apply(&mut c);
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = v.clone(); } )* };
@@ -391,6 +594,13 @@ fn ctrl_c() -> Interrupt {
 }
 
 fn main() -> std::process::ExitCode {
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`curvature presets | head`) would
+    // panic; restore the default action: the process ends quietly like other Unix tools.
+    #[cfg(unix)]
+    // SAFETY: called first in main, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -495,6 +705,81 @@ fn run(cli: Cli) -> Result<()> {
             println!(
                 "written: {0}/interpolation.csv, {0}/interpolation-loss.svg, {0}/interpolation-accuracy.svg",
                 args.out.display()
+            );
+            Ok(())
+        }
+        Some(Command::Bench(args)) => bench(&args, progress),
+        Some(Command::Presets) => {
+            for p in curvature_lab::presets()? {
+                println!("{}\n    {}\n    {}", p.name, p.description, p.paper);
+                let grid: Vec<String> = p
+                    .grid()
+                    .iter()
+                    .map(|(k, v)| {
+                        format!(
+                            "{k} ∈ {{{}}}",
+                            v.iter()
+                                .map(|x| x.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    })
+                    .collect();
+                if grid.is_empty() {
+                    println!(
+                        "    run: curvature train --preset {} --out runs/{}",
+                        p.name, p.name
+                    );
+                } else {
+                    println!(
+                        "    grid: {}\n    run: curvature sweep --preset {} --out runs/{}",
+                        grid.join(" × "),
+                        p.name,
+                        p.name
+                    );
+                }
+            }
+            Ok(())
+        }
+        Some(Command::Sweep(args)) => {
+            let (mut base, mut axes) = match &args.preset {
+                Some(name) => {
+                    let p = curvature_lab::preset(name)?;
+                    let axes = p.grid();
+                    (p.train, axes)
+                }
+                None => (base_config(args.config.as_deref())?, Vec::new()),
+            };
+            for g in &args.grid {
+                let (k, v) = key_value(g, "--grid")?;
+                let values: Vec<serde_json::Value> =
+                    v.split(',').map(|x| json_value(x.trim())).collect();
+                match axes.iter_mut().find(|(key, _)| *key == k) {
+                    Some(axis) => axis.1 = values,
+                    None => axes.push((k, values)),
+                }
+            }
+            for kv in &args.set {
+                let (k, v) = key_value(kv, "--set")?;
+                base = curvature_lab::sweep::with_key(&base, &k, &json_value(&v))?;
+            }
+            let cells = curvature_lab::sweep(
+                &base,
+                &axes,
+                &args.out,
+                &args.metric,
+                RunOptions {
+                    force: false,
+                    progress,
+                    interrupt: Some(ctrl_c()),
+                },
+            )?;
+            print!("{}", std::fs::read_to_string(args.out.join("summary.md"))?);
+            let diverged = cells.iter().filter(|c| c.last.is_none()).count();
+            println!(
+                "{} runs ({diverged} diverged); written: {out}/summary.csv, {out}/summary.md, {out}/heatmap.svg",
+                cells.len(),
+                out = args.out.display(),
             );
             Ok(())
         }

@@ -565,3 +565,122 @@ fn variance_interpolate_block_spectra_and_plots() {
         text(&o)
     );
 }
+
+/// Every bundled preset runs as a one-epoch sweep (or train, for presets without a grid) and
+/// writes its summary table and heat map; a second run reuses finished runs; an unknown preset
+/// lists the valid names.
+#[test]
+fn every_mini_preset_runs_at_a_tiny_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = curvature(&["presets"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let listing = String::from_utf8_lossy(&o.stdout).to_string();
+    let names: Vec<&str> = listing
+        .lines()
+        .filter(|l| !l.starts_with(' ') && !l.is_empty())
+        .collect();
+    assert!(names.len() >= 9, "{listing}");
+    for name in &names {
+        assert!(name.ends_with("-mini"), "{name}");
+        let out = format!("runs/{name}");
+        let o = curvature(
+            &[
+                "--quiet",
+                "sweep",
+                "--preset",
+                name,
+                "--set",
+                "epochs=1",
+                "--set",
+                "spectrum_every=0",
+                "--out",
+                &out,
+            ],
+            d,
+        );
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        let out = d.join(&out);
+        let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+        let runs = std::fs::read_dir(&out)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().is_dir())
+            .count();
+        assert!(runs >= 2, "{name}: a grid has at least two points");
+        assert_eq!(summary.lines().count(), runs + 1, "{name}: {summary}");
+        assert!(
+            summary.lines().skip(1).all(|l| l.ends_with(",ok")),
+            "{summary}"
+        );
+        assert!(out.join("summary.md").exists() && out.join("heatmap.svg").exists());
+    }
+    // Running again reuses every finished run.
+    let o = curvature(
+        &[
+            "sweep",
+            "--preset",
+            names[0],
+            "--set",
+            "epochs=1",
+            "--set",
+            "spectrum_every=0",
+            "--out",
+            &format!("runs/{}", names[0]),
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("already finished"), "{}", text(&o));
+    let o = curvature(&["sweep", "--preset", "no-such", "--out", "x"], d);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("kfac-grid-mini"), "{}", text(&o));
+}
+
+/// `curvature bench` on NdArray prints every row and writes the CSV of the PyTorch script's
+/// columns; a GPU backend the binary was built without is refused with the rebuild command.
+#[test]
+fn bench_prints_the_table_and_writes_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = curvature(
+        &[
+            "bench",
+            "--models",
+            "mlp",
+            "--batch",
+            "4",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--lanczos-steps",
+            "2",
+            "--lanczos-opt-rank",
+            "2",
+            "--no-kfac",
+            "--csv",
+            "b.csv",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let csv = std::fs::read_to_string(d.join("b.csv")).unwrap();
+    assert!(csv.starts_with("model,params,operation,ms,ratio,baseline,note,first_ms"));
+    for op in [
+        "gradient",
+        "exact hvp",
+        "ggn product",
+        "lanczos step",
+        "sgd step",
+    ] {
+        assert!(csv.contains(&format!(",\"{op}\",")), "{op} missing: {csv}");
+    }
+    if !cfg!(feature = "cuda") {
+        let o = curvature(&["bench", "--backend", "cuda"], d);
+        assert!(!o.status.success());
+        assert!(text(&o).contains("--features cuda"), "{}", text(&o));
+    }
+    let o = curvature(&["bench", "--models", "resnet"], d);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("wrn-28-10"), "{}", text(&o));
+}

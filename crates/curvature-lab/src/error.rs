@@ -16,6 +16,9 @@ pub enum LabError {
         /// The valid names.
         valid: Vec<&'static str>,
     },
+    /// The compute device failed (GPU driver or runtime error).
+    #[error("device error: {0}")]
+    Device(String),
     /// A configuration value is out of range.
     #[error("invalid configuration: {field} = {value}: {reason}")]
     InvalidConfig {

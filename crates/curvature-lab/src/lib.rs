@@ -12,19 +12,24 @@
 //! CLI work item.
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod config;
 mod error;
 pub mod interpolate;
 pub mod plot;
+pub mod presets;
 pub mod progress;
 mod setup;
 pub mod spectrum;
+pub mod sweep;
 pub mod train;
 pub mod variance;
 
 pub use config::{DampingSetting, TrainConfig};
 pub use error::{LabError, Result};
 pub use interpolate::{InterpolateRequest, LinePoint, interpolate};
+pub use presets::{Preset, preset, presets};
 pub use spectrum::{SpectrumRequest, SpectrumResult, measure};
+pub use sweep::{SweepCell, sweep};
 pub use train::{EpochMetrics, RunOptions, RunPaths, resume, train};
 pub use variance::{VarianceRequest, VarianceResult, measure_variance};

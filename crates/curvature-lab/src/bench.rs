@@ -1,0 +1,711 @@
+//! `curvature bench`: one-screen timings of every curvature operation and optimiser step, on
+//! whichever burn backend the caller picks (NdArray, wgpu or CUDA), for CIFAR-shaped random
+//! input `[N, 3, 32, 32]`.
+//!
+//! For each model it measures, as the median of `repeats` timed calls after `warmup` untimed
+//! ones, with the device synchronised after every call:
+//!
+//! | operation | what is timed | ratio to |
+//! |---|---|---|
+//! | gradient | loss and `∇L` of one batch ([`Objective::gradient`]) | — |
+//! | exact HVP | `∇²L·v`, reverse-over-reverse ([`Objective::hvp`]) | gradient |
+//! | GGN product | `Jᵀ H_ℓ J v` ([`Objective::ggn_vp`]) | gradient |
+//! | Lanczos step | `m` steps of [`lanczos`] with full re-orthogonalisation, divided by `m` | gradient |
+//! | SGD / Adam step | forward, backward and update on `Autodiff<B>` | SGD step |
+//! | KFAC plain / factors / inversion | the three kinds of KFAC step; amortised over `T_cov = 10`, `T_inv = 100` as `plain + (factors − plain)/10 + (inversion − factors)/100` | SGD step |
+//! | LanczosOPT | one update with `k` Lanczos steps | SGD step |
+//!
+//! plus training throughput (images/s of the SGD step) and, from the measured HVP time, the
+//! estimated time of a 100-step Lanczos run over the full CIFAR training set (50 000 images:
+//! `100 × ⌈50 000 / N⌉` batch HVPs; re-orthogonalisation not included) with the memory its
+//! Krylov basis takes on the device (`100 × P × 4` bytes in f32).
+//!
+//! The PyTorch script `benches/pytorch/bench.py` measures the same operations on the same
+//! shapes and writes the same CSV columns, so the two tables can be compared row by row
+//! (`bench.py --compare ours.csv`).
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use burn::backend::Autodiff;
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsParams, Optimizer};
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use curvature_core::testing::random_classification_batch;
+use curvature_core::{
+    Batch, BatchNormMode, CurvatureModel, LanczosConfig, Loss, Network, Objective, gaussian_vector,
+    lanczos,
+};
+use curvature_nets::{MlpConfig, SimpleCnnConfig, VggConfig, WideResNetConfig};
+use curvature_optim::{AdamConfig, FixedDamping, KfacConfig, LanczosOptConfig, SgdConfig};
+use serde::Serialize;
+
+use crate::error::{LabError, Result};
+
+/// The networks `curvature bench` knows, all on CIFAR-shaped input with 10 classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BenchModel {
+    /// MLP 3072-512-512-10 with ReLU (the images flattened).
+    Mlp,
+    /// Conv 3→16→32 (3×3, batch norm, ReLU, 2×2 max pool) and a dense layer.
+    Cnn,
+    /// VGG-16 with batch norm, CIFAR variant (512-512-10 classifier).
+    Vgg16,
+    /// WideResNet-28-10.
+    Wrn28x10,
+}
+
+impl BenchModel {
+    /// Every model, in table order.
+    pub const ALL: [BenchModel; 4] = [Self::Mlp, Self::Cnn, Self::Vgg16, Self::Wrn28x10];
+
+    /// The model's name on the command line and in the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mlp => "mlp",
+            Self::Cnn => "cnn",
+            Self::Vgg16 => "vgg16",
+            Self::Wrn28x10 => "wrn-28-10",
+        }
+    }
+
+    /// Parse a name, listing the valid ones on error.
+    ///
+    /// # Errors
+    /// [`LabError::UnknownName`].
+    pub fn parse(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| LabError::UnknownName {
+                kind: "bench model",
+                name: name.to_string(),
+                valid: Self::ALL.iter().map(|m| m.name()).collect(),
+            })
+    }
+}
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Models, in order.
+    pub models: Vec<BenchModel>,
+    /// Batch size `N`.
+    pub batch: usize,
+    /// Timed calls per operation (the median is reported).
+    pub repeats: usize,
+    /// Untimed calls before timing (kernel compilation, autotuning, allocator warm-up).
+    pub warmup: usize,
+    /// Lanczos steps `m` of the Lanczos row.
+    pub lanczos_steps: usize,
+    /// Lanczos steps `k` of the LanczosOPT row.
+    pub lanczos_opt_rank: usize,
+    /// Measure KFAC's inversion step (a host eigendecomposition of every factor; minutes for
+    /// VGG-16's 4608 × 4608 factors).
+    pub kfac_inversion: bool,
+    /// Skip the optimiser rows (curvature operations only).
+    pub skip_optimisers: bool,
+    /// Skip KFAC: its first step eigendecomposes every Kronecker factor on the host, which
+    /// takes minutes for VGG-16 / WRN-28-10 (4608 × 4608 and 5760 × 5760 factors).
+    pub skip_kfac: bool,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            models: vec![BenchModel::Mlp, BenchModel::Cnn],
+            batch: 128,
+            repeats: 10,
+            warmup: 2,
+            lanczos_steps: 10,
+            lanczos_opt_rank: 5,
+            kfac_inversion: true,
+            skip_optimisers: false,
+            skip_kfac: false,
+        }
+    }
+}
+
+impl BenchOptions {
+    fn validate(&self) -> Result<()> {
+        let bad = |field: &'static str, value: usize| LabError::InvalidConfig {
+            field,
+            value: value.to_string(),
+            reason: "must be at least 1",
+        };
+        for (field, value) in [
+            ("batch", self.batch),
+            ("repeats", self.repeats),
+            ("lanczos_steps", self.lanczos_steps),
+            ("lanczos_opt_rank", self.lanczos_opt_rank),
+        ] {
+            if value == 0 {
+                return Err(bad(field, value));
+            }
+        }
+        if self.models.is_empty() {
+            return Err(LabError::InvalidConfig {
+                field: "models",
+                value: "[]".into(),
+                reason: "name at least one model",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRow {
+    /// Model name.
+    pub model: String,
+    /// Number of parameters `P`.
+    pub params: usize,
+    /// Operation (see the module docs).
+    pub operation: String,
+    /// Median milliseconds (or the estimate's milliseconds for `estimate` rows).
+    pub ms: f64,
+    /// `ms` divided by the baseline's (`gradient` for curvature rows, `sgd step` for
+    /// optimiser rows); 1 for the baselines themselves.
+    pub ratio: Option<f64>,
+    /// What `ratio` divides by.
+    pub baseline: &'static str,
+    /// Free-form detail (throughput, memory, how an estimate was made).
+    pub note: String,
+    /// Milliseconds of the first (untimed) call: kernel compilation and autotuning on a GPU.
+    pub first_ms: Option<f64>,
+}
+
+/// What [`run`] reports while it works.
+#[derive(Debug)]
+pub enum BenchEvent<'a> {
+    /// A measurement is about to start (a one-line description).
+    Starting(&'a str),
+    /// A row was measured.
+    Row(&'a BenchRow),
+}
+
+/// A timer that synchronises the device after every call, so GPU work is counted where it runs.
+struct Timer<'a, B: Backend> {
+    device: &'a B::Device,
+    warmup: usize,
+    repeats: usize,
+    first: std::cell::Cell<Option<f64>>,
+}
+
+impl<B: Backend> Timer<'_, B> {
+    fn sync(&self) -> Result<()> {
+        B::sync(self.device).map_err(|e| {
+            LabError::Device(format!("{:?} failed to synchronise: {e:?}", self.device))
+        })
+    }
+
+    /// The same timer with at most `repeats` timed calls and one warm-up call.
+    fn fewer(&self, repeats: usize) -> Self {
+        Timer {
+            device: self.device,
+            warmup: self.warmup.min(1),
+            repeats: self.repeats.min(repeats),
+            first: Default::default(),
+        }
+    }
+
+    /// The first-call milliseconds of the last measurement, once.
+    fn take_first(&self) -> Option<f64> {
+        self.first.take()
+    }
+
+    /// Median milliseconds of `f` (the first warm-up call's time is kept for
+    /// [`take_first`](Self::take_first)).
+    fn median(&self, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+        for i in 0..self.warmup {
+            let start = Instant::now();
+            f()?;
+            self.sync()?;
+            if i == 0 {
+                self.first.set(Some(start.elapsed().as_secs_f64() * 1e3));
+            }
+        }
+        let mut times = Vec::with_capacity(self.repeats);
+        for _ in 0..self.repeats {
+            let start = Instant::now();
+            f()?;
+            self.sync()?;
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        let n = times.len();
+        let median = if n % 2 == 1 {
+            times[n / 2]
+        } else {
+            0.5 * (times[n / 2 - 1] + times[n / 2])
+        };
+        Ok(median)
+    }
+}
+
+/// Run the benchmark on `device`, reporting each measurement to `progress` as it starts and
+/// each row as soon as it is measured (so a run cut short still leaves its rows).
+///
+/// # Errors
+/// Invalid options, and any error of the operations measured.
+pub fn run<B: Backend>(
+    device: &B::Device,
+    options: &BenchOptions,
+    progress: &mut dyn FnMut(BenchEvent<'_>),
+) -> Result<Vec<BenchRow>> {
+    options.validate()?;
+    let mut rows = Vec::new();
+    let n = options.batch;
+    for &model in &options.models {
+        let images = random_classification_batch::<B, 4>([n, 3, 32, 32], 10, 0, device);
+        match model {
+            BenchModel::Mlp => {
+                let flat = Batch {
+                    inputs: images.inputs.clone().reshape([n, 3 * 32 * 32]),
+                    targets: images.targets.clone(),
+                };
+                let net =
+                    MlpConfig::new(3 * 32 * 32, vec![512, 512], 10).init::<Autodiff<B>>(device)?;
+                bench_network(model, net, flat, device, options, progress, &mut rows)?;
+            }
+            BenchModel::Cnn => {
+                let net = SimpleCnnConfig::new(3, [32, 32], vec![16, 32], 10)
+                    .init::<Autodiff<B>>(device)?;
+                bench_network(model, net, images, device, options, progress, &mut rows)?;
+            }
+            BenchModel::Vgg16 => {
+                let net = VggConfig::vgg16(10, true).init::<Autodiff<B>>(device)?;
+                bench_network(model, net, images, device, options, progress, &mut rows)?;
+            }
+            BenchModel::Wrn28x10 => {
+                let net = WideResNetConfig::wrn28x10(10).init::<Autodiff<B>>(device)?;
+                bench_network(model, net, images, device, options, progress, &mut rows)?;
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// KFAC intervals meaning "never" (only the first step updates factors and inverts).
+const NEVER: usize = usize::MAX;
+
+#[allow(clippy::too_many_arguments)]
+fn bench_network<B, M, const D: usize>(
+    kind: BenchModel,
+    model: M,
+    batch: Batch<B, D>,
+    device: &B::Device,
+    options: &BenchOptions,
+    progress: &mut dyn FnMut(BenchEvent<'_>),
+    rows: &mut Vec<BenchRow>,
+) -> Result<()>
+where
+    B: Backend,
+    M: AutodiffModule<Autodiff<B>> + Network<Autodiff<B>, D>,
+    M::InnerModule: CurvatureModel<B, D>,
+{
+    let timer = Timer::<B> {
+        device,
+        warmup: options.warmup,
+        repeats: options.repeats,
+        first: Default::default(),
+    };
+    let name = kind.name();
+    let n = options.batch;
+    let objective = Objective::new(model.valid(), Loss::CrossEntropy, vec![batch.clone()])?
+        .with_bn_mode(BatchNormMode::Train);
+    let p = objective.dim();
+    let mut rec = Recorder {
+        model: name,
+        params: p,
+        batch: n,
+        rows,
+        progress,
+    };
+    let say = |rec: &mut Recorder<'_>, what: &str| rec.say(what);
+    let row = |rec: &mut Recorder<'_>, op: &str, ms, base, baseline, note| {
+        rec.row(op, ms, base, baseline, note, timer.take_first())
+    };
+    say(&mut rec, "gradient");
+    let grad = timer.median(|| objective.gradient().map(drop).map_err(Into::into))?;
+    row(
+        &mut rec,
+        "gradient",
+        grad,
+        Some(grad),
+        "gradient",
+        String::new(),
+    );
+    let v = gaussian_vector::<B>(p, 1, device);
+    say(&mut rec, "exact HVP");
+    let hvp = timer.median(|| objective.hvp(&v).map(drop).map_err(Into::into))?;
+    row(
+        &mut rec,
+        "exact hvp",
+        hvp,
+        Some(grad),
+        "gradient",
+        String::new(),
+    );
+    say(&mut rec, "GGN product");
+    let ggn = timer.median(|| objective.ggn_vp(&v).map(drop).map_err(Into::into))?;
+    row(
+        &mut rec,
+        "ggn product",
+        ggn,
+        Some(grad),
+        "gradient",
+        String::new(),
+    );
+    let m = options.lanczos_steps;
+    say(&mut rec, &format!("Lanczos ({m} steps)"));
+    let config = LanczosConfig::new().with_steps(m);
+    let hessian = objective.hessian();
+    // A Lanczos run is already `m` HVPs: fewer repeats keep the table quick on big models.
+    let few = timer.fewer(3);
+    let total = few.median(|| lanczos(&hessian, &config).map(drop).map_err(Into::into))?;
+    timer.first.set(few.take_first());
+    row(
+        &mut rec,
+        "lanczos step",
+        total / m as f64,
+        Some(grad),
+        "gradient",
+        format!("{m} steps with full re-orthogonalisation: {total:.1} ms"),
+    );
+    let batches = 50_000usize.div_ceil(n);
+    let estimate = 100.0 * batches as f64 * hvp;
+    row(
+        &mut rec,
+        "est. 100-step lanczos on 50k images",
+        estimate,
+        None,
+        "",
+        format!(
+            "100 × {batches} batch HVPs = {:.1} min; basis 100 × P × 4 B = {:.2} GB",
+            estimate / 60_000.0,
+            100.0 * p as f64 * 4.0 / 1e9
+        ),
+    );
+    if options.skip_optimisers {
+        return Ok(());
+    }
+
+    type AB<B> = Autodiff<B>;
+    say(&mut rec, "SGD step");
+    let sgd_opt = SgdConfig::new().with_momentum(0.9).init::<AB<B>, M>()?;
+    let sgd = first_order(&timer, sgd_opt, &model, &batch)?;
+    row(
+        &mut rec,
+        "sgd step",
+        sgd,
+        Some(sgd),
+        "sgd step",
+        format!("{:.0} images/s", n as f64 / (sgd / 1e3)),
+    );
+    say(&mut rec, "Adam step");
+    let adam = first_order(
+        &timer,
+        AdamConfig::new().init::<AB<B>, M>()?,
+        &model,
+        &batch,
+    )?;
+    row(
+        &mut rec,
+        "adam step",
+        adam,
+        Some(sgd),
+        "sgd step",
+        String::new(),
+    );
+
+    if !options.skip_kfac {
+        say(&mut rec, "KFAC plain step");
+        let plain = kfac(&timer, (NEVER, NEVER), &model, &batch)?;
+        row(
+            &mut rec,
+            "kfac plain step",
+            plain,
+            Some(sgd),
+            "sgd step",
+            String::new(),
+        );
+        say(&mut rec, "KFAC factor step");
+        let factors = kfac(&timer, (1, NEVER), &model, &batch)?;
+        row(
+            &mut rec,
+            "kfac factor step",
+            factors,
+            Some(sgd),
+            "sgd step",
+            String::new(),
+        );
+        if options.kfac_inversion {
+            say(&mut rec, "KFAC inversion step");
+            let inversion = kfac(&timer, (1, 1), &model, &batch)?;
+            row(
+                &mut rec,
+                "kfac inversion step",
+                inversion,
+                Some(sgd),
+                "sgd step",
+                String::new(),
+            );
+            let amortised = plain + (factors - plain) / 10.0 + (inversion - factors) / 100.0;
+            row(
+                &mut rec,
+                "kfac amortised 10/100",
+                amortised,
+                Some(sgd),
+                "sgd step",
+                String::new(),
+            );
+        } else {
+            let amortised = plain + (factors - plain) / 10.0;
+            row(
+                &mut rec,
+                "kfac amortised 10/never",
+                amortised,
+                Some(sgd),
+                "sgd step",
+                "inversion step not measured (--no-kfac-inversion)".into(),
+            );
+        }
+    }
+
+    let k = options.lanczos_opt_rank;
+    say(&mut rec, &format!("LanczosOPT step (k = {k})"));
+    let mut lopt = LanczosOptConfig::new().with_rank(k).init::<B>()?;
+    let damping = FixedDamping::new(1.0)?;
+    let mut objective = objective;
+    let few = timer.fewer(3);
+    let lo = few.median(|| {
+        lopt.step(&mut objective, 1e-4, &damping)
+            .map(drop)
+            .map_err(Into::into)
+    })?;
+    timer.first.set(few.take_first());
+    row(
+        &mut rec,
+        &format!("lanczos-opt step (k={k})"),
+        lo,
+        Some(sgd),
+        "sgd step",
+        format!("{:.3} ms per Lanczos step", lo / k as f64),
+    );
+    Ok(())
+}
+
+/// Collects rows and reports progress for one model.
+struct Recorder<'a> {
+    model: &'static str,
+    params: usize,
+    batch: usize,
+    rows: &'a mut Vec<BenchRow>,
+    progress: &'a mut dyn FnMut(BenchEvent<'_>),
+}
+
+impl Recorder<'_> {
+    fn say(&mut self, what: &str) {
+        let line = format!(
+            "{} (P = {}, batch {}): {what}",
+            self.model, self.params, self.batch
+        );
+        (self.progress)(BenchEvent::Starting(&line));
+    }
+
+    fn row(
+        &mut self,
+        operation: &str,
+        ms: f64,
+        base: Option<f64>,
+        baseline: &'static str,
+        note: String,
+        first_ms: Option<f64>,
+    ) {
+        self.rows.push(BenchRow {
+            model: self.model.into(),
+            params: self.params,
+            operation: operation.into(),
+            ms,
+            ratio: base.map(|b| ms / b),
+            baseline,
+            note,
+            first_ms,
+        });
+        (self.progress)(BenchEvent::Row(self.rows.last().expect("just pushed")));
+    }
+}
+
+fn first_order<B, M, O, const D: usize>(
+    timer: &Timer<'_, B>,
+    mut opt: O,
+    model: &M,
+    batch: &Batch<B, D>,
+) -> Result<f64>
+where
+    B: Backend,
+    M: AutodiffModule<Autodiff<B>> + Network<Autodiff<B>, D>,
+    O: Optimizer<M, Autodiff<B>>,
+{
+    let mut model = model.clone();
+    timer.median(|| {
+        let loss = Loss::CrossEntropy.batch_mean(&model, batch, BatchNormMode::Train);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = opt.step(1e-4, model.clone(), grads);
+        Ok(())
+    })
+}
+
+/// KFAC steps with intervals `(cov, inv)`, after one step that builds the factors and their
+/// eigenbases.
+fn kfac<B, M, const D: usize>(
+    timer: &Timer<'_, B>,
+    (cov, inv): (usize, usize),
+    model: &M,
+    batch: &Batch<B, D>,
+) -> Result<f64>
+where
+    B: Backend,
+    M: AutodiffModule<Autodiff<B>> + Network<Autodiff<B>, D>,
+{
+    let mut kfac = KfacConfig::new()
+        .with_cov_interval(cov)
+        .with_inv_interval(inv)
+        .init::<Autodiff<B>, M>()?;
+    let damping = FixedDamping::new(1e-2)?;
+    let x = Tensor::<Autodiff<B>, D>::from_inner(batch.inputs.clone());
+    let mut step = |m: M| -> Result<M> {
+        kfac.step(m, 1e-4, &damping, Loss::CrossEntropy, &batch.targets, |m| {
+            m.output(x.clone(), BatchNormMode::Train)
+        })
+        .map(|(m, _)| m)
+        .map_err(|(_, e)| e.into())
+    };
+    let mut model = step(model.clone())?;
+    timer.median(|| {
+        model = step(model.clone())?;
+        Ok(())
+    })
+}
+
+/// The CSV columns shared with `benches/pytorch/bench.py`.
+pub const CSV_HEADER: &str = "model,params,operation,ms,ratio,baseline,note,first_ms";
+
+/// The rows as CSV (header [`CSV_HEADER`]).
+pub fn to_csv(rows: &[BenchRow]) -> String {
+    let mut out = format!("{CSV_HEADER}\n");
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{},{},\"{}\",{:.4},{},{},\"{}\",{}",
+            r.model,
+            r.params,
+            r.operation.replace('"', "'"),
+            r.ms,
+            r.ratio.map(|x| format!("{x:.3}")).unwrap_or_default(),
+            r.baseline,
+            r.note.replace('"', "'"),
+            r.first_ms.map(|x| format!("{x:.1}")).unwrap_or_default()
+        );
+    }
+    out
+}
+
+/// The header line of [`table_row`]'s table.
+pub fn table_header() -> String {
+    format!(
+        "{:<10} {:>11} {:<34} {:>12} {:>8}  {}",
+        "model", "P", "operation", "ms", "ratio", "note"
+    )
+}
+
+/// One row of the text table.
+pub fn table_row(r: &BenchRow) -> String {
+    let ratio = match r.ratio {
+        Some(x) => format!("{x:.2}"),
+        None => "-".into(),
+    };
+    format!(
+        "{:<10} {:>11} {:<34} {:>12.3} {:>8}  {}",
+        r.model, r.params, r.operation, r.ms, ratio, r.note
+    )
+}
+
+/// The rows as a one-screen text table.
+pub fn to_table(rows: &[BenchRow]) -> String {
+    let mut out = table_header() + "\n";
+    for r in rows {
+        let _ = writeln!(out, "{}", table_row(r));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    #[test]
+    fn mlp_bench_measures_every_row_with_positive_times() {
+        let options = BenchOptions {
+            models: vec![BenchModel::Mlp],
+            batch: 4,
+            repeats: 1,
+            warmup: 0,
+            lanczos_steps: 2,
+            lanczos_opt_rank: 2,
+            // KFAC's first step eigendecomposes the 3073 × 3073 input factor on the host
+            // (tens of seconds); the optimiser itself is tested in curvature-optim.
+            skip_kfac: true,
+            ..BenchOptions::default()
+        };
+        let mut lines = Vec::new();
+        let rows = run::<NdArray<f32>>(&Default::default(), &options, &mut |e| {
+            if let BenchEvent::Starting(l) = e {
+                lines.push(l.to_string())
+            }
+        })
+        .unwrap();
+        let ops: Vec<&str> = rows.iter().map(|r| r.operation.as_str()).collect();
+        for op in [
+            "gradient",
+            "exact hvp",
+            "ggn product",
+            "lanczos step",
+            "sgd step",
+            "adam step",
+            "lanczos-opt step (k=2)",
+        ] {
+            assert!(ops.contains(&op), "missing {op} in {ops:?}");
+        }
+        assert!(!ops.iter().any(|o| o.starts_with("kfac")), "{ops:?}");
+        assert!(rows.iter().all(|r| r.ms > 0.0 && r.ms.is_finite()));
+        assert_eq!(rows[0].params, 3072 * 512 + 512 + 512 * 512 + 512 + 5130);
+        assert_eq!(lines.len(), 7, "{lines:?}");
+        assert!(rows[0].first_ms.is_none(), "no warm-up, no first call");
+        assert!(to_table(&rows).lines().count() == rows.len() + 1);
+        let csv = to_csv(&rows);
+        assert!(csv.starts_with(CSV_HEADER));
+        assert_eq!(csv.lines().count(), rows.len() + 1);
+    }
+
+    #[test]
+    fn unknown_model_lists_the_valid_ones() {
+        let e = BenchModel::parse("resnet").unwrap_err().to_string();
+        assert!(e.contains("vgg16") && e.contains("wrn-28-10"), "{e}");
+    }
+
+    #[test]
+    fn zero_repeats_is_rejected() {
+        let options = BenchOptions {
+            repeats: 0,
+            ..BenchOptions::default()
+        };
+        let e = run::<NdArray<f32>>(&Default::default(), &options, &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("repeats"), "{e}");
+    }
+}

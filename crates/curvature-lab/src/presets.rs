@@ -1,0 +1,159 @@
+//! Bundled experiment presets (`crates/curvature-lab/presets/*.toml`, embedded in the binary).
+//!
+//! A preset is a TOML file with a `description`, the `paper` it reproduces, a `[train]` table
+//! of [`TrainConfig`] keys and an optional `[grid]` table (`key = [values]`) for
+//! `curvature sweep`.
+
+use serde::Deserialize;
+
+use crate::config::TrainConfig;
+use crate::error::{LabError, Result, io};
+
+/// `(name, TOML source)` of every bundled preset.
+const SOURCES: [(&str, &str); 9] = [
+    (
+        "l2-sharpness-logreg-mini",
+        include_str!("../presets/l2-sharpness-logreg-mini.toml"),
+    ),
+    (
+        "l2-sharpness-mlp-mini",
+        include_str!("../presets/l2-sharpness-mlp-mini.toml"),
+    ),
+    (
+        "sagun-batch-mini",
+        include_str!("../presets/sagun-batch-mini.toml"),
+    ),
+    (
+        "sagun-clusters-mini",
+        include_str!("../presets/sagun-clusters-mini.toml"),
+    ),
+    (
+        "lanczosopt-grid-mini",
+        include_str!("../presets/lanczosopt-grid-mini.toml"),
+    ),
+    (
+        "adam-eps-grid-mini",
+        include_str!("../presets/adam-eps-grid-mini.toml"),
+    ),
+    (
+        "kfac-grid-mini",
+        include_str!("../presets/kfac-grid-mini.toml"),
+    ),
+    (
+        "optimizers-mini",
+        include_str!("../presets/optimizers-mini.toml"),
+    ),
+    (
+        "auto-damping-mini",
+        include_str!("../presets/auto-damping-mini.toml"),
+    ),
+];
+
+/// A parsed preset.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    /// Its name (the file name).
+    #[serde(skip)]
+    pub name: String,
+    /// One line on what it shows.
+    pub description: String,
+    /// The paper and section it reproduces.
+    pub paper: String,
+    /// The run configuration.
+    pub train: TrainConfig,
+    /// The sweep grid (empty: a single run).
+    #[serde(default)]
+    pub grid: toml::Table,
+}
+
+impl Preset {
+    /// The grid as `(key, values)`, keys sorted by name (the first is the heat map's rows),
+    /// values as JSON.
+    pub fn grid(&self) -> Vec<(String, Vec<serde_json::Value>)> {
+        self.grid
+            .iter()
+            .map(|(k, v)| {
+                let values = match v {
+                    toml::Value::Array(a) => a.iter().map(to_json).collect(),
+                    other => vec![to_json(other)],
+                };
+                (k.clone(), values)
+            })
+            .collect()
+    }
+}
+
+fn to_json(v: &toml::Value) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+/// Every bundled preset, in listing order.
+///
+/// # Errors
+/// A malformed bundled file (a bug; the unit tests parse them all).
+pub fn presets() -> Result<Vec<Preset>> {
+    SOURCES
+        .iter()
+        .map(|(name, text)| {
+            let mut p: Preset =
+                toml::from_str(text).map_err(|e| io(format!("presets/{name}.toml"), e))?;
+            p.name = (*name).to_string();
+            Ok(p)
+        })
+        .collect()
+}
+
+/// The preset called `name`.
+///
+/// # Errors
+/// An unknown name lists the valid ones.
+pub fn preset(name: &str) -> Result<Preset> {
+    presets()?
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| LabError::UnknownName {
+            kind: "preset",
+            name: name.to_string(),
+            valid: SOURCES.iter().map(|s| s.0).collect(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_parses_and_validates() {
+        let all = presets().unwrap();
+        assert_eq!(all.len(), SOURCES.len());
+        for p in &all {
+            // Every grid point is a valid run (the base alone need not be: a grid over
+            // `optimizer` may supply what its damping needs).
+            let mut points = vec![p.train.clone()];
+            for (key, values) in p.grid() {
+                points = points
+                    .iter()
+                    .flat_map(|c| {
+                        let key = &key;
+                        values.iter().map(move |v| {
+                            crate::sweep::with_key(c, key, v)
+                                .unwrap_or_else(|e| panic!("{key}: {e}"))
+                        })
+                    })
+                    .collect();
+            }
+            assert!(points.len() >= 2, "{}: a grid of at least two runs", p.name);
+            for c in &points {
+                c.validate().unwrap_or_else(|e| panic!("{}: {e}", p.name));
+            }
+            assert!(!p.description.is_empty() && !p.paper.is_empty());
+        }
+        assert!(
+            preset("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("kfac-grid-mini")
+        );
+    }
+}
