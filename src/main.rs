@@ -557,14 +557,46 @@ fn quickstart() -> Result<()> {
         .find(|p| !p.exists())
         .expect("an unused name");
     println!(
-        "curvature quickstart: an MLP 64-100-10 on the embedded optdigits digits (SGD, 10 epochs)"
+        "curvature quickstart: an MLP 64-100-10 on the embedded optdigits digits (SGD, 10 epochs), \
+         then the Hessian spectrum of its training loss (exact HVPs + Lanczos)"
     );
-    let rows = train(&TrainConfig::default(), &out, RunOptions::default())?;
+    let config = TrainConfig {
+        spectrum_every: 10,
+        ..TrainConfig::default()
+    };
+    let rows = train(&config, &out, RunOptions::default())?;
     let last = rows.last().context("no epochs ran")?;
     println!(
-        "\nvalidation accuracy {:.2}% after {} steps; outputs in {}/ (config.json, metrics.csv, checkpoint/, weights.safetensors)",
+        "\nvalidation accuracy {:.2}% after {} steps",
         100.0 * last.val_accuracy,
-        last.step,
+        last.step
+    );
+    // The spectrum recorded after the last epoch (columns of spectra.csv).
+    let paths = curvature_lab::RunPaths { out: out.clone() };
+    let spectra = std::fs::read_to_string(paths.spectra_csv())
+        .with_context(|| format!("reading {}", paths.spectra_csv().display()))?;
+    let header: Vec<&str> = spectra.lines().next().unwrap_or("").split(',').collect();
+    let values: Vec<&str> = spectra.lines().last().unwrap_or("").split(',').collect();
+    let get = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .and_then(|i| values.get(i))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "Hessian of the training loss: λ_max {:.4}, λ_min {:.4}, trace {:.3}, \
+         {} outliers above the bulk, {:.1}% of the spectral mass near zero",
+        get("lambda_max"),
+        get("lambda_min"),
+        get("trace"),
+        get("outliers"),
+        100.0 * get("degenerate_mass")
+    );
+    println!(
+        "outputs in {}/: config.json, metrics.csv, spectra.csv, spectra/, plots/ (SVG), \
+         checkpoint/, weights.safetensors",
         out.display()
     );
     println!("next: `curvature train --help`");

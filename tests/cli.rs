@@ -44,10 +44,24 @@ fn quickstart_runs_with_no_arguments() {
         "metrics.csv",
         "weights.safetensors",
         "summary.json",
+        "spectra.csv",
+        "plots/spectrum.svg",
     ] {
         assert!(out.join(f).exists(), "{f} missing: {}", text(&o));
     }
     assert!(text(&o).contains("quickstart-1"));
+    let line = text(&o)
+        .lines()
+        .find(|l| l.starts_with("Hessian of the training loss"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no spectrum line: {}", text(&o)));
+    let lambda_max: f64 = line
+        .split("λ_max ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(lambda_max.is_finite() && lambda_max > 0.0, "{line}");
     assert_eq!(rows(&out).len(), 11, "header + 10 epochs");
 }
 

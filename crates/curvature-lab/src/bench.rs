@@ -10,7 +10,7 @@
 //! | gradient | loss and `∇L` of one batch ([`Objective::gradient`]) | — |
 //! | exact HVP | `∇²L·v`, reverse-over-reverse ([`Objective::hvp`]) | gradient |
 //! | GGN product | `Jᵀ H_ℓ J v` ([`Objective::ggn_vp`]) | gradient |
-//! | Lanczos step | `m` steps of [`lanczos`] with full re-orthogonalisation, divided by `m` | gradient |
+//! | Lanczos step | `m` steps of [`lanczos`](curvature_core::lanczos()) with full re-orthogonalisation, divided by `m` | gradient |
 //! | SGD / Adam step | forward, backward and update on `Autodiff<B>` | SGD step |
 //! | KFAC plain / factors / inversion | the three kinds of KFAC step; amortised over `T_cov = 10`, `T_inv = 100` as `plain + (factors − plain)/10 + (inversion − factors)/100` | SGD step |
 //! | LanczosOPT | one update with `k` Lanczos steps | SGD step |

@@ -1,15 +1,17 @@
 //! # curvature-lab
 //!
 //! The experiment runner behind the `curvature` command: validated run configurations
-//! ([`TrainConfig`]) whose keys are the command-line flags, and [`train`]/[`resume`] with
+//! ([`TrainConfig`]) whose keys are the command-line flags, and [`train`](fn@train)/[`resume`] with
 //! per-epoch metrics, atomic checkpoints and bit-identical resumption on the CPU.
 //!
-//! This release covers `curvature train` and `curvature spectrum` for the 2-D-input models
-//! (logistic regression, MLP) on the offline datasets (optdigits, Gaussian clusters): training
-//! with SGD, Adam/AdamW/Adam-D and KFAC, fixed or RMT auto-damping and the papers' schedules;
-//! Hessian / GGN / Hessian − GGN spectra by Lanczos + SLQ or exactly (dense). Sweeps, presets,
-//! plots, the variance and interpolation commands and the CIFAR models are the next steps of the
-//! CLI work item.
+//! Modules, one per command: [`train`](mod@train) (SGD, Adam/AdamW/Adam-D, KFAC and LanczosOPT with fixed
+//! or RMT auto-damping and the papers' schedules; SVG plots; spectra during training; Ctrl-C
+//! checkpoints), [`spectrum`](mod@spectrum) (Hessian / GGN / Hessian − GGN by Lanczos + SLQ or dense, per
+//! parameter block), [`variance`](mod@variance) (Algorithm 1 of the damping paper), [`interpolate`](mod@interpolate),
+//! [`sweep`](mod@sweep) and [`presets`](mod@presets) (the bundled `-mini` experiments), [`bench`](mod@bench) (timings on any burn
+//! backend), with [`plot`](mod@plot) and [`progress`] shared by all. The models with flat inputs
+//! (logistic regression, MLP) on the offline datasets (optdigits, Gaussian clusters) are wired
+//! in; the CIFAR models are the next step.
 #![warn(missing_docs)]
 
 pub mod bench;
