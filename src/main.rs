@@ -571,28 +571,20 @@ fn quickstart() -> Result<()> {
         100.0 * last.val_accuracy,
         last.step
     );
-    // The spectrum recorded after the last epoch (columns of spectra.csv).
+    // The spectrum recorded after the last epoch.
     let paths = curvature_lab::RunPaths { out: out.clone() };
-    let spectra = std::fs::read_to_string(paths.spectra_csv())
-        .with_context(|| format!("reading {}", paths.spectra_csv().display()))?;
-    let header: Vec<&str> = spectra.lines().next().unwrap_or("").split(',').collect();
-    let values: Vec<&str> = spectra.lines().last().unwrap_or("").split(',').collect();
-    let get = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .and_then(|i| values.get(i))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
+    let s = paths
+        .read_spectra()?
+        .pop()
+        .context("the quickstart recorded no spectrum")?;
     println!(
         "Hessian of the training loss: λ_max {:.4}, λ_min {:.4}, trace {:.3}, \
          {} outliers above the bulk, {:.1}% of the spectral mass near zero",
-        get("lambda_max"),
-        get("lambda_min"),
-        get("trace"),
-        get("outliers"),
-        100.0 * get("degenerate_mass")
+        s.lambda_max,
+        s.lambda_min,
+        s.trace,
+        s.outliers,
+        100.0 * s.degenerate_mass
     );
     println!(
         "outputs in {}/: config.json, metrics.csv, spectra.csv, spectra/, plots/ (SVG), \

@@ -33,5 +33,5 @@ pub use interpolate::{InterpolateRequest, LinePoint, interpolate};
 pub use presets::{Preset, preset, presets};
 pub use spectrum::{SpectrumRequest, SpectrumResult, measure};
 pub use sweep::{SweepCell, sweep};
-pub use train::{EpochMetrics, RunOptions, RunPaths, resume, train};
+pub use train::{EpochMetrics, RunOptions, RunPaths, SpectrumRecord, resume, train};
 pub use variance::{VarianceRequest, VarianceResult, measure_variance};

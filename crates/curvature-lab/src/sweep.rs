@@ -140,9 +140,7 @@ pub fn sweep(
             Err(e @ LabError::Diverged { .. }) => (None, format!("diverged: {e}")),
             Err(e) => return Err(e),
         };
-        let lambda_max = std::fs::read_to_string(paths.spectra_csv())
-            .ok()
-            .and_then(|t| t.lines().last()?.split(',').nth(2)?.parse().ok());
+        let lambda_max = paths.read_spectra()?.last().map(|r| r.lambda_max);
         cells.push(SweepCell {
             point: point.clone(),
             dir,

@@ -181,6 +181,79 @@ impl RunPaths {
         let text = std::fs::read_to_string(self.metrics()).map_err(|e| io(self.metrics(), e))?;
         Ok(text.lines().filter_map(EpochMetrics::parse).collect())
     }
+
+    /// The rows of `spectra.csv` (empty when the run recorded no spectra).
+    ///
+    /// # Errors
+    /// [`LabError::Io`] if the file exists but cannot be read.
+    pub fn read_spectra(&self) -> Result<Vec<SpectrumRecord>> {
+        match std::fs::read_to_string(self.spectra_csv()) {
+            Ok(text) => Ok(text.lines().filter_map(SpectrumRecord::parse).collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(io(self.spectra_csv(), e)),
+        }
+    }
+}
+
+/// One row of `spectra.csv`: the Hessian spectrum recorded after an epoch
+/// (`--spectrum-every`), as summarised by the library's `spectrum`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpectrumRecord {
+    /// Epoch after which it was measured.
+    pub epoch: usize,
+    /// Optimiser steps taken by then.
+    pub step: usize,
+    /// Largest eigenvalue.
+    pub lambda_max: f64,
+    /// Smallest eigenvalue.
+    pub lambda_min: f64,
+    /// Trace.
+    pub trace: f64,
+    /// Frobenius norm.
+    pub frobenius: f64,
+    /// Spectral mass below zero.
+    pub negative_mass: f64,
+    /// Spectral mass near zero.
+    pub degenerate_mass: f64,
+    /// Outliers above the bulk.
+    pub outliers: usize,
+}
+
+impl SpectrumRecord {
+    /// Parse a row of `spectra.csv` (`None` for the header or a malformed line).
+    pub fn parse(line: &str) -> Option<Self> {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != 9 {
+            return None;
+        }
+        let num = |i: usize| f[i].parse::<f64>().ok();
+        Some(Self {
+            epoch: f[0].parse().ok()?,
+            step: f[1].parse().ok()?,
+            lambda_max: num(2)?,
+            lambda_min: num(3)?,
+            trace: num(4)?,
+            frobenius: num(5)?,
+            negative_mass: num(6)?,
+            degenerate_mass: num(7)?,
+            outliers: f[8].parse().ok()?,
+        })
+    }
+
+    fn csv(&self) -> String {
+        format!(
+            "{},{},{:e},{:e},{:e},{:e},{},{},{}",
+            self.epoch,
+            self.step,
+            self.lambda_max,
+            self.lambda_min,
+            self.trace,
+            self.frobenius,
+            self.negative_mass,
+            self.degenerate_mass,
+            self.outliers
+        )
+    }
 }
 
 /// Progress of a run saved in a checkpoint.
@@ -682,21 +755,18 @@ where
             format!("{SPECTRA_HEADER}\n").as_bytes(),
         )?;
     }
-    append_line(
-        &paths.spectra_csv(),
-        &format!(
-            "{},{},{:e},{:e},{:e},{:e},{},{},{}",
-            row.epoch,
-            row.step,
-            s.lambda_max,
-            s.lambda_min,
-            s.trace,
-            s.frobenius,
-            s.negative_mass,
-            s.degenerate_mass,
-            s.outliers
-        ),
-    )
+    let record = SpectrumRecord {
+        epoch: row.epoch,
+        step: row.step,
+        lambda_max: s.lambda_max,
+        lambda_min: s.lambda_min,
+        trace: s.trace,
+        frobenius: s.frobenius,
+        negative_mass: s.negative_mass,
+        degenerate_mass: s.degenerate_mass,
+        outliers: s.outliers,
+    };
+    append_line(&paths.spectra_csv(), &record.csv())
 }
 
 /// Redraw `plots/` from `metrics.csv` (and `spectra.csv`).
@@ -752,15 +822,10 @@ fn plot_run(paths: &RunPaths) -> Result<()> {
         &chart("learning rate and damping", "value", true, lr).render(),
         &dir.join("lr-damping.svg"),
     )?;
-    if let Ok(text) = std::fs::read_to_string(paths.spectra_csv()) {
-        let points = |col: usize| -> Vec<(f64, f64)> {
-            text.lines()
-                .skip(1)
-                .filter_map(|l| {
-                    let f: Vec<&str> = l.split(',').collect();
-                    Some((f.first()?.parse().ok()?, f.get(col)?.parse().ok()?))
-                })
-                .collect()
+    let spectra = paths.read_spectra()?;
+    if !spectra.is_empty() {
+        let points = |f: fn(&SpectrumRecord) -> f64| -> Vec<(f64, f64)> {
+            spectra.iter().map(|r| (r.epoch as f64, f(r))).collect()
         };
         save(
             &chart(
@@ -770,11 +835,11 @@ fn plot_run(paths: &RunPaths) -> Result<()> {
                 vec![
                     Series {
                         name: "λ_max".into(),
-                        points: points(2),
+                        points: points(|r| r.lambda_max),
                     },
                     Series {
                         name: "λ_min".into(),
-                        points: points(3),
+                        points: points(|r| r.lambda_min),
                     },
                 ],
             )
