@@ -192,7 +192,28 @@ struct Timer<'a, B: Backend> {
     device: &'a B::Device,
     warmup: usize,
     repeats: usize,
-    first: std::cell::Cell<Option<f64>>,
+}
+
+/// A measurement: the median and the first (warm-up) call's milliseconds.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    ms: f64,
+    first_ms: Option<f64>,
+}
+
+impl Timing {
+    /// A value computed from measurements (no call of its own).
+    fn derived(ms: f64) -> Self {
+        Self { ms, first_ms: None }
+    }
+}
+
+/// What a row's ratio divides by.
+#[derive(Debug, Clone, Copy)]
+enum Baseline {
+    Gradient(f64),
+    SgdStep(f64),
+    None,
 }
 
 impl<B: Backend> Timer<'_, B> {
@@ -208,25 +229,17 @@ impl<B: Backend> Timer<'_, B> {
             device: self.device,
             warmup: self.warmup.min(1),
             repeats: self.repeats.min(repeats),
-            first: Default::default(),
         }
     }
 
-    /// The first-call milliseconds of the last measurement, once.
-    fn take_first(&self) -> Option<f64> {
-        self.first.take()
-    }
-
-    /// Median milliseconds of `f` (the first warm-up call's time is kept for
-    /// [`take_first`](Self::take_first)).
-    fn median(&self, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-        for i in 0..self.warmup {
+    /// Median milliseconds of `f`, with the first warm-up call's milliseconds.
+    fn median(&self, mut f: impl FnMut() -> Result<()>) -> Result<Timing> {
+        let mut first_ms = None;
+        for _ in 0..self.warmup {
             let start = Instant::now();
             f()?;
             self.sync()?;
-            if i == 0 {
-                self.first.set(Some(start.elapsed().as_secs_f64() * 1e3));
-            }
+            first_ms.get_or_insert(start.elapsed().as_secs_f64() * 1e3);
         }
         let mut times = Vec::with_capacity(self.repeats);
         for _ in 0..self.repeats {
@@ -242,7 +255,10 @@ impl<B: Backend> Timer<'_, B> {
         } else {
             0.5 * (times[n / 2 - 1] + times[n / 2])
         };
-        Ok(median)
+        Ok(Timing {
+            ms: median,
+            first_ms,
+        })
     }
 }
 
@@ -311,79 +327,56 @@ where
         device,
         warmup: options.warmup,
         repeats: options.repeats,
-        first: Default::default(),
     };
-    let name = kind.name();
     let n = options.batch;
     let objective = Objective::new(model.valid(), Loss::CrossEntropy, vec![batch.clone()])?
         .with_bn_mode(BatchNormMode::Train);
     let p = objective.dim();
     let mut rec = Recorder {
-        model: name,
+        model: kind.name(),
         params: p,
         batch: n,
         rows,
         progress,
     };
-    let say = |rec: &mut Recorder<'_>, what: &str| rec.say(what);
-    let row = |rec: &mut Recorder<'_>, op: &str, ms, base, baseline, note| {
-        rec.row(op, ms, base, baseline, note, timer.take_first())
-    };
-    say(&mut rec, "gradient");
+
+    rec.say("gradient");
     let grad = timer.median(|| objective.gradient().map(drop).map_err(Into::into))?;
-    row(
-        &mut rec,
-        "gradient",
-        grad,
-        Some(grad),
-        "gradient",
-        String::new(),
-    );
+    let per_grad = Baseline::Gradient(grad.ms);
+    rec.row("gradient", grad, per_grad, String::new());
     let v = gaussian_vector::<B>(p, 1, device);
-    say(&mut rec, "exact HVP");
+    rec.say("exact HVP");
     let hvp = timer.median(|| objective.hvp(&v).map(drop).map_err(Into::into))?;
-    row(
-        &mut rec,
-        "exact hvp",
-        hvp,
-        Some(grad),
-        "gradient",
-        String::new(),
-    );
-    say(&mut rec, "GGN product");
+    rec.row("exact hvp", hvp, per_grad, String::new());
+    rec.say("GGN product");
     let ggn = timer.median(|| objective.ggn_vp(&v).map(drop).map_err(Into::into))?;
-    row(
-        &mut rec,
-        "ggn product",
-        ggn,
-        Some(grad),
-        "gradient",
-        String::new(),
-    );
+    rec.row("ggn product", ggn, per_grad, String::new());
     let m = options.lanczos_steps;
-    say(&mut rec, &format!("Lanczos ({m} steps)"));
+    rec.say(&format!("Lanczos ({m} steps)"));
     let config = LanczosConfig::new().with_steps(m);
     let hessian = objective.hessian();
     // A Lanczos run is already `m` HVPs: fewer repeats keep the table quick on big models.
-    let few = timer.fewer(3);
-    let total = few.median(|| lanczos(&hessian, &config).map(drop).map_err(Into::into))?;
-    timer.first.set(few.take_first());
-    row(
-        &mut rec,
+    let total = timer
+        .fewer(3)
+        .median(|| lanczos(&hessian, &config).map(drop).map_err(Into::into))?;
+    rec.row(
         "lanczos step",
-        total / m as f64,
-        Some(grad),
-        "gradient",
-        format!("{m} steps with full re-orthogonalisation: {total:.1} ms"),
+        Timing {
+            ms: total.ms / m as f64,
+            ..total
+        },
+        per_grad,
+        format!(
+            "{m} steps with full re-orthogonalisation: {:.1} ms",
+            total.ms
+        ),
     );
     let batches = 50_000usize.div_ceil(n);
-    let estimate = 100.0 * batches as f64 * hvp;
-    row(
-        &mut rec,
+    let estimate = 100.0 * batches as f64 * hvp.ms;
+    rec.row(
         "est. 100-step lanczos on 50k images",
-        estimate,
-        None,
-        "",
+        Timing::derived(estimate),
+        Baseline::None,
         format!(
             "100 × {batches} batch HVPs = {:.1} min; basis 100 × P × 4 B = {:.2} GB",
             estimate / 60_000.0,
@@ -395,106 +388,65 @@ where
     }
 
     type AB<B> = Autodiff<B>;
-    say(&mut rec, "SGD step");
+    rec.say("SGD step");
     let sgd_opt = SgdConfig::new().with_momentum(0.9).init::<AB<B>, M>()?;
     let sgd = first_order(&timer, sgd_opt, &model, &batch)?;
-    row(
-        &mut rec,
+    let per_sgd = Baseline::SgdStep(sgd.ms);
+    rec.row(
         "sgd step",
         sgd,
-        Some(sgd),
-        "sgd step",
-        format!("{:.0} images/s", n as f64 / (sgd / 1e3)),
+        per_sgd,
+        format!("{:.0} images/s", n as f64 / (sgd.ms / 1e3)),
     );
-    say(&mut rec, "Adam step");
-    let adam = first_order(
-        &timer,
-        AdamConfig::new().init::<AB<B>, M>()?,
-        &model,
-        &batch,
-    )?;
-    row(
-        &mut rec,
-        "adam step",
-        adam,
-        Some(sgd),
-        "sgd step",
-        String::new(),
-    );
+    rec.say("Adam step");
+    let adam_opt = AdamConfig::new().init::<AB<B>, M>()?;
+    let adam = first_order(&timer, adam_opt, &model, &batch)?;
+    rec.row("adam step", adam, per_sgd, String::new());
 
     if !options.skip_kfac {
-        say(&mut rec, "KFAC plain step");
+        rec.say("KFAC plain step");
         let plain = kfac(&timer, (NEVER, NEVER), &model, &batch)?;
-        row(
-            &mut rec,
-            "kfac plain step",
-            plain,
-            Some(sgd),
-            "sgd step",
-            String::new(),
-        );
-        say(&mut rec, "KFAC factor step");
+        rec.row("kfac plain step", plain, per_sgd, String::new());
+        rec.say("KFAC factor step");
         let factors = kfac(&timer, (1, NEVER), &model, &batch)?;
-        row(
-            &mut rec,
-            "kfac factor step",
-            factors,
-            Some(sgd),
-            "sgd step",
-            String::new(),
-        );
+        rec.row("kfac factor step", factors, per_sgd, String::new());
+        let (plain, factors) = (plain.ms, factors.ms);
         if options.kfac_inversion {
-            say(&mut rec, "KFAC inversion step");
+            rec.say("KFAC inversion step");
             let inversion = kfac(&timer, (1, 1), &model, &batch)?;
-            row(
-                &mut rec,
-                "kfac inversion step",
-                inversion,
-                Some(sgd),
-                "sgd step",
-                String::new(),
-            );
-            let amortised = plain + (factors - plain) / 10.0 + (inversion - factors) / 100.0;
-            row(
-                &mut rec,
+            rec.row("kfac inversion step", inversion, per_sgd, String::new());
+            let amortised = plain + (factors - plain) / 10.0 + (inversion.ms - factors) / 100.0;
+            rec.row(
                 "kfac amortised 10/100",
-                amortised,
-                Some(sgd),
-                "sgd step",
+                Timing::derived(amortised),
+                per_sgd,
                 String::new(),
             );
         } else {
-            let amortised = plain + (factors - plain) / 10.0;
-            row(
-                &mut rec,
+            rec.row(
                 "kfac amortised 10/never",
-                amortised,
-                Some(sgd),
-                "sgd step",
+                Timing::derived(plain + (factors - plain) / 10.0),
+                per_sgd,
                 "inversion step not measured (--no-kfac-inversion)".into(),
             );
         }
     }
 
     let k = options.lanczos_opt_rank;
-    say(&mut rec, &format!("LanczosOPT step (k = {k})"));
+    rec.say(&format!("LanczosOPT step (k = {k})"));
     let mut lopt = LanczosOptConfig::new().with_rank(k).init::<B>()?;
     let damping = FixedDamping::new(1.0)?;
     let mut objective = objective;
-    let few = timer.fewer(3);
-    let lo = few.median(|| {
+    let lo = timer.fewer(3).median(|| {
         lopt.step(&mut objective, 1e-4, &damping)
             .map(drop)
             .map_err(Into::into)
     })?;
-    timer.first.set(few.take_first());
-    row(
-        &mut rec,
+    rec.row(
         &format!("lanczos-opt step (k={k})"),
         lo,
-        Some(sgd),
-        "sgd step",
-        format!("{:.3} ms per Lanczos step", lo / k as f64),
+        per_sgd,
+        format!("{:.3} ms per Lanczos step", lo.ms / k as f64),
     );
     Ok(())
 }
@@ -517,24 +469,21 @@ impl Recorder<'_> {
         (self.progress)(BenchEvent::Starting(&line));
     }
 
-    fn row(
-        &mut self,
-        operation: &str,
-        ms: f64,
-        base: Option<f64>,
-        baseline: &'static str,
-        note: String,
-        first_ms: Option<f64>,
-    ) {
+    fn row(&mut self, operation: &str, t: Timing, base: Baseline, note: String) {
+        let (ratio, baseline) = match base {
+            Baseline::Gradient(b) => (Some(t.ms / b), "gradient"),
+            Baseline::SgdStep(b) => (Some(t.ms / b), "sgd step"),
+            Baseline::None => (None, ""),
+        };
         self.rows.push(BenchRow {
             model: self.model.into(),
             params: self.params,
             operation: operation.into(),
-            ms,
-            ratio: base.map(|b| ms / b),
+            ms: t.ms,
+            ratio,
             baseline,
             note,
-            first_ms,
+            first_ms: t.first_ms,
         });
         (self.progress)(BenchEvent::Row(self.rows.last().expect("just pushed")));
     }
@@ -545,7 +494,7 @@ fn first_order<B, M, O, const D: usize>(
     mut opt: O,
     model: &M,
     batch: &Batch<B, D>,
-) -> Result<f64>
+) -> Result<Timing>
 where
     B: Backend,
     M: AutodiffModule<Autodiff<B>> + Network<Autodiff<B>, D>,
@@ -567,7 +516,7 @@ fn kfac<B, M, const D: usize>(
     (cov, inv): (usize, usize),
     model: &M,
     batch: &Batch<B, D>,
-) -> Result<f64>
+) -> Result<Timing>
 where
     B: Backend,
     M: AutodiffModule<Autodiff<B>> + Network<Autodiff<B>, D>,
