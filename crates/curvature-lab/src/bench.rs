@@ -41,7 +41,7 @@ use curvature_nets::{MlpConfig, SimpleCnnConfig, VggConfig, WideResNetConfig};
 use curvature_optim::{AdamConfig, FixedDamping, KfacConfig, LanczosOptConfig, SgdConfig};
 use serde::Serialize;
 
-use crate::error::{LabError, Result};
+use crate::error::{LabError, Result, require_positive};
 
 /// The networks `curvature bench` knows, all on CIFAR-shaped input with 10 classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -130,21 +130,12 @@ impl Default for BenchOptions {
 
 impl BenchOptions {
     fn validate(&self) -> Result<()> {
-        let bad = |field: &'static str, value: usize| LabError::InvalidConfig {
-            field,
-            value: value.to_string(),
-            reason: "must be at least 1",
-        };
-        for (field, value) in [
+        require_positive(&[
             ("batch", self.batch),
             ("repeats", self.repeats),
             ("lanczos_steps", self.lanczos_steps),
             ("lanczos_opt_rank", self.lanczos_opt_rank),
-        ] {
-            if value == 0 {
-                return Err(bad(field, value));
-            }
-        }
+        ])?;
         if self.models.is_empty() {
             return Err(LabError::InvalidConfig {
                 field: "models",

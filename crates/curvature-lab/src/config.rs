@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{LabError, Result, invalid};
+use crate::error::{LabError, Result, invalid, require_positive};
 
 /// Models `curvature train` can build (2-D inputs).
 pub const MODELS: [&str; 2] = ["logistic", "mlp"];
@@ -181,18 +181,14 @@ impl TrainConfig {
                 "only KFAC, LanczosOPT and the Adam family have a damping (Adam: its ε)",
             ));
         }
-        for (field, v) in [
+        require_positive(&[
             ("epochs", self.epochs),
             ("batch_size", self.batch_size),
             ("damping_interval", self.damping_interval),
             ("val_size", self.val_size),
             ("rank", self.rank),
             ("spectrum_steps", self.spectrum_steps),
-        ] {
-            if v == 0 {
-                return Err(invalid(field, v, "must be positive"));
-            }
-        }
+        ])?;
         if !(self.eta.is_finite() && self.eta > 0.0) {
             return Err(invalid("eta", self.eta, "must be positive"));
         }

@@ -92,6 +92,14 @@ pub(crate) fn io(path: impl Into<PathBuf>, e: impl std::fmt::Display) -> LabErro
     }
 }
 
+/// Refuse the first of `(field, value)` that is zero ("must be positive").
+pub(crate) fn require_positive(sizes: &[(&'static str, usize)]) -> Result<()> {
+    match sizes.iter().find(|(_, v)| *v == 0) {
+        Some(&(field, v)) => Err(invalid(field, v, "must be positive")),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn invalid(
     field: &'static str,
     value: impl std::fmt::Display,

@@ -13,7 +13,7 @@ use curvature_core::{
 use serde::Serialize;
 
 use crate::config::TrainConfig;
-use crate::error::{LabError, Result, invalid};
+use crate::error::{LabError, Result, require_positive};
 use crate::plot::{StemChart, save};
 use crate::progress::{Counted, Progress, ProgressMode};
 use crate::setup::{AnyModel, build_model, load_weights, split};
@@ -92,15 +92,11 @@ pub fn measure(request: &SpectrumRequest) -> Result<SpectrumResult> {
             valid: OPERATORS.to_vec(),
         });
     }
-    for (field, v) in [
+    require_positive(&[
         ("steps", request.steps),
         ("vectors", request.vectors),
         ("batch_size", request.batch_size),
-    ] {
-        if v == 0 {
-            return Err(invalid(field, v, "must be positive"));
-        }
-    }
+    ])?;
     let device = Default::default();
     B::seed(&device, request.config.seed);
     let data = split(&request.config, &request.split)?;

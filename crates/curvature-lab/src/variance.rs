@@ -13,7 +13,7 @@ use curvature_core::{BatchNormMode, HessianVarianceConfig, Loss, Objective, hess
 use serde::Serialize;
 
 use crate::config::TrainConfig;
-use crate::error::{Result, invalid};
+use crate::error::{Result, require_positive};
 use crate::setup::{AnyModel, build_model, load_weights, split};
 use crate::train::B;
 
@@ -92,14 +92,10 @@ impl std::fmt::Display for VarianceResult {
 /// Invalid names or sizes, unreadable weights, curvature errors.
 pub fn measure_variance(request: &VarianceRequest) -> Result<VarianceResult> {
     request.config.validate()?;
-    for (field, v) in [
+    require_positive(&[
         ("batch_size", request.batch_size),
         ("max_examples", request.max_examples),
-    ] {
-        if v == 0 {
-            return Err(invalid(field, v, "must be positive"));
-        }
-    }
+    ])?;
     let device = Default::default();
     B::seed(&device, request.config.seed);
     let data = split(&request.config, &request.split)?;
