@@ -29,6 +29,12 @@ fn rows(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A JSON file the binary wrote.
+fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 fn refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -337,8 +343,7 @@ fn dense_spectrum_agrees_with_the_library_reference_and_json_has_the_documented_
         d,
     );
     assert!(o.status.success(), "{}", text(&o));
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("dense.json")).unwrap()).unwrap();
+    let json = read_json(&d.join("dense.json"));
     let got: Vec<f64> = json["eigenvalues"]
         .as_array()
         .unwrap()
@@ -383,8 +388,7 @@ fn dense_spectrum_agrees_with_the_library_reference_and_json_has_the_documented_
         d,
     );
     assert!(o.status.success(), "{}", text(&o));
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("lanczos.json")).unwrap()).unwrap();
+    let json = read_json(&d.join("lanczos.json"));
     for key in [
         "lambda_max",
         "lambda_min",
@@ -464,8 +468,7 @@ fn variance_interpolate_block_spectra_and_plots() {
     // variance vs the library, built independently (seed 0 split, 297 held out, batches 128).
     let o = curvature(&["variance", "--run", "a", "--json", "v.json"], d);
     assert!(o.status.success(), "{}", text(&o));
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("v.json")).unwrap()).unwrap();
+    let json = read_json(&d.join("v.json"));
     let device = Default::default();
     let (data, _) = curvature_data::optdigits().unwrap().split(297, 0).unwrap();
     let model = LogisticRegressionConfig::optdigits()
@@ -561,8 +564,7 @@ fn variance_interpolate_block_spectra_and_plots() {
         d,
     );
     assert!(o.status.success(), "{}", text(&o));
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("w.json")).unwrap()).unwrap();
+    let json = read_json(&d.join("w.json"));
     assert_eq!(json["num_params"].as_u64(), Some(640));
     let svg = std::fs::read_to_string(d.join("w.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("<circle"));
