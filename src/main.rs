@@ -637,6 +637,12 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Write `value` as pretty-printed JSON (`--json FILE`).
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(value)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 fn run(cli: Cli) -> Result<()> {
     let progress = cli.progress();
     match cli.command {
@@ -645,9 +651,7 @@ fn run(cli: Cli) -> Result<()> {
             let result = measure(&args.request(progress)?)?;
             println!("{}", result.text.trim_end());
             if let Some(path) = &args.json {
-                let text = serde_json::to_string_pretty(&result.json)?;
-                std::fs::write(path, text)
-                    .with_context(|| format!("writing {}", path.display()))?;
+                write_json(path, &result.json)?;
                 println!("summary written to {}", path.display());
             }
             if let Some(path) = &args.plot {
@@ -668,8 +672,7 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             print!("{result}");
             if let Some(path) = &args.json {
-                std::fs::write(path, serde_json::to_string_pretty(&result)?)
-                    .with_context(|| format!("writing {}", path.display()))?;
+                write_json(path, &serde_json::to_value(&result)?)?;
                 println!("result written to {}", path.display());
             }
             Ok(())
