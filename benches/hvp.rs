@@ -1,12 +1,15 @@
-//! Gradient vs exact HVP vs finite-difference HVP, on NdArray f32 (one precision per
-//! process), for an MLP (784-100-10, batch 256) and a small conv net (3×32×32, batch 32).
+//! Gradient vs exact HVP, GGN product, finite-difference HVP and a Lanczos step (10 steps with
+//! full re-orthogonalisation, divided by 10), on NdArray f32 (one precision per process), for an
+//! MLP (784-100-10, batch 256) and a small conv net (3×32×32, conv 16-32 with batch norm,
+//! batch 32). Batch 128, VGG-16 and WRN-28-10 are measured by `curvature bench` (seconds to
+//! minutes per call on a CPU; see docs/benchmarks.md).
 //!
 //! ```text
 //! cargo bench --bench hvp
 //! ```
 //!
-//! After criterion's own report, prints the medians and the ratios HVP / gradient and
-//! FD / gradient (the target is exact HVP ≤ 2.2× a gradient).
+//! After criterion's own report, prints the medians and their ratios to the gradient (the
+//! target is exact HVP ≤ 2.2× a gradient).
 use std::hint::black_box;
 
 #[path = "common/criterion_results.rs"]
@@ -16,7 +19,12 @@ use criterion_results::median_ms;
 use burn::backend::NdArray;
 use criterion::Criterion;
 use curvature::core::testing::random_classification_batch;
-use curvature::core::{Batch, CurvatureModel, LinearOperator, Loss, Objective, gaussian_vector};
+use curvature::core::{
+    Batch, CurvatureModel, LanczosConfig, LinearOperator, Loss, Objective, gaussian_vector, lanczos,
+};
+
+/// Lanczos steps of the `lanczos_10` row (reported per step).
+const LANCZOS_STEPS: usize = 10;
 use curvature::nets::{MlpConfig, SimpleCnnConfig};
 
 type B = NdArray<f32>;
@@ -41,7 +49,15 @@ fn bench_model<M: CurvatureModel<B, D>, const D: usize>(
     group.bench_function("exact_hvp", |b| {
         b.iter(|| black_box(objective.hvp(&v).unwrap()))
     });
+    group.bench_function("ggn_vp", |b| {
+        b.iter(|| black_box(objective.ggn_vp(&v).unwrap()))
+    });
     group.bench_function("fd_hvp", |b| b.iter(|| black_box(fd.apply(&v).unwrap())));
+    let config = LanczosConfig::new().with_steps(LANCZOS_STEPS);
+    let hessian = objective.hessian();
+    group.bench_function("lanczos_10", |b| {
+        b.iter(|| black_box(lanczos(&hessian, &config).unwrap()))
+    });
     group.finish();
 }
 
@@ -61,22 +77,38 @@ fn main() {
 
     c.final_summary();
     println!(
-        "\n{:<24} {:>8} {:>12} {:>12} {:>12} {:>10} {:>10}",
-        "model", "P", "gradient ms", "HVP ms", "FD HVP ms", "HVP/grad", "FD/grad"
+        "\n{:<24} {:>8} {:>9} {:>9} {:>9} {:>9} {:>13} {:>9} {:>9} {:>9} {:>9}",
+        "model",
+        "P",
+        "grad ms",
+        "HVP ms",
+        "GGN ms",
+        "FD ms",
+        "Lanczos/step",
+        "HVP/g",
+        "GGN/g",
+        "FD/g",
+        "step/g"
     );
     for (group, p) in [
         ("mlp_784_100_10_b256", mlp.dim()),
         ("cnn_3x32x32_16_32_b32", cnn.dim()),
     ] {
-        if let (Some(g), Some(h), Some(f)) = (
-            median_ms(group, "gradient"),
-            median_ms(group, "exact_hvp"),
-            median_ms(group, "fd_hvp"),
+        let ms = |f: &str| median_ms(group, f);
+        if let (Some(g), Some(h), Some(n), Some(f), Some(l)) = (
+            ms("gradient"),
+            ms("exact_hvp"),
+            ms("ggn_vp"),
+            ms("fd_hvp"),
+            ms("lanczos_10"),
         ) {
+            let step = l / LANCZOS_STEPS as f64;
             println!(
-                "{group:<24} {p:>8} {g:>12.3} {h:>12.3} {f:>12.3} {:>10.2} {:>10.2}",
+                "{group:<24} {p:>8} {g:>9.3} {h:>9.3} {n:>9.3} {f:>9.3} {step:>13.3} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
                 h / g,
-                f / g
+                n / g,
+                f / g,
+                step / g
             );
         }
     }

@@ -7,8 +7,9 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use curvature_lab::progress::{Interrupt, ProgressMode};
 use curvature_lab::{
-    DampingSetting, InterpolateRequest, LabError, RunOptions, SpectrumRequest, TrainConfig,
-    VarianceRequest, interpolate, measure, measure_variance, resume, train,
+    BackendChoice, BackendVisitor, DampingSetting, InterpolateRequest, LabError, RunOptions,
+    SpectrumRequest, TrainConfig, VarianceRequest, interpolate, measure, measure_variance,
+    on_backend, resume, train,
 };
 
 #[derive(Parser)]
@@ -53,8 +54,9 @@ enum Command {
     Bench(BenchArgs),
 }
 
+/// Where a command computes.
 #[derive(Args)]
-struct BenchArgs {
+struct BackendArgs {
     /// Backend: ndarray (CPU), wgpu or cuda (the latter two need a binary built with
     /// `--features wgpu` / `--features cuda`).
     #[arg(long, default_value = "ndarray")]
@@ -62,6 +64,25 @@ struct BenchArgs {
     /// Device index for wgpu (discrete GPU N) and cuda.
     #[arg(long)]
     device: Option<usize>,
+    /// Float precision: f32, or f64 (ndarray only).
+    #[arg(long, default_value = "f32")]
+    precision: String,
+}
+
+impl BackendArgs {
+    fn choice(&self) -> Result<BackendChoice> {
+        Ok(BackendChoice::new(
+            &self.backend,
+            self.device,
+            &self.precision,
+        )?)
+    }
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Models, comma-separated: mlp, cnn, vgg16, wrn-28-10 (default: mlp,cnn on ndarray,
     /// all four on a GPU).
     #[arg(long, value_delimiter = ',')]
@@ -139,8 +160,12 @@ fn bench_on<B: burn::tensor::backend::Backend>(
         eprintln!("backend {backend}, device {device:?}");
     }
     println!(
-        "curvature bench: {} on {device:?}, batch {}, median of {} after {} warm-up calls, f32",
-        args.backend, options.batch, options.repeats, options.warmup
+        "curvature bench: {} on {device:?}, batch {}, median of {} after {} warm-up calls, {}",
+        args.backend.backend,
+        options.batch,
+        options.repeats,
+        options.warmup,
+        args.backend.precision
     );
     println!("{}", curvature_lab::bench::table_header());
     let mut csv_error = None;
@@ -171,42 +196,32 @@ fn bench_on<B: burn::tensor::backend::Backend>(
     Ok(())
 }
 
-#[allow(dead_code)] // unused when both GPU features are on
-fn without_backend(name: &str) -> String {
-    format!(
-        "this `curvature` was built without the `{name}` backend; rebuild it with \
-         `cargo build --release --features {name}`"
-    )
+fn bench(args: &BenchArgs, progress: ProgressMode) -> Result<()> {
+    let choice = args.backend.choice()?;
+    on_backend(
+        &choice,
+        BenchOn {
+            args,
+            gpu: choice.is_gpu(),
+            progress,
+        },
+    )?
 }
 
-fn bench(args: &BenchArgs, progress: ProgressMode) -> Result<()> {
-    match args.backend.as_str() {
-        "ndarray" => {
-            bench_on::<burn::backend::NdArray<f32>>(args, Default::default(), false, progress)
-        }
-        #[cfg(feature = "wgpu")]
-        "wgpu" => {
-            let device = match args.device {
-                Some(n) => burn::backend::wgpu::WgpuDevice::DiscreteGpu(n),
-                None => burn::backend::wgpu::WgpuDevice::DefaultDevice,
-            };
-            bench_on::<burn::backend::Wgpu<f32, i32>>(args, device, true, progress)
-        }
-        #[cfg(feature = "cuda")]
-        "cuda" => {
-            let device = burn::backend::cuda::CudaDevice::new(args.device.unwrap_or(0));
-            bench_on::<burn::backend::Cuda<f32, i32>>(args, device, true, progress)
-        }
-        #[cfg(not(feature = "wgpu"))]
-        "wgpu" => anyhow::bail!(without_backend("wgpu")),
-        #[cfg(not(feature = "cuda"))]
-        "cuda" => anyhow::bail!(without_backend("cuda")),
-        other => Err(LabError::UnknownName {
-            kind: "backend",
-            name: other.to_string(),
-            valid: vec!["ndarray", "wgpu", "cuda"],
-        }
-        .into()),
+/// [`bench_on`] for the chosen backend.
+struct BenchOn<'a> {
+    args: &'a BenchArgs,
+    gpu: bool,
+    progress: ProgressMode,
+}
+
+impl BackendVisitor for BenchOn<'_> {
+    type Output = Result<()>;
+    fn visit<BB: burn::tensor::backend::Backend>(
+        self,
+        device: BB::Device,
+    ) -> curvature_lab::Result<Result<()>> {
+        Ok(bench_on::<BB>(self.args, device, self.gpu, self.progress))
     }
 }
 
@@ -231,6 +246,8 @@ struct SweepArgs {
     /// Output directory (one sub-directory per run; running again continues).
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 /// A command-line value as JSON: numbers and booleans as such, anything else a string.
@@ -248,7 +265,8 @@ fn key_value(text: &str, flag: &str) -> Result<(String, String)> {
 struct VarianceArgs {
     #[command(flatten)]
     source: SourceArgs,
-    /// Which part of the data: train or val.
+    /// Which part of the data: train, or test (= val: the held-out part of optdigits and the
+    /// clusters, the official test split of MNIST and CIFAR).
     #[arg(long, default_value = "train")]
     split: String,
     /// Mini-batch size B of the batch Hessians.
@@ -293,20 +311,36 @@ struct InterpolateArgs {
     /// Output directory for interpolation.csv and the plots.
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 /// Model, data and seed flags shared by every command; each overrides its configuration key.
 #[derive(Args)]
 struct ModelArgs {
-    /// Model: logistic, mlp.
+    /// Model: logistic, mlp, cnn, vgg16, vgg16-bn, preresnet-<depth> (e.g. preresnet-110),
+    /// wrn-<depth>-<k> (e.g. wrn-28-10).
     #[arg(long)]
     model: Option<String>,
     /// Hidden widths of the MLP, e.g. 100 or 100,50.
     #[arg(long, value_delimiter = ',')]
     hidden: Option<Vec<usize>>,
-    /// Dataset: optdigits, clusters.
+    /// Output channels of the conv blocks of `cnn`, e.g. 16,32.
+    #[arg(long, value_delimiter = ',')]
+    channels: Option<Vec<usize>>,
+    /// Dataset: optdigits, clusters (both offline), mnist, fashion-mnist, cifar10, cifar100
+    /// (read from --data-dir).
     #[arg(long)]
     data: Option<String>,
+    /// Directory of the dataset's files (default data/<name>).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Keep a seeded random subset of this many training examples.
+    #[arg(long)]
+    train_size: Option<usize>,
+    /// Keep a seeded random subset of this many validation / test examples.
+    #[arg(long)]
+    test_size: Option<usize>,
     /// Seed of initialisation, data split, shuffling and estimators.
     #[arg(long)]
     seed: Option<u64>,
@@ -320,8 +354,20 @@ impl ModelArgs {
         if let Some(h) = &self.hidden {
             c.hidden = h.clone();
         }
+        if let Some(ch) = &self.channels {
+            c.channels = ch.clone();
+        }
         if let Some(d) = &self.data {
             c.data = d.clone();
+        }
+        if let Some(d) = &self.data_dir {
+            c.data_dir = Some(d.clone());
+        }
+        if self.train_size.is_some() {
+            c.train_size = self.train_size;
+        }
+        if self.test_size.is_some() {
+            c.test_size = self.test_size;
         }
         if let Some(s) = self.seed {
             c.seed = s;
@@ -342,8 +388,13 @@ fn base_config(path: Option<&Path>) -> Result<TrainConfig> {
 struct SourceArgs {
     /// A training run directory: its config.json names the model and data, its
     /// weights.safetensors holds the weights.
-    #[arg(long, conflicts_with_all = ["weights", "config"])]
+    #[arg(long, conflicts_with_all = ["weights", "config", "checkpoint"])]
     run: Option<PathBuf>,
+    /// A training run's checkpoint (the run directory or its checkpoint/): the iterate of the
+    /// last checkpoint (also of an unfinished or interrupted run), model and data from the
+    /// run's config.json.
+    #[arg(long, conflicts_with_all = ["weights", "config"])]
+    checkpoint: Option<PathBuf>,
     /// Weights (safetensors with the model's PyTorch names); without it and without --run, the
     /// seeded initialisation.
     #[arg(long)]
@@ -353,17 +404,37 @@ struct SourceArgs {
     config: Option<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 impl SourceArgs {
     /// The configuration (model, data, seed) and the weights file.
     fn resolve(&self) -> Result<(TrainConfig, Option<PathBuf>)> {
-        let (mut config, weights) = match &self.run {
-            Some(dir) => (
+        let (mut config, weights) = match (&self.run, &self.checkpoint) {
+            (Some(dir), _) => (
                 TrainConfig::from_file(&dir.join("config.json"))?,
                 Some(dir.join("weights.safetensors")),
             ),
-            None => (base_config(self.config.as_deref())?, self.weights.clone()),
+            (None, Some(dir)) => {
+                let (run, ck) = if dir.join("checkpoint").is_dir() {
+                    (dir.clone(), dir.join("checkpoint"))
+                } else {
+                    (
+                        dir.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                        dir.clone(),
+                    )
+                };
+                if !ck.join("model.bin").exists() {
+                    anyhow::bail!(
+                        "--checkpoint {}: no checkpoint there (expected {})",
+                        dir.display(),
+                        ck.join("model.bin").display()
+                    );
+                }
+                (TrainConfig::from_file(&run.join("config.json"))?, Some(ck))
+            }
+            (None, None) => (base_config(self.config.as_deref())?, self.weights.clone()),
         };
         self.model.apply(&mut config);
         Ok((config, weights))
@@ -382,7 +453,8 @@ fn bn_mode(name: &str) -> Result<curvature_core::BatchNormMode> {
 struct SpectrumArgs {
     #[command(flatten)]
     source: SourceArgs,
-    /// Which part of the data: train or val.
+    /// Which part of the data: train, or test (= val: the held-out part of optdigits and the
+    /// clusters, the official test split of MNIST and CIFAR).
     #[arg(long, default_value = "train")]
     split: String,
     /// hessian, ggn or hessian-minus-ggn.
@@ -416,6 +488,11 @@ struct SpectrumArgs {
     /// Add the Gaussian-smoothed density to the plot.
     #[arg(long)]
     smooth: bool,
+    /// Measure over N augmented training examples (random crop + flip, each example drawn
+    /// anew; the "true" Hessian of the augmented data distribution) instead of the plain
+    /// training set. The run's `augment` setting, or crop-flip.
+    #[arg(long, value_name = "N")]
+    augmented: Option<usize>,
 }
 
 impl SpectrumArgs {
@@ -432,10 +509,12 @@ impl SpectrumArgs {
             vectors: self.vectors,
             dense: self.dense,
             batch_size: self.batch_size,
+            augmented: self.augmented,
             block: self.block.clone(),
             plot: self.plot.clone(),
             smooth: self.smooth,
             progress,
+            backend: self.source.backend.choice()?,
         })
     }
 }
@@ -459,10 +538,13 @@ struct TrainArgs {
     force: bool,
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Validation examples held out.
     #[arg(long)]
     val_size: Option<usize>,
-    /// Optimiser: sgd, adam, adamw, adam-d, kfac, lanczos-opt.
+    /// Optimiser: sgd, adam, adamw, adam-d, gadam (Adam + decoupled weight decay + iterate
+    /// averaging), kfac, lanczos-opt.
     #[arg(long)]
     optimizer: Option<String>,
     /// Base learning rate.
@@ -495,7 +577,8 @@ struct TrainArgs {
     /// Mini-batch size (≥ the training set: full-batch gradient descent).
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Schedule: constant, cosine, linear-decay, warm-ramp.
+    /// Schedule: constant, cosine, linear-decay (eq. 12), averaging-decay (eq. 13, with
+    /// iterate averaging), warm-ramp (eq. 16).
     #[arg(long)]
     schedule: Option<String>,
     /// Start from these weights (safetensors with the model's PyTorch names).
@@ -516,6 +599,18 @@ struct TrainArgs {
     /// Lanczos steps of those spectra.
     #[arg(long)]
     spectrum_steps: Option<usize>,
+    /// Training-time augmentation of images, new every epoch: none, crop (random crop of the
+    /// image padded by side/8 pixels of black) or crop-flip (and a random horizontal flip).
+    #[arg(long)]
+    augment: Option<String>,
+    /// Iterate averaging (SWA, Gadam) from the end of this epoch: evaluation, spectra and the
+    /// final weights use the averaged weights (batch-norm statistics recomputed). gadam
+    /// defaults to half the epochs.
+    #[arg(long)]
+    average_from: Option<usize>,
+    /// Steps between averaged iterates.
+    #[arg(long)]
+    average_every: Option<usize>,
 }
 
 impl TrainArgs {
@@ -537,6 +632,10 @@ impl TrainArgs {
             schedule
         );
         set!(classes, rank, eta, spectrum_every, spectrum_steps);
+        set!(augment, average_every);
+        if let Some(t) = self.average_from {
+            c.average_from = Some(t);
+        }
         if let Some(d) = self.damping {
             c.damping = Some(d);
         }
@@ -669,6 +768,7 @@ fn run(cli: Cli) -> Result<()> {
                 batch_size: args.batch_size,
                 max_examples: args.max_examples,
                 bn_mode: bn_mode(&args.bn_mode)?,
+                backend: args.source.backend.choice()?,
             })?;
             print!("{result}");
             if let Some(path) = &args.json {
@@ -716,6 +816,7 @@ fn run(cli: Cli) -> Result<()> {
                     end,
                     points: args.points,
                     progress,
+                    backend: args.backend.choice()?,
                 },
                 &args.out,
             )?;
@@ -746,7 +847,13 @@ fn run(cli: Cli) -> Result<()> {
                         format!(
                             "{k} ∈ {{{}}}",
                             v.iter()
-                                .map(|x| x.to_string())
+                                // A table value (several keys) by its label; the file has the rest.
+                                .map(|x| match x {
+                                    serde_json::Value::Object(_) => {
+                                        curvature_lab::sweep::label(k, x)
+                                    }
+                                    _ => x.to_string(),
+                                })
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         )
@@ -763,6 +870,12 @@ fn run(cli: Cli) -> Result<()> {
                         grid.join(" × "),
                         p.name,
                         p.name
+                    );
+                }
+                for then in &p.then {
+                    println!(
+                        "    then: {}",
+                        then.replace("{out}", &format!("runs/{}", p.name))
                     );
                 }
             }
@@ -799,6 +912,7 @@ fn run(cli: Cli) -> Result<()> {
                     force: false,
                     progress,
                     interrupt: Some(ctrl_c()),
+                    backend: args.backend.choice()?,
                 },
             )?;
             print!("{}", std::fs::read_to_string(args.out.join("summary.md"))?);
@@ -815,6 +929,7 @@ fn run(cli: Cli) -> Result<()> {
                 force: args.force,
                 progress,
                 interrupt: Some(ctrl_c()),
+                backend: args.backend.choice()?,
             };
             let rows = match &args.resume {
                 Some(dir) => resume(dir, options)?,

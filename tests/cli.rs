@@ -116,25 +116,64 @@ fn resumed_runs_continue_bit_identically() {
                 "3",
             ],
         ),
-    ] {
-        let common = |epochs: &str, out: &str| -> Vec<String> {
-            let mut a: Vec<String> = [
-                "train",
-                "--quiet",
+        (
+            // A batch-normalised CNN on the 8×8 digit images (running statistics are part of
+            // the checkpoint).
+            "cnn_kfac",
+            vec![
                 "--model",
-                "mlp",
-                "--hidden",
-                "16",
-                "--batch-size",
-                "200",
-                "--epochs",
-                epochs,
-                "--out",
-                out,
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+                "cnn",
+                "--channels",
+                "4,8",
+                "--optimizer",
+                "kfac",
+                "--lr",
+                "0.05",
+                "--damping",
+                "0.1",
+            ],
+        ),
+        (
+            // Gadam (Adam + decoupled weight decay + iterate averaging from epoch 1, eq. 13
+            // schedule) on crops and flips drawn anew each epoch: the average and the
+            // augmentation stream are part of the resumed state.
+            "cnn_gadam_augmented",
+            vec![
+                "--model",
+                "cnn",
+                "--channels",
+                "4,8",
+                "--optimizer",
+                "gadam",
+                "--lr",
+                "0.003",
+                "--weight-decay",
+                "0.01",
+                "--average-from",
+                "1",
+                "--schedule",
+                "averaging-decay",
+                "--augment",
+                "crop-flip",
+            ],
+        ),
+    ] {
+        let model: &[&str] = if extra.contains(&"--model") {
+            &[]
+        } else {
+            &["--model", "mlp", "--hidden", "16"]
+        };
+        let common = |epochs: &str, out: &str| -> Vec<String> {
+            let mut a: Vec<String> = ["train", "--quiet"]
+                .iter()
+                .chain(model)
+                .map(|s| s.to_string())
+                .collect();
+            a.extend(
+                ["--batch-size", "200", "--epochs", epochs, "--out", out]
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
             a.extend(extra.iter().map(|s| s.to_string()));
             a
         };
@@ -163,6 +202,58 @@ fn resumed_runs_continue_bit_identically() {
             "{name}: final weights"
         );
     }
+    // The spectrum of the trained CNN, from its run directory.
+    let o = curvature(
+        &[
+            "spectrum",
+            "--quiet",
+            "--run",
+            "cnn_kfac_full",
+            "--steps",
+            "8",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("λ_max"), "{}", text(&o));
+    // A finished run's checkpoint holds its final weights: the same spectrum as --run. An
+    // averaged run's checkpoint holds the raw iterate, its weights the average: different.
+    let spectrum_json = |source: &str, dir: &str, extra: &[&str]| -> serde_json::Value {
+        let out = format!("{dir}-{source}{}.json", extra.len());
+        let mut args = vec!["spectrum", "--quiet", source, dir, "--steps", "8"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--json", &out]);
+        let o = curvature(&args, d);
+        assert!(o.status.success(), "{}", text(&o));
+        read_json(&d.join(&out))
+    };
+    assert_eq!(
+        spectrum_json("--checkpoint", "cnn_kfac_full", &[]),
+        spectrum_json("--run", "cnn_kfac_full", &[])
+    );
+    assert_eq!(
+        spectrum_json("--checkpoint", "cnn_kfac_full/checkpoint", &[]),
+        spectrum_json("--run", "cnn_kfac_full", &[])
+    );
+    assert_ne!(
+        spectrum_json("--checkpoint", "cnn_gadam_augmented_full", &[])["lambda_max"],
+        spectrum_json("--run", "cnn_gadam_augmented_full", &[])["lambda_max"]
+    );
+    // Over 600 augmented training examples: another operator than the plain training set's,
+    // reproducible from the seed.
+    let augmented = spectrum_json("--run", "cnn_kfac_full", &["--augmented", "600"]);
+    assert_ne!(
+        augmented["lambda_max"],
+        spectrum_json("--run", "cnn_kfac_full", &[])["lambda_max"]
+    );
+    assert_eq!(
+        augmented,
+        spectrum_json(
+            "--run",
+            "cnn_kfac_full",
+            &["--augmented", "600", "--seed", "0"]
+        )
+    );
 }
 
 /// Ctrl-C (SIGINT) stops a run with a checkpoint of its last step and exit status 130;
@@ -241,10 +332,38 @@ fn bad_input_gives_clear_errors_and_never_overwrites() {
     let o = curvature(&["train", "--out", "a", "--model", "resnet9000"], d);
     assert!(!o.status.success());
     assert!(
-        text(&o).contains("unknown model `resnet9000`; valid: logistic, mlp"),
+        text(&o).contains("unknown model `resnet9000`; valid: logistic, mlp, cnn"),
         "{}",
         text(&o)
     );
+    // A conv net on flat data, and a dataset directory without its files.
+    let o = curvature(
+        &[
+            "train", "--out", "a", "--model", "cnn", "--data", "clusters",
+        ],
+        d,
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("convolutional models need image data"),
+        "{}",
+        text(&o)
+    );
+    std::fs::create_dir(d.join("empty")).unwrap();
+    for (data, file) in [
+        ("cifar10", "data_batch_1.bin"),
+        ("fashion-mnist", "train-images-idx3-ubyte"),
+    ] {
+        let o = curvature(
+            &["train", "--out", "a", "--data", data, "--data-dir", "empty"],
+            d,
+        );
+        assert!(
+            !o.status.success() && text(&o).contains(file) && text(&o).contains("empty"),
+            "{data}: {}",
+            text(&o)
+        );
+        assert!(!d.join("a").exists(), "nothing written for a failed start");
+    }
     let o = curvature(&["train", "--out", "a", "--damping=-1"], d);
     assert!(
         !o.status.success() && text(&o).contains("damping"),
@@ -373,6 +492,39 @@ fn dense_spectrum_agrees_with_the_library_reference_and_json_has_the_documented_
     let scale = expected.last().unwrap().abs();
     for (g, e) in got.iter().zip(&expected) {
         assert!((g - e).abs() <= 1e-9 * scale, "{g} vs {e}");
+    }
+    // `--precision f64` (NdArray f64) computes the same eigenvalues from the same f32
+    // weights; the difference is f32 rounding of the Hessian entries (≈1e-7 relative to
+    // λ_max), so 1e-5 · λ_max bounds it with margin and would catch a wrong backend or model.
+    let o = curvature(
+        &[
+            "spectrum",
+            "--run",
+            "r",
+            "--dense",
+            "--precision",
+            "f64",
+            "--json",
+            "dense64.json",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let json = read_json(&d.join("dense64.json"));
+    let got64 = json["eigenvalues"].as_array().unwrap();
+    assert_eq!(got64.len(), 650);
+    for (g, e) in got64.iter().zip(&expected) {
+        let g = g.as_f64().unwrap();
+        assert!((g - e).abs() <= 1e-5 * scale, "f64 {g} vs f32 {e}");
+    }
+    // A GPU backend this binary was built without is refused with the rebuild command.
+    if !cfg!(feature = "cuda") {
+        let o = curvature(&["spectrum", "--run", "r", "--backend", "cuda"], d);
+        assert!(
+            !o.status.success() && text(&o).contains("--features cuda"),
+            "{}",
+            text(&o)
+        );
     }
     // Lanczos JSON: the field names of the spectrum summary.
     let o = curvature(
@@ -592,13 +744,30 @@ fn every_mini_preset_runs_at_a_tiny_size() {
     let o = curvature(&["presets"], d);
     assert!(o.status.success(), "{}", text(&o));
     let listing = String::from_utf8_lossy(&o.stdout).to_string();
-    let names: Vec<&str> = listing
+    let all: Vec<&str> = listing
         .lines()
         .filter(|l| !l.starts_with(' ') && !l.is_empty())
         .collect();
-    assert!(names.len() >= 9, "{listing}");
+    let names: Vec<&str> = all
+        .iter()
+        .copied()
+        .filter(|n| n.ends_with("-mini"))
+        .collect();
+    assert!(names.len() >= 11, "{listing}");
+    // A full-size preset without its dataset files says which files and where to get them.
+    assert!(all.contains(&"lanczosopt-mnist"), "{listing}");
+    let o = curvature(
+        &["sweep", "--preset", "lanczosopt-mnist", "--out", "full"],
+        d,
+    );
+    assert!(
+        !o.status.success()
+            && text(&o).contains("train-images-idx3-ubyte")
+            && text(&o).contains("data/mnist"),
+        "{}",
+        text(&o)
+    );
     for name in &names {
-        assert!(name.ends_with("-mini"), "{name}");
         let out = format!("runs/{name}");
         let o = curvature(
             &[
@@ -647,6 +816,26 @@ fn every_mini_preset_runs_at_a_tiny_size() {
     );
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("already finished"), "{}", text(&o));
+    // ... but not when the configuration changed since.
+    let o = curvature(
+        &[
+            "sweep",
+            "--preset",
+            names[0],
+            "--set",
+            "epochs=2",
+            "--set",
+            "spectrum_every=0",
+            "--out",
+            &format!("runs/{}", names[0]),
+        ],
+        d,
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("another configuration"),
+        "{}",
+        text(&o)
+    );
     let o = curvature(&["sweep", "--preset", "no-such", "--out", "x"], d);
     assert!(!o.status.success());
     assert!(text(&o).contains("kfac-grid-mini"), "{}", text(&o));

@@ -35,6 +35,18 @@ pub struct ClassificationData {
     pub labels: Vec<usize>,
     /// Number of classes `K`.
     pub num_classes: usize,
+    /// The per-channel normalisation applied to `inputs` ([`normalize`](Self::normalize)),
+    /// composed if applied more than once; `None` for raw inputs.
+    pub normalization: Option<Normalization>,
+}
+
+/// A per-channel affine normalisation `x ← (x − mean[c]) / std[c]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalization {
+    /// Subtracted per channel.
+    pub mean: Vec<f32>,
+    /// Divided by per channel (positive).
+    pub std: Vec<f32>,
 }
 
 impl ClassificationData {
@@ -74,6 +86,7 @@ impl ClassificationData {
             example_shape,
             labels,
             num_classes,
+            normalization: None,
         })
     }
 
@@ -90,14 +103,29 @@ impl ClassificationData {
         self.example_shape.iter().product()
     }
 
-    /// Per-channel mean and standard deviation of `[C, …]` examples (channel = first example
-    /// dimension; for flat examples a single channel).
-    pub fn channel_stats(&self) -> (Vec<f32>, Vec<f32>) {
-        let c = if self.example_shape.len() > 1 {
+    /// Channels of `[C, …]` examples (1 for flat examples).
+    pub fn channels(&self) -> usize {
+        if self.example_shape.len() > 1 {
             self.example_shape[0]
         } else {
             1
-        };
+        }
+    }
+
+    /// Per channel, the value a zero (black) pixel of the raw data has in `inputs`:
+    /// `−mean[c]/std[c]` after [`normalize`](Self::normalize), else 0. Padding with it keeps
+    /// padded borders black whatever the normalisation (torchvision pads before `Normalize`).
+    pub fn zero_value(&self) -> Vec<f32> {
+        match &self.normalization {
+            Some(n) => n.mean.iter().zip(&n.std).map(|(m, s)| -m / s).collect(),
+            None => vec![0.0; self.channels()],
+        }
+    }
+
+    /// Per-channel mean and standard deviation of `[C, …]` examples (channel = first example
+    /// dimension; for flat examples a single channel).
+    pub fn channel_stats(&self) -> (Vec<f32>, Vec<f32>) {
+        let c = self.channels();
         let plane = self.example_len() / c;
         let mut sum = vec![0.0f64; c];
         let mut sq = vec![0.0f64; c];
@@ -122,17 +150,24 @@ impl ClassificationData {
     /// [`DataError::InvalidArgument`] if the lengths do not match the channel count or a std is
     /// not positive.
     pub fn normalize(&mut self, mean: &[f32], std: &[f32]) -> Result<()> {
-        let c = if self.example_shape.len() > 1 {
-            self.example_shape[0]
-        } else {
-            1
-        };
+        let c = self.channels();
         check_normalization(c, mean, std)?;
         let plane = self.example_len() / c;
         for (k, v) in self.inputs.iter_mut().enumerate() {
             let ch = (k / plane) % c;
             *v = (*v - mean[ch]) / std[ch];
         }
+        // ((x − m₁)/s₁ − m₂)/s₂ = (x − (m₁ + m₂ s₁)) / (s₁ s₂)
+        self.normalization = Some(match self.normalization.take() {
+            None => Normalization {
+                mean: mean.to_vec(),
+                std: std.to_vec(),
+            },
+            Some(n) => Normalization {
+                mean: (0..c).map(|i| n.mean[i] + mean[i] * n.std[i]).collect(),
+                std: (0..c).map(|i| n.std[i] * std[i]).collect(),
+            },
+        });
         Ok(())
     }
 
@@ -152,6 +187,7 @@ impl ClassificationData {
             example_shape: self.example_shape.clone(),
             labels,
             num_classes: self.num_classes,
+            normalization: self.normalization.clone(),
         }
     }
 

@@ -32,7 +32,7 @@ mod optdigits;
 pub use augment::{Augmentation, AugmentedStream};
 pub use burn_data::{ClassificationBatcher, ClassificationItem};
 pub use cifar::{Cifar, Split};
-pub use classification::ClassificationData;
+pub use classification::{ClassificationData, Normalization};
 pub use clusters::{GaussianClustersConfig, gaussian_clusters};
 #[cfg(feature = "download")]
 pub use download::download;

@@ -5,14 +5,59 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{LabError, Result, invalid, require_positive};
 
-/// Models `curvature train` can build (2-D inputs).
-pub const MODELS: [&str; 2] = ["logistic", "mlp"];
-/// Datasets available offline.
-pub const DATASETS: [&str; 2] = ["optdigits", "clusters"];
-/// Optimisers.
-pub const OPTIMIZERS: [&str; 6] = ["sgd", "adam", "adamw", "adam-d", "kfac", "lanczos-opt"];
-/// Learning-rate schedules.
-pub const SCHEDULES: [&str; 4] = ["constant", "cosine", "linear-decay", "warm-ramp"];
+/// The model names (`<depth>`, `<k>`: numbers, e.g. `preresnet-110`, `wrn-28-10`).
+pub const MODELS: [&str; 7] = [
+    "logistic",
+    "mlp",
+    "cnn",
+    "vgg16",
+    "vgg16-bn",
+    "preresnet-<depth>",
+    "wrn-<depth>-<k>",
+];
+/// Datasets: optdigits (embedded) and the Gaussian clusters are offline; MNIST, Fashion-MNIST
+/// and CIFAR are read from `data_dir`.
+pub const DATASETS: [&str; 6] = [
+    "optdigits",
+    "clusters",
+    "mnist",
+    "fashion-mnist",
+    "cifar10",
+    "cifar100",
+];
+/// Optimisers (`gadam` = Adam + decoupled weight decay + iterate averaging, *Flatness* §5).
+pub const OPTIMIZERS: [&str; 7] = [
+    "sgd",
+    "adam",
+    "adamw",
+    "adam-d",
+    "gadam",
+    "kfac",
+    "lanczos-opt",
+];
+/// Learning-rate schedules (`averaging-decay` is *Flatness* eq. 13, for iterate averaging).
+pub const SCHEDULES: [&str; 5] = [
+    "constant",
+    "cosine",
+    "linear-decay",
+    "averaging-decay",
+    "warm-ramp",
+];
+/// Training-time augmentations of image data: none, a random crop of the image padded by
+/// side/8 pixels of black (4 for CIFAR's 32×32, 1 for optdigits' 8×8), or that and a random
+/// horizontal flip (the CIFAR recipe).
+pub const AUGMENTATIONS: [&str; 3] = ["none", "crop", "crop-flip"];
+
+/// The augmentation named `name` (see [`AUGMENTATIONS`]) for images of side `side`: padding
+/// side/8 (at least 1) pixels; `None` for `none` and unknown names.
+pub fn augmentation(name: &str, side: usize) -> Option<curvature_data::Augmentation> {
+    let pad = (side / 8).max(1);
+    match name {
+        "crop" => Some(curvature_data::Augmentation { pad, flip: false }),
+        "crop-flip" => Some(curvature_data::Augmentation { pad, flip: true }),
+        _ => None,
+    }
+}
 
 /// Damping: a number, or `auto` (RMT auto-damping from the Hessian variance, damping paper §7).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -53,10 +98,19 @@ pub struct TrainConfig {
     pub model: String,
     /// Hidden widths of the MLP.
     pub hidden: Vec<usize>,
+    /// Output channels of the conv blocks of `cnn`.
+    pub channels: Vec<usize>,
     /// Dataset name (see [`DATASETS`]).
     pub data: String,
-    /// Examples held out for validation.
+    /// Directory of a dataset read from files (default `data/<name>`).
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Examples held out for validation (optdigits, clusters; MNIST and CIFAR validate on
+    /// their official test split).
     pub val_size: usize,
+    /// Keep a seeded random subset of this many training examples.
+    pub train_size: Option<usize>,
+    /// Keep a seeded random subset of this many validation / test examples.
+    pub test_size: Option<usize>,
     /// Optimiser name (see [`OPTIMIZERS`]).
     pub optimizer: String,
     /// Base learning rate `α₀`.
@@ -96,6 +150,14 @@ pub struct TrainConfig {
     pub spectrum_every: usize,
     /// Lanczos steps of those spectra.
     pub spectrum_steps: usize,
+    /// Training-time augmentation (see [`AUGMENTATIONS`]), drawn anew every epoch.
+    pub augment: String,
+    /// Iterate averaging (SWA / Gadam): average the weights after every `average_every`-th
+    /// step from the end of this epoch on; evaluation, spectra and the final weights then use
+    /// the average (batch-norm statistics recomputed). `gadam` defaults to ⌈epochs/2⌉.
+    pub average_from: Option<usize>,
+    /// Steps between averaged iterates.
+    pub average_every: usize,
 }
 
 impl Default for TrainConfig {
@@ -103,8 +165,12 @@ impl Default for TrainConfig {
         Self {
             model: "mlp".into(),
             hidden: vec![100],
+            channels: vec![16, 32],
             data: "optdigits".into(),
+            data_dir: None,
             val_size: 297,
+            train_size: None,
+            test_size: None,
             optimizer: "sgd".into(),
             lr: 0.05,
             momentum: 0.9,
@@ -124,6 +190,9 @@ impl Default for TrainConfig {
             eta: 1.0,
             spectrum_every: 0,
             spectrum_steps: 30,
+            augment: "none".into(),
+            average_from: None,
+            average_every: 1,
         }
     }
 }
@@ -141,15 +210,54 @@ fn check_name(kind: &'static str, name: &str, valid: &[&'static str]) -> Result<
 }
 
 impl TrainConfig {
+    /// The epoch `T_avg` after which iterates are averaged: `average_from`, or ⌈epochs/2⌉
+    /// for `gadam`; `None`: no averaging.
+    pub fn averaging_start(&self) -> Option<usize> {
+        self.average_from
+            .or((self.optimizer == "gadam").then(|| self.epochs.div_ceil(2)))
+    }
+
+    /// The augmentation of `augment`, for images of side `side` (`None` for `none`).
+    pub fn augmentation(&self, side: usize) -> Option<curvature_data::Augmentation> {
+        augmentation(&self.augment, side)
+    }
+
     /// Check every key.
     ///
     /// # Errors
     /// Unknown names (listing the valid ones) and out-of-range numbers.
     pub fn validate(&self) -> Result<()> {
-        check_name("model", &self.model, &MODELS)?;
+        crate::setup::ModelSpec::parse(&self.model)?;
         check_name("dataset", &self.data, &DATASETS)?;
         check_name("optimizer", &self.optimizer, &OPTIMIZERS)?;
         check_name("schedule", &self.schedule, &SCHEDULES)?;
+        check_name("augmentation", &self.augment, &AUGMENTATIONS)?;
+        if self.augment != "none"
+            && (matches!(self.model.as_str(), "logistic" | "mlp") || self.data == "clusters")
+        {
+            return Err(invalid(
+                "augment",
+                &self.augment,
+                "crops and flips need image examples and a convolutional model (cnn, vgg16, preresnet-*, wrn-*)",
+            ));
+        }
+        match self.averaging_start() {
+            Some(t) if t >= self.epochs => {
+                return Err(invalid(
+                    "average_from",
+                    t,
+                    "must be smaller than epochs (averaging would never start)",
+                ));
+            }
+            None if self.schedule == "averaging-decay" => {
+                return Err(invalid(
+                    "schedule",
+                    "averaging-decay",
+                    "needs iterate averaging (set average_from, or use gadam)",
+                ));
+            }
+            _ => {}
+        }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(invalid("lr", self.lr, "must be positive"));
         }
@@ -172,7 +280,7 @@ impl TrainConfig {
         if self.damping.is_some()
             && !matches!(
                 self.optimizer.as_str(),
-                "kfac" | "adam" | "adamw" | "adam-d" | "lanczos-opt"
+                "kfac" | "adam" | "adamw" | "adam-d" | "gadam" | "lanczos-opt"
             )
         {
             return Err(invalid(
@@ -188,6 +296,7 @@ impl TrainConfig {
             ("val_size", self.val_size),
             ("rank", self.rank),
             ("spectrum_steps", self.spectrum_steps),
+            ("average_every", self.average_every),
         ])?;
         if !(self.eta.is_finite() && self.eta > 0.0) {
             return Err(invalid("eta", self.eta, "must be positive"));
@@ -200,12 +309,25 @@ impl TrainConfig {
         {
             return Err(crate::error::io(p, "--init-weights: file not found"));
         }
-        if self.model == "mlp" && (self.hidden.is_empty() || self.hidden.contains(&0)) {
-            return Err(invalid(
-                "hidden",
-                format!("{:?}", self.hidden),
-                "needs positive widths",
-            ));
+        for (field, model, widths) in [
+            ("hidden", "mlp", &self.hidden),
+            ("channels", "cnn", &self.channels),
+        ] {
+            if self.model == model && (widths.is_empty() || widths.contains(&0)) {
+                return Err(invalid(
+                    field,
+                    format!("{widths:?}"),
+                    "needs positive widths",
+                ));
+            }
+        }
+        for (field, n) in [
+            ("train_size", self.train_size),
+            ("test_size", self.test_size),
+        ] {
+            if n == Some(0) {
+                return Err(invalid(field, 0, "must be positive"));
+            }
         }
         Ok(())
     }
@@ -240,7 +362,7 @@ mod tests {
         };
         let e = c.validate().unwrap_err().to_string();
         assert!(
-            e.contains("unknown model `resnet9000`") && e.contains("logistic, mlp"),
+            e.contains("unknown model `resnet9000`") && e.contains("logistic, mlp, cnn"),
             "{e}"
         );
         c.model = "mlp".into();
@@ -269,5 +391,63 @@ mod tests {
         let t: TrainConfig = toml::from_str("damping = 0.01").unwrap();
         assert_eq!(t.damping, Some(DampingSetting::Fixed(0.01)));
         assert!(toml::from_str::<TrainConfig>("lr = \"fast\"").is_err());
+    }
+
+    #[test]
+    fn averaging_and_augmentation_keys_are_checked() {
+        let gadam = TrainConfig {
+            optimizer: "gadam".into(),
+            epochs: 9,
+            schedule: "averaging-decay".into(),
+            ..Default::default()
+        };
+        gadam.validate().unwrap();
+        assert_eq!(gadam.averaging_start(), Some(5), "⌈9/2⌉");
+        assert_eq!(TrainConfig::default().averaging_start(), None);
+        let late = TrainConfig {
+            average_from: Some(10),
+            ..Default::default()
+        };
+        let e = late.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("average_from = 10") && e.contains("never start"),
+            "{e}"
+        );
+        let e = TrainConfig {
+            schedule: "averaging-decay".into(),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("needs iterate averaging"), "{e}");
+        let e = TrainConfig {
+            augment: "crop".into(),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("image examples"), "mlp cannot be augmented: {e}");
+        let mut cnn = TrainConfig {
+            model: "cnn".into(),
+            augment: "flip".into(),
+            ..Default::default()
+        };
+        let e = cnn.validate().unwrap_err().to_string();
+        assert!(e.contains("none, crop, crop-flip"), "{e}");
+        cnn.augment = "crop-flip".into();
+        cnn.validate().unwrap();
+        let a = |side| cnn.augmentation(side).map(|a| (a.pad, a.flip));
+        assert_eq!((a(32), a(8)), (Some((4, true)), Some((1, true))));
+        assert_eq!(augmentation("none", 32), None);
+        assert!(
+            TrainConfig {
+                average_every: 0,
+                ..Default::default()
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

@@ -9,12 +9,12 @@ use burn::tensor::backend::Backend;
 use curvature_core::{CurvatureModel, Loss, Objective};
 use serde::Serialize;
 
+use crate::backend::BackendChoice;
 use crate::config::TrainConfig;
 use crate::error::{Result, invalid, io};
 use crate::plot::{LineChart, Series, save};
 use crate::progress::{Progress, ProgressMode};
-use crate::setup::{AnyModel, build_model, dataset, load_weights};
-use crate::train::B;
+use crate::setup::{ModelVisitor, load_weights, shaped_dataset, with_model};
 
 /// The line to walk.
 #[derive(Debug, Clone)]
@@ -33,6 +33,8 @@ pub struct InterpolateRequest {
     pub points: usize,
     /// Progress output.
     pub progress: ProgressMode,
+    /// Backend, device and precision.
+    pub backend: BackendChoice,
 }
 
 /// One point of the line.
@@ -67,16 +69,19 @@ pub fn interpolate(request: &InterpolateRequest, out: &Path) -> Result<Vec<LineP
             "needs finite START < END",
         ));
     }
-    let device = Default::default();
-    B::seed(&device, request.config.seed);
-    let (train, val) = dataset(&request.config)?;
-    let (d, k) = (train.example_len(), train.num_classes);
-    let tb = train.batches::<B, 2>(train.len().min(1000), &device)?;
-    let vb = val.batches::<B, 2>(val.len().min(1000), &device)?;
-    let points = match build_model::<B>(&request.config, d, k, &device)? {
-        AnyModel::Logistic(m) => walk(request, m, tb, vb)?,
-        AnyModel::Mlp(m) => walk(request, m, tb, vb)?,
+    let (train, val) = shaped_dataset(&request.config)?;
+    let visitor = Walk {
+        request,
+        train: &train,
+        val: &val,
     };
+    let points = with_model(
+        &request.config,
+        &request.backend,
+        &train.example_shape,
+        train.num_classes,
+        visitor,
+    )?;
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let mut csv = String::from("alpha,train_loss,train_accuracy,val_loss,val_accuracy\n");
     for p in &points {
@@ -123,11 +128,35 @@ pub fn interpolate(request: &InterpolateRequest, out: &Path) -> Result<Vec<LineP
     Ok(points)
 }
 
-fn walk<M: CurvatureModel<B, 2>>(
+/// The walk for whichever model the request names.
+struct Walk<'a> {
+    request: &'a InterpolateRequest,
+    train: &'a curvature_data::ClassificationData,
+    val: &'a curvature_data::ClassificationData,
+}
+
+impl ModelVisitor for Walk<'_> {
+    type Output = Vec<LinePoint>;
+    fn visit<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
+        self,
+        model: M,
+        device: &BB::Device,
+    ) -> Result<Self::Output> {
+        let train = self
+            .train
+            .batches::<BB, D>(self.train.len().min(1000), device)?;
+        let val = self
+            .val
+            .batches::<BB, D>(self.val.len().min(1000), device)?;
+        walk(self.request, model, train, val)
+    }
+}
+
+fn walk<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
     request: &InterpolateRequest,
     model: M,
-    train: Vec<curvature_core::Batch<B, 2>>,
-    val: Vec<curvature_core::Batch<B, 2>>,
+    train: Vec<curvature_core::Batch<BB, D>>,
+    val: Vec<curvature_core::Batch<BB, D>>,
 ) -> Result<Vec<LinePoint>> {
     let a = load_weights(model.clone(), &request.from)?;
     let b = load_weights(model, &request.to)?;

@@ -9,11 +9,13 @@
 //! checkpoints), [`spectrum`](mod@spectrum) (Hessian / GGN / Hessian − GGN by Lanczos + SLQ or dense, per
 //! parameter block), [`variance`](mod@variance) (Algorithm 1 of the damping paper), [`interpolate`](mod@interpolate),
 //! [`sweep`](mod@sweep) and [`presets`](mod@presets) (the bundled `-mini` experiments), [`bench`](mod@bench) (timings on any burn
-//! backend), with [`plot`](mod@plot) and [`progress`] shared by all. The models with flat inputs
-//! (logistic regression, MLP) on the offline datasets (optdigits, Gaussian clusters) are wired
-//! in; the CIFAR models are the next step.
+//! backend), with [`plot`](mod@plot) and [`progress`] shared by all. Every model of
+//! `curvature-nets` (logistic regression, MLP, CNN, VGG-16, PreResNet, WideResNet) trains on
+//! optdigits, Gaussian clusters, MNIST, Fashion-MNIST and CIFAR-10/100 by name; one generic
+//! body per command serves them all (a model visitor over the input rank).
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod bench;
 pub mod config;
 mod error;
@@ -27,6 +29,7 @@ pub mod sweep;
 pub mod train;
 pub mod variance;
 
+pub use backend::{BackendChoice, BackendVisitor, on_backend};
 pub use config::{DampingSetting, TrainConfig};
 pub use error::{LabError, Result};
 pub use interpolate::{InterpolateRequest, LinePoint, interpolate};

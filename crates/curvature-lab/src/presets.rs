@@ -10,7 +10,7 @@ use crate::config::TrainConfig;
 use crate::error::{LabError, Result, io};
 
 /// `(name, TOML source)` of every bundled preset.
-const SOURCES: [(&str, &str); 9] = [
+const SOURCES: [(&str, &str); 22] = [
     (
         "l2-sharpness-logreg-mini",
         include_str!("../presets/l2-sharpness-logreg-mini.toml"),
@@ -18,6 +18,14 @@ const SOURCES: [(&str, &str); 9] = [
     (
         "l2-sharpness-mlp-mini",
         include_str!("../presets/l2-sharpness-mlp-mini.toml"),
+    ),
+    (
+        "l2-sharpness-cnn-mini",
+        include_str!("../presets/l2-sharpness-cnn-mini.toml"),
+    ),
+    (
+        "l2-sharpness-resnets-mini",
+        include_str!("../presets/l2-sharpness-resnets-mini.toml"),
     ),
     (
         "sagun-batch-mini",
@@ -47,6 +55,51 @@ const SOURCES: [(&str, &str); 9] = [
         "auto-damping-mini",
         include_str!("../presets/auto-damping-mini.toml"),
     ),
+    // Full size: the papers' data and hyper-parameters (dataset files needed).
+    (
+        "l2-sharpness-logreg-mnist",
+        include_str!("../presets/l2-sharpness-logreg-mnist.toml"),
+    ),
+    (
+        "lanczosopt-mnist",
+        include_str!("../presets/lanczosopt-mnist.toml"),
+    ),
+    (
+        "lanczosopt-fashion-mnist",
+        include_str!("../presets/lanczosopt-fashion-mnist.toml"),
+    ),
+    (
+        "gadam-vs-sgd-mini",
+        include_str!("../presets/gadam-vs-sgd-mini.toml"),
+    ),
+    (
+        "true-hessian-mini",
+        include_str!("../presets/true-hessian-mini.toml"),
+    ),
+    (
+        "gadam-vs-sgd-vgg16bn-cifar100",
+        include_str!("../presets/gadam-vs-sgd-vgg16bn-cifar100.toml"),
+    ),
+    (
+        "true-hessian-preresnet110-cifar100",
+        include_str!("../presets/true-hessian-preresnet110-cifar100.toml"),
+    ),
+    (
+        "l2-sharpness-resnets-cifar100",
+        include_str!("../presets/l2-sharpness-resnets-cifar100.toml"),
+    ),
+    (
+        "damping-table1-vgg16-cifar100",
+        include_str!("../presets/damping-table1-vgg16-cifar100.toml"),
+    ),
+    (
+        "damping-table2-vgg16-cifar100",
+        include_str!("../presets/damping-table2-vgg16-cifar100.toml"),
+    ),
+    (
+        "auto-damping-vgg16-cifar100",
+        include_str!("../presets/auto-damping-vgg16-cifar100.toml"),
+    ),
 ];
 
 /// A parsed preset.
@@ -65,6 +118,10 @@ pub struct Preset {
     /// The sweep grid (empty: a single run).
     #[serde(default)]
     pub grid: toml::Table,
+    /// Commands to run on the finished sweep (e.g. spectra over other data), `{out}` standing
+    /// for its output directory.
+    #[serde(default)]
+    pub then: Vec<String>,
 }
 
 impl Preset {
@@ -148,6 +205,13 @@ mod tests {
                 c.validate().unwrap_or_else(|e| panic!("{}: {e}", p.name));
             }
             assert!(!p.description.is_empty() && !p.paper.is_empty());
+            for then in &p.then {
+                assert!(
+                    then.starts_with("curvature ") && then.contains("{out}"),
+                    "{}: {then}",
+                    p.name
+                );
+            }
         }
         assert!(
             preset("nope")

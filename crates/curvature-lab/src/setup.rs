@@ -1,58 +1,419 @@
 //! Models and datasets by name, shared by every command.
+//!
+//! A command builds its model through [`with_model`], which calls a [`ModelVisitor`] with the
+//! concrete network type and its input rank `D` (2 for flat inputs, 4 for images), so one
+//! generic body serves every model.
 
+use std::path::PathBuf;
+
+use burn::module::Module;
+use burn::record::{BinBytesRecorder, BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::Backend;
-use curvature_data::{ClassificationData, GaussianClustersConfig, gaussian_clusters, optdigits};
-use curvature_nets::{LogisticRegression, LogisticRegressionConfig, Mlp, MlpConfig};
+use curvature_core::CurvatureModel;
+use curvature_data::{
+    Cifar, ClassificationData, GaussianClustersConfig, Split, gaussian_clusters, load_mnist,
+    optdigits,
+};
+use curvature_nets::{
+    LogisticRegressionConfig, MlpConfig, PreResNetConfig, ResidualBlock, SimpleCnnConfig,
+    VggConfig, WideResNetConfig,
+};
 
-use crate::config::TrainConfig;
-use crate::error::{Result, invalid};
+use crate::backend::{BackendChoice, BackendVisitor, on_backend};
+use crate::config::{DATASETS, MODELS, TrainConfig};
+use crate::error::{LabError, Result, invalid};
 
-/// A model built from a configuration's `model` name.
-pub(crate) enum AnyModel<B: Backend> {
-    Logistic(LogisticRegression<B>),
-    Mlp(Mlp<B>),
+/// A parsed model name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelSpec {
+    /// Softmax regression on flattened inputs.
+    Logistic,
+    /// MLP with the `hidden` widths on flattened inputs.
+    Mlp,
+    /// Conv blocks of the `channels` widths (3×3, batch norm, ReLU, 2×2 max pool) and a dense
+    /// classifier.
+    Cnn,
+    /// VGG-16 (CIFAR variant), optionally with batch norm.
+    Vgg16 {
+        /// VGG-16-BN.
+        batch_norm: bool,
+    },
+    /// Pre-activation ResNet: bottleneck blocks when `depth = 9n + 2`, else basic blocks
+    /// (`depth = 6n + 2`).
+    PreResNet {
+        /// Depth.
+        depth: usize,
+    },
+    /// WideResNet-`depth`-`k`.
+    WideResNet {
+        /// Depth `6n + 4`.
+        depth: usize,
+        /// Widening factor.
+        widen: usize,
+    },
 }
 
-/// Build `config.model` for `d` inputs and `k` classes (call `B::seed` first).
-pub(crate) fn build_model<B: Backend>(
+impl ModelSpec {
+    /// Parse a model name (see [`MODELS`]).
+    ///
+    /// # Errors
+    /// [`LabError::UnknownName`] listing the valid names.
+    pub fn parse(name: &str) -> Result<Self> {
+        let number = |s: &str| s.parse::<usize>().ok().filter(|&n| n > 0);
+        let spec = match name {
+            "logistic" => Some(Self::Logistic),
+            "mlp" => Some(Self::Mlp),
+            "cnn" => Some(Self::Cnn),
+            "vgg16" => Some(Self::Vgg16 { batch_norm: false }),
+            "vgg16-bn" => Some(Self::Vgg16 { batch_norm: true }),
+            _ => {
+                if let Some(depth) = name.strip_prefix("preresnet-").and_then(number) {
+                    Some(Self::PreResNet { depth })
+                } else if let Some(rest) = name.strip_prefix("wrn-") {
+                    rest.split_once('-').and_then(|(d, k)| {
+                        Some(Self::WideResNet {
+                            depth: number(d)?,
+                            widen: number(k)?,
+                        })
+                    })
+                } else {
+                    None
+                }
+            }
+        };
+        spec.ok_or_else(|| LabError::UnknownName {
+            kind: "model",
+            name: name.to_string(),
+            valid: MODELS.to_vec(),
+        })
+    }
+
+    /// The input rank: 2 (`[N, d]`, images flattened) or 4 (`[N, C, H, W]`).
+    pub fn rank(self) -> usize {
+        match self {
+            Self::Logistic | Self::Mlp => 2,
+            _ => 4,
+        }
+    }
+}
+
+/// What a command does with its model, generic over the backend `BB`, the network type `M`
+/// and its input rank `D` (2 or 4). [`with_model`] builds the model and calls it.
+pub(crate) trait ModelVisitor {
+    /// The result (host values: the same type on every backend).
+    type Output;
+    /// Use the model, which lives on `device`.
+    ///
+    /// # Errors
+    /// Whatever the command's errors are.
+    fn visit<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
+        self,
+        model: M,
+        device: &BB::Device,
+    ) -> Result<Self::Output>;
+}
+
+/// Build `config.model` on the chosen backend (seeded with `config.seed`) for examples of
+/// shape `example` (as [`shaped_dataset`] returns them) and `k` classes, and hand it to
+/// `visitor`.
+///
+/// # Errors
+/// A backend this build lacks, unknown model names, images a network cannot take (e.g.
+/// VGG-16 on 8 × 8), invalid sizes, and the visitor's errors.
+pub(crate) fn with_model<V: ModelVisitor>(
     config: &TrainConfig,
-    d: usize,
+    backend: &BackendChoice,
+    example: &[usize],
     k: usize,
-    device: &B::Device,
-) -> Result<AnyModel<B>> {
-    Ok(match config.model.as_str() {
-        "logistic" => AnyModel::Logistic(LogisticRegressionConfig::new(d, k).init(device)?),
-        _ => AnyModel::Mlp(MlpConfig::new(d, config.hidden.clone(), k).init(device)?),
-    })
+    visitor: V,
+) -> Result<V::Output> {
+    on_backend(
+        backend,
+        Build {
+            config,
+            example,
+            k,
+            visitor,
+        },
+    )
 }
 
-/// `(train, validation)` split of `config.data` (seeded by `config.seed`).
-pub(crate) fn dataset(config: &TrainConfig) -> Result<(ClassificationData, ClassificationData)> {
-    let all = match config.data.as_str() {
-        "optdigits" => optdigits()?,
-        _ => gaussian_clusters(&GaussianClustersConfig {
-            seed: config.seed,
-            ..GaussianClustersConfig::new(config.classes, 100)
-        })?,
-    };
-    if config.val_size >= all.len() {
+/// [`with_model`]'s work on one backend.
+struct Build<'a, V> {
+    config: &'a TrainConfig,
+    example: &'a [usize],
+    k: usize,
+    visitor: V,
+}
+
+impl<V: ModelVisitor> BackendVisitor for Build<'_, V> {
+    type Output = V::Output;
+    fn visit<BB: Backend>(self, device: BB::Device) -> Result<V::Output> {
+        let Build {
+            config,
+            example,
+            k,
+            visitor,
+        } = self;
+        let device = &device;
+        // Initial weights are drawn on the CPU backend from `config.seed` and copied to `BB`,
+        // so a seed gives the same network on every backend.
+        let cpu = Default::default();
+        Cpu::seed(&cpu, config.seed);
+        let spec = ModelSpec::parse(&config.model)?;
+        let d: usize = example.iter().product();
+        let image = || -> Result<(usize, [usize; 2])> {
+            match example {
+                [c, h, w] => Ok((*c, [*h, *w])),
+                _ => Err(invalid(
+                    "model",
+                    &config.model,
+                    "needs image examples [C, H, W]",
+                )),
+            }
+        };
+        match spec {
+            ModelSpec::Logistic => {
+                let net = LogisticRegressionConfig::new(d, k);
+                visitor.visit::<BB, _, 2>(
+                    same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
+                    device,
+                )
+            }
+            ModelSpec::Mlp => {
+                let net = MlpConfig::new(d, config.hidden.clone(), k);
+                visitor.visit::<BB, _, 2>(
+                    same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
+                    device,
+                )
+            }
+            ModelSpec::Cnn => {
+                let (c, size) = image()?;
+                let net = SimpleCnnConfig::new(c, size, config.channels.clone(), k);
+                visitor.visit::<BB, _, 4>(
+                    same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
+                    device,
+                )
+            }
+            ModelSpec::Vgg16 { batch_norm } => {
+                let (c, size) = image()?;
+                let vgg = VggConfig {
+                    in_channels: c,
+                    image_size: size,
+                    ..VggConfig::vgg16(k, batch_norm)
+                };
+                visitor.visit::<BB, _, 4>(
+                    same_init(vgg.init(&cpu)?, vgg.init(device)?, config, device)?,
+                    device,
+                )
+            }
+            ModelSpec::PreResNet { depth } => {
+                let (c, _) = image()?;
+                let block = if depth >= 11 && (depth - 2) % 9 == 0 {
+                    ResidualBlock::Bottleneck
+                } else {
+                    ResidualBlock::Basic
+                };
+                let net = PreResNetConfig {
+                    in_channels: c,
+                    ..PreResNetConfig::new(depth, k).with_block(block)
+                };
+                visitor.visit::<BB, _, 4>(
+                    same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
+                    device,
+                )
+            }
+            ModelSpec::WideResNet { depth, widen } => {
+                let (c, _) = image()?;
+                let net = WideResNetConfig {
+                    in_channels: c,
+                    ..WideResNetConfig::new(depth, widen, k)
+                };
+                visitor.visit::<BB, _, 4>(
+                    same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
+                    device,
+                )
+            }
+        }
+    }
+}
+
+/// The backend initial weights are drawn on.
+type Cpu = burn::backend::NdArray<f32>;
+
+/// `target` (on `BB`) with the tensors of `cpu` (the same network on [`Cpu`]), then `BB`
+/// seeded with `config.seed` for whatever randomness follows.
+fn same_init<BB: Backend, MC: Module<Cpu>, M: Module<BB>>(
+    cpu: MC,
+    target: M,
+    config: &TrainConfig,
+    device: &BB::Device,
+) -> Result<M> {
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    let bytes = recorder
+        .record(cpu.into_record(), ())
+        .map_err(|e| LabError::Device(format!("copying the initial weights: {e}")))?;
+    let record = recorder
+        .load(bytes, device)
+        .map_err(|e| LabError::Device(format!("copying the initial weights: {e}")))?;
+    BB::seed(device, config.seed);
+    Ok(target.load_record(record))
+}
+
+/// Give the examples the shape `config.model` takes: flat `[d]` for rank-2 models, `[C, H, W]`
+/// for convolutional ones.
+///
+/// # Errors
+/// A convolutional model on a dataset whose examples are not images.
+pub(crate) fn shape_for_model(config: &TrainConfig, data: &mut ClassificationData) -> Result<()> {
+    let spec = ModelSpec::parse(&config.model)?;
+    if spec.rank() == 2 {
+        data.example_shape = vec![data.example_len()];
+    } else if data.example_shape.len() != 3 {
         return Err(invalid(
-            "val_size",
-            config.val_size,
-            "must leave training examples",
+            "model",
+            format!("{} on {}", config.model, config.data),
+            "convolutional models need image data (optdigits, mnist, fashion-mnist, cifar10, cifar100)",
         ));
     }
-    Ok(all.split(config.val_size, config.seed)?)
+    Ok(())
 }
 
-/// Load weights (safetensors, PyTorch names) into `model`; every tensor of the file must be
-/// used, so a file of another architecture is an error rather than a partial load.
+/// Where `config.data` is read from: `data_dir`, or `data/<name>`.
+fn data_dir(config: &TrainConfig) -> PathBuf {
+    config
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("data").join(&config.data))
+}
+
+/// A seeded random subset of `n` examples (all of them, in order, if `n` is absent or not
+/// smaller).
+fn subset(data: ClassificationData, n: Option<usize>, seed: u64) -> Result<ClassificationData> {
+    match n {
+        Some(n) if n < data.len() => Ok(data.split(n, seed)?.1),
+        _ => Ok(data),
+    }
+}
+
+/// `(train, validation)` of `config.data`, examples in their natural shape (images `[C, H, W]`;
+/// see [`shape_for_model`]).
+///
+/// optdigits and the Gaussian clusters hold out `val_size` seeded examples for validation;
+/// MNIST, Fashion-MNIST and CIFAR use their official test split. `train_size` / `test_size`
+/// then keep seeded random subsets (e.g. the LanczosOPT paper's 1 000 MNIST training images).
+/// CIFAR is normalised per channel with the training set's statistics.
+///
+/// # Errors
+/// Unknown names; a data directory without the dataset's files (naming them and where to get
+/// them); a `val_size` that leaves no training examples.
+pub(crate) fn dataset(config: &TrainConfig) -> Result<(ClassificationData, ClassificationData)> {
+    let held_out = |mut all: ClassificationData| -> Result<_> {
+        if config.val_size >= all.len() {
+            return Err(invalid(
+                "val_size",
+                config.val_size,
+                "must leave training examples",
+            ));
+        }
+        if all.example_shape == [64] && config.data == "optdigits" {
+            all.example_shape = vec![1, 8, 8];
+        }
+        Ok(all.split(config.val_size, config.seed)?)
+    };
+    let dir = data_dir(config);
+    let (train, val) = match config.data.as_str() {
+        "optdigits" => held_out(optdigits()?)?,
+        "clusters" => held_out(gaussian_clusters(&GaussianClustersConfig {
+            seed: config.seed,
+            ..GaussianClustersConfig::new(config.classes, 100)
+        })?)?,
+        "mnist" | "fashion-mnist" => {
+            let image = |mut d: ClassificationData| {
+                let side = (d.example_len() as f64).sqrt() as usize;
+                d.example_shape = vec![1, side, d.example_len() / side.max(1)];
+                d
+            };
+            (
+                image(load_mnist(&dir, Split::Train)?),
+                image(load_mnist(&dir, Split::Test)?),
+            )
+        }
+        "cifar10" | "cifar100" => {
+            let kind = if config.data == "cifar10" {
+                Cifar::Ten
+            } else {
+                Cifar::HundredFine
+            };
+            // Accept the directory of the .bin files or the one the archive was extracted in.
+            let sub = dir.join(if kind == Cifar::Ten {
+                "cifar-10-batches-bin"
+            } else {
+                "cifar-100-binary"
+            });
+            let dir = if sub.is_dir() { sub } else { dir };
+            let mut train = kind.load(&dir, Split::Train)?;
+            let mut test = kind.load(&dir, Split::Test)?;
+            let (mean, std) = train.channel_stats();
+            train.normalize(&mean, &std)?;
+            test.normalize(&mean, &std)?;
+            (train, test)
+        }
+        other => {
+            return Err(LabError::UnknownName {
+                kind: "dataset",
+                name: other.to_string(),
+                valid: DATASETS.to_vec(),
+            });
+        }
+    };
+    Ok((
+        subset(train, config.train_size, config.seed)?,
+        subset(val, config.test_size, config.seed)?,
+    ))
+}
+
+/// [`dataset`] with the examples shaped for `config.model`.
+///
+/// # Errors
+/// Those of [`dataset`] and [`shape_for_model`].
+pub(crate) fn shaped_dataset(
+    config: &TrainConfig,
+) -> Result<(ClassificationData, ClassificationData)> {
+    let (mut train, mut val) = dataset(config)?;
+    shape_for_model(config, &mut train)?;
+    shape_for_model(config, &mut val)?;
+    Ok((train, val))
+}
+
+/// Load weights into `model`: a safetensors file (PyTorch names; every tensor of the file must
+/// be used, so a file of another architecture is an error rather than a partial load), or a
+/// training checkpoint directory (its `model.bin`, the iterate of the last checkpoint).
 pub(crate) fn load_weights<BB: Backend, M: burn::module::Module<BB>>(
     model: M,
     path: &std::path::Path,
 ) -> Result<M> {
     if !path.exists() {
         return Err(crate::error::io(path, "weights file not found"));
+    }
+    if path.is_dir() {
+        let file = path.join("model");
+        if !file.with_extension("bin").exists() {
+            return Err(crate::error::io(
+                path,
+                "not a training checkpoint (no model.bin)",
+            ));
+        }
+        let device = model.devices().into_iter().next().unwrap_or_default();
+        let record = BinFileRecorder::<FullPrecisionSettings>::default()
+            .load(file.clone(), &device)
+            .map_err(|e| {
+                crate::error::io(
+                    file.with_extension("bin"),
+                    format!("{e} (a checkpoint of another model or --channels/--hidden?)"),
+                )
+            })?;
+        return Ok(model.load_record(record));
     }
     let (model, unused) =
         curvature_nets::load_safetensors(model, path, &curvature_nets::module_path)?;
@@ -68,15 +429,91 @@ pub(crate) fn load_weights<BB: Backend, M: burn::module::Module<BB>>(
     Ok(model)
 }
 
-/// The training or validation part of `config.data`.
+/// The training part of `config.data`, or its validation / test part (`val` and `test` name
+/// the same examples), shaped for `config.model`.
 pub(crate) fn split(config: &TrainConfig, which: &str) -> Result<ClassificationData> {
-    if !matches!(which, "train" | "val") {
-        return Err(crate::error::LabError::UnknownName {
+    if !matches!(which, "train" | "val" | "test") {
+        return Err(LabError::UnknownName {
             kind: "split",
             name: which.to_string(),
-            valid: vec!["train", "val"],
+            valid: vec!["train", "test", "val"],
         });
     }
-    let (train, val) = dataset(config)?;
+    let (train, val) = shaped_dataset(config)?;
     Ok(if which == "train" { train } else { val })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_parse_and_unknown_ones_list_the_valid_patterns() {
+        assert_eq!(
+            ModelSpec::parse("wrn-28-10").unwrap(),
+            ModelSpec::WideResNet {
+                depth: 28,
+                widen: 10
+            }
+        );
+        assert_eq!(
+            ModelSpec::parse("preresnet-110").unwrap(),
+            ModelSpec::PreResNet { depth: 110 }
+        );
+        assert_eq!(
+            ModelSpec::parse("vgg16-bn").unwrap(),
+            ModelSpec::Vgg16 { batch_norm: true }
+        );
+        for bad in [
+            "wrn-28",
+            "wrn-x-10",
+            "preresnet-",
+            "resnet50",
+            "preresnet-0",
+        ] {
+            let e = ModelSpec::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("unknown model `{bad}`")), "{e}");
+            assert!(e.contains("wrn-<depth>-<k>"), "{e}");
+        }
+    }
+
+    #[test]
+    fn optdigits_is_an_image_for_cnns_and_flat_for_mlps() {
+        let mut c = TrainConfig {
+            model: "cnn".into(),
+            ..Default::default()
+        };
+        let (train, val) = shaped_dataset(&c).unwrap();
+        assert_eq!(
+            (train.example_shape.clone(), val.len()),
+            (vec![1, 8, 8], 297)
+        );
+        c.model = "mlp".into();
+        assert_eq!(shaped_dataset(&c).unwrap().0.example_shape, vec![64]);
+        c.model = "cnn".into();
+        c.data = "clusters".into();
+        let e = shaped_dataset(&c).unwrap_err().to_string();
+        assert!(e.contains("need image data"), "{e}");
+    }
+
+    #[test]
+    fn a_directory_without_the_files_names_them() {
+        let dir = tempfile::tempdir().unwrap();
+        for (data, file) in [
+            ("mnist", "train-images-idx3-ubyte"),
+            ("cifar10", "data_batch_1.bin"),
+            ("cifar100", "train.bin"),
+        ] {
+            let c = TrainConfig {
+                data: data.into(),
+                data_dir: Some(dir.path().into()),
+                ..Default::default()
+            };
+            let e = dataset(&c).unwrap_err().to_string();
+            assert!(
+                e.contains(file) && e.contains(&dir.path().display().to_string()),
+                "{data}: {e}"
+            );
+        }
+    }
 }

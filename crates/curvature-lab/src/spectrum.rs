@@ -3,21 +3,23 @@
 //! for small models.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use burn::tensor::backend::Backend;
 use curvature_core::{
-    BatchNormMode, Block, CurvatureModel, DenseReferenceConfig, LanczosConfig, LinearOperator,
-    Loss, Objective, ParamLayout, QuadratureRun, SlqConfig, SpectralDensity, SpectrumConfig,
-    SpectrumSummary, dense_matrix, dense_spectrum, spectrum,
+    Batch, BatchNormMode, BatchSource, Block, CurvatureError, CurvatureModel, DenseReferenceConfig,
+    LanczosConfig, LinearOperator, Loss, Objective, ParamLayout, QuadratureRun, SlqConfig,
+    SpectralDensity, SpectrumConfig, SpectrumSummary, dense_matrix, dense_spectrum, spectrum,
 };
+use curvature_data::AugmentedStream;
 use serde::Serialize;
 
-use crate::config::TrainConfig;
-use crate::error::{LabError, Result, require_positive};
+use crate::backend::BackendChoice;
+use crate::config::{TrainConfig, augmentation};
+use crate::error::{LabError, Result, invalid, require_positive};
 use crate::plot::{StemChart, save};
 use crate::progress::{Counted, Progress, ProgressMode};
-use crate::setup::{AnyModel, build_model, load_weights, split};
-use crate::train::B;
+use crate::setup::{ModelVisitor, load_weights, split, with_model};
 
 /// Operators whose spectrum can be taken.
 pub const OPERATORS: [&str; 3] = ["hessian", "ggn", "hessian-minus-ggn"];
@@ -45,6 +47,10 @@ pub struct SpectrumRequest {
     pub dense: bool,
     /// Examples per batch of the objective.
     pub batch_size: usize,
+    /// Measure over a stream of this many augmented training examples (the "true" Hessian of
+    /// Granziol et al., *Towards understanding the true loss surface*, §6) instead of the plain
+    /// training set: the run's `augment`, or `crop-flip` if it has none.
+    pub augmented: Option<usize>,
     /// Restrict to one parameter block (e.g. `layers.0.weight`): the diagonal block of the
     /// operator, i.e. that layer's curvature.
     pub block: Option<String>,
@@ -54,6 +60,8 @@ pub struct SpectrumRequest {
     pub smooth: bool,
     /// Progress output.
     pub progress: ProgressMode,
+    /// Backend, device and precision.
+    pub backend: BackendChoice,
 }
 
 /// The result: a printable summary and its JSON form.
@@ -97,37 +105,119 @@ pub fn measure(request: &SpectrumRequest) -> Result<SpectrumResult> {
         ("vectors", request.vectors),
         ("batch_size", request.batch_size),
     ])?;
-    let device = Default::default();
-    B::seed(&device, request.config.seed);
+    if request.augmented.is_some() && request.split != "train" {
+        return Err(invalid(
+            "augmented",
+            &request.split,
+            "augments the training split only (use --split train)",
+        ));
+    }
+    if request.augmented == Some(0) {
+        return Err(invalid("augmented", 0, "must be positive"));
+    }
     let data = split(&request.config, &request.split)?;
-    let (d, k) = (data.example_len(), data.num_classes);
-    let batches = data.batches::<B, 2>(request.batch_size.min(data.len()), &device)?;
-    match build_model::<B>(&request.config, d, k, &device)? {
-        AnyModel::Logistic(m) => with_model(request, m, batches),
-        AnyModel::Mlp(m) => with_model(request, m, batches),
-    }
-}
-
-fn with_model<M: CurvatureModel<B, 2>>(
-    request: &SpectrumRequest,
-    model: M,
-    batches: Vec<curvature_core::Batch<B, 2>>,
-) -> Result<SpectrumResult> {
-    let model = match &request.weights {
-        Some(path) => load_weights(model, path)?,
-        None => model,
+    let (example, k) = (data.example_shape.clone(), data.num_classes);
+    let visitor = WithModel {
+        request,
+        data: &data,
     };
-    let objective =
-        Objective::new(model, Loss::CrossEntropy, batches)?.with_bn_mode(request.bn_mode);
-    let layout = objective.layout();
-    match request.operator.as_str() {
-        "ggn" => pick_block(request, layout, objective.ggn()),
-        "hessian-minus-ggn" => pick_block(request, layout, objective.hessian_minus_ggn()),
-        _ => pick_block(request, layout, objective.hessian()),
+    with_model(&request.config, &request.backend, &example, k, visitor)
+}
+
+/// The spectrum of whichever backend and model the request names.
+struct WithModel<'a> {
+    request: &'a SpectrumRequest,
+    data: &'a curvature_data::ClassificationData,
+}
+
+impl ModelVisitor for WithModel<'_> {
+    type Output = SpectrumResult;
+    fn visit<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
+        self,
+        model: M,
+        device: &BB::Device,
+    ) -> Result<SpectrumResult> {
+        let (request, data) = (self.request, self.data);
+        let model = match &request.weights {
+            Some(path) => load_weights(model, path)?,
+            None => model,
+        };
+        let objective = match request.augmented {
+            Some(len) => {
+                let side = data
+                    .example_shape
+                    .iter()
+                    .skip(1)
+                    .copied()
+                    .min()
+                    .unwrap_or(0);
+                let name = match request.config.augment.as_str() {
+                    "none" => "crop-flip",
+                    other => other,
+                };
+                let augmentation = augmentation(name, side).expect("a known augmentation");
+                let stream = AugmentedStream::<BB>::new(
+                    Arc::new(data.clone()),
+                    augmentation,
+                    len,
+                    request.batch_size,
+                    request.seed,
+                    device,
+                )?;
+                Objective::new(model, Loss::CrossEntropy, AsRank::<BB, D>(stream))?
+            }
+            None => {
+                let batches = data.batches::<BB, D>(request.batch_size.min(data.len()), device)?;
+                Objective::new(model, Loss::CrossEntropy, batches)?
+            }
+        }
+        .with_bn_mode(request.bn_mode);
+        let layout = objective.layout();
+        match request.operator.as_str() {
+            "ggn" => pick_block(request, layout, objective.ggn()),
+            "hessian-minus-ggn" => pick_block(request, layout, objective.hessian_minus_ggn()),
+            _ => pick_block(request, layout, objective.hessian()),
+        }
     }
 }
 
-fn pick_block<A: LinearOperator<B>>(
+/// An augmented image stream as batches of rank `D` (rank 4, what convolutional models take:
+/// unchanged; rank 2: flattened).
+struct AsRank<BB: Backend, const D: usize>(AugmentedStream<BB>);
+
+impl<BB: Backend, const D: usize> AsRank<BB, D> {
+    fn reshape(batch: &Batch<BB, 4>) -> Batch<BB, D> {
+        let dims = batch.inputs.dims();
+        let mut shape = [1usize; D];
+        shape[0] = dims[0];
+        // The last D − 2 dimensions kept, the others folded into dimension 1 (every model
+        // takes a batch dimension and at least one more: D ≥ 2).
+        let tail = D.saturating_sub(2).min(2);
+        shape[1] = dims[1..4 - tail].iter().product();
+        shape[2..].copy_from_slice(&dims[4 - tail..]);
+        Batch {
+            inputs: batch.inputs.clone().reshape(shape),
+            targets: batch.targets.clone(),
+        }
+    }
+}
+
+impl<BB: Backend, const D: usize> BatchSource<BB, D> for AsRank<BB, D> {
+    fn num_examples(&self) -> usize {
+        self.0.num_examples()
+    }
+    fn try_for_each(
+        &self,
+        f: &mut dyn FnMut(&Batch<BB, D>) -> std::result::Result<(), CurvatureError>,
+    ) -> std::result::Result<(), CurvatureError> {
+        self.0.try_for_each(&mut |b| f(&Self::reshape(b)))
+    }
+    fn first(&self) -> std::result::Result<Batch<BB, D>, CurvatureError> {
+        Ok(Self::reshape(&self.0.first()?))
+    }
+}
+
+fn pick_block<BB: Backend, A: LinearOperator<BB>>(
     request: &SpectrumRequest,
     layout: &ParamLayout,
     op: A,
@@ -159,7 +249,7 @@ fn pick_block<A: LinearOperator<B>>(
 ///
 /// # Errors
 /// Curvature errors.
-pub fn lanczos_summary<A: LinearOperator<B>>(
+pub fn lanczos_summary<BB: Backend, A: LinearOperator<BB>>(
     op: &A,
     steps: usize,
     vectors: usize,
@@ -239,7 +329,10 @@ impl SpectrumResult {
     }
 }
 
-fn run<A: LinearOperator<B>>(request: &SpectrumRequest, op: &A) -> Result<SpectrumResult> {
+fn run<BB: Backend, A: LinearOperator<BB>>(
+    request: &SpectrumRequest,
+    op: &A,
+) -> Result<SpectrumResult> {
     if request.dense {
         let matrix = dense_matrix(op, DenseReferenceConfig::default())?;
         let s = dense_spectrum(&matrix);

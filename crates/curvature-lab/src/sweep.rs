@@ -31,13 +31,23 @@ pub struct SweepCell {
     pub lambda_max: Option<f64>,
 }
 
-/// `base` with `key` set to `value` (any [`TrainConfig`] key).
+/// `base` with `key` set to `value` (any [`TrainConfig`] key). A table value sets several
+/// keys together — one grid point of unequal settings, e.g. SGD and Gadam each with its own
+/// learning rate: `optimizer = [{ optimizer = "sgd", lr = 0.05 }, { optimizer = "gadam",
+/// lr = 0.003 }]`; its optional `name` entry only labels the point (see [`label`]).
 ///
 /// # Errors
 /// Unknown keys and ill-typed values.
 pub fn with_key(base: &TrainConfig, key: &str, value: &serde_json::Value) -> Result<TrainConfig> {
     let mut json = serde_json::to_value(base).expect("serialisable");
-    json[key] = value.clone();
+    match value {
+        serde_json::Value::Object(keys) => {
+            for (k, v) in keys.iter().filter(|(k, _)| k.as_str() != "name") {
+                json[k] = v.clone();
+            }
+        }
+        v => json[key] = v.clone(),
+    }
     serde_json::from_value(json).map_err(|e| LabError::InvalidConfig {
         field: "grid",
         value: format!("{key} = {value}"),
@@ -49,9 +59,19 @@ pub fn with_key(base: &TrainConfig, key: &str, value: &serde_json::Value) -> Res
     })
 }
 
-fn label(v: &serde_json::Value) -> String {
+/// How a value of grid axis `key` is written in directory names and tables: a table value by
+/// its `name` entry, else its entry for `key`, else all its entries.
+pub fn label(key: &str, v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(m) => match m.get("name").or_else(|| m.get(key)) {
+            Some(own) => label(key, own),
+            None => m
+                .iter()
+                .map(|(k, x)| format!("{k}={}", label(k, x)))
+                .collect::<Vec<_>>()
+                .join(";"),
+        },
         other => other.to_string(),
     }
 }
@@ -96,24 +116,45 @@ pub fn sweep(
             })
             .collect();
     }
+    let names: Vec<String> = points
+        .iter()
+        .map(|point| {
+            point
+                .iter()
+                .map(|(k, v)| format!("{k}={}", label(k, v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    if let Some(i) = (1..names.len()).find(|&i| names[..i].contains(&names[i])) {
+        return Err(invalid(
+            "grid",
+            &names[i],
+            "two grid points have the same label (give table values a distinct `name`)",
+        ));
+    }
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let quiet = options.progress == crate::progress::ProgressMode::Quiet;
     let mut cells = Vec::new();
-    for (i, point) in points.iter().enumerate() {
+    for (i, (point, name)) in points.iter().zip(&names).enumerate() {
         let mut config = base.clone();
         for (k, v) in point {
             config = with_key(&config, k, v)?;
         }
         config.validate()?;
-        let name: String = point
-            .iter()
-            .map(|(k, v)| format!("{k}={}", label(v)))
-            .collect::<Vec<_>>()
-            .join(",");
         let dir = out.join(name.replace(['/', ' '], "_"));
         let paths = RunPaths { out: dir.clone() };
         if !quiet {
             eprintln!("[{}/{}] {name}", i + 1, points.len());
+        }
+        // A directory of this grid point holding a run of another configuration (the preset or
+        // a --set changed since) is not silently reused.
+        if paths.config().exists() && TrainConfig::from_file(&paths.config())? != config {
+            return Err(io(
+                paths.config(),
+                "holds a run of another configuration than this grid point (the preset or a \
+                 --set changed since it ran); choose another --out or delete that run",
+            ));
         }
         let result = if paths.summary().exists() {
             if !quiet {
@@ -179,7 +220,7 @@ fn write_summary(
         "---|".repeat(keys.len())
     );
     for c in cells {
-        let vals: Vec<String> = c.point.iter().map(|(_, v)| label(v)).collect();
+        let vals: Vec<String> = c.point.iter().map(|(k, v)| label(k, v)).collect();
         let lmax = c.lambda_max.map_or(String::new(), |l| format!("{l:.4e}"));
         match &c.last {
             Some(m) => {
@@ -232,10 +273,64 @@ fn write_summary(
         title: format!("{metric} after training"),
         x_label: cols_axis.map_or(String::new(), |a| a.0.clone()),
         y_label: rows_axis.0.clone(),
-        x_ticks: cols_axis.map_or(vec![String::new()], |a| a.1.iter().map(label).collect()),
-        y_ticks: rows_axis.1.iter().map(label).collect(),
+        x_ticks: cols_axis.map_or(vec![String::new()], |a| {
+            a.1.iter().map(|v| label(&a.0, v)).collect()
+        }),
+        y_ticks: rows_axis.1.iter().map(|v| label(&rows_axis.0, v)).collect(),
         values,
         log: metric.ends_with("loss"),
     };
     save(&heat.render(), &out.join("heatmap.svg"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn table_values_set_several_keys_and_label_their_points() {
+        let base = TrainConfig::default();
+        let named = json!({"name": "gadam-slow", "optimizer": "gadam", "lr": 0.003});
+        let c = with_key(&base, "optimizer", &named).unwrap();
+        assert_eq!((c.optimizer.as_str(), c.lr), ("gadam", 0.003));
+        assert_eq!(label("optimizer", &named), "gadam-slow");
+        let plain = json!({"optimizer": "sgd", "lr": 0.1});
+        assert_eq!(label("optimizer", &plain), "sgd");
+        let all = label("run", &plain);
+        assert!(
+            all.contains("lr=0.1") && all.contains("optimizer=sgd"),
+            "{all}"
+        );
+        let e = with_key(&base, "optimizer", &json!({"lrr": 1}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown configuration key"), "{e}");
+    }
+
+    #[test]
+    fn points_with_the_same_label_are_refused_before_anything_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("sweep");
+        let axes = vec![(
+            "damping".to_string(),
+            vec![
+                json!({"damping": "auto", "damping_floor": 1e-4}),
+                json!({"damping": "auto", "damping_floor": 1e-3}),
+            ],
+        )];
+        let base = TrainConfig {
+            optimizer: "kfac".into(),
+            ..Default::default()
+        };
+        let e = sweep(&base, &axes, &out, "val_accuracy", RunOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("same label") && e.contains("damping=auto"),
+            "{e}"
+        );
+        assert!(!out.exists(), "nothing written");
+    }
 }

@@ -7,7 +7,7 @@
 //! OUT/config.json          the resolved configuration (what --resume reads back)
 //! OUT/metrics.csv          one row per epoch: epoch, step, lr, damping, train/val loss and
 //!                          accuracy, seconds
-//! OUT/checkpoint/          model + optimiser records and state.json after the last epoch,
+//! OUT/checkpoint/          model + optimiser records (+ the iterate average) and state.json,
 //!                          replaced atomically (written to checkpoint.tmp, then renamed)
 //! OUT/weights.safetensors  final weights, PyTorch names and layouts
 //! OUT/summary.json         final metrics
@@ -31,30 +31,33 @@ use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use curvature_core::{
-    Batch, BatchNormMode, HessianVarianceConfig, Loss, Network, Objective, mark_trainable,
+    Batch, BatchNormMode, CurvatureModel, HessianVarianceConfig, Loss, Network, Objective, Train,
+    mark_trainable,
 };
 use curvature_data::ClassificationData;
-use curvature_nets::{module_path, save_safetensors};
+use curvature_nets::{module_path, recompute_running_stats, save_safetensors};
 use curvature_optim::{
-    Adam, AdamConfig, DampingCell, DampingPolicy, FixedDamping, Kfac, KfacConfig, LanczosOpt,
-    LanczosOptConfig, OptimError, RmtDamping, Schedule, Sgd, SgdConfig, WeightDecayMode,
-    checked_step,
+    Adam, AdamConfig, AveragingSchedule, DampingCell, DampingPolicy, FixedDamping, IterateAverage,
+    Kfac, KfacConfig, LanczosOpt, LanczosOptConfig, OptimError, RmtDamping, Schedule, Sgd,
+    SgdConfig, WeightDecayMode, checked_step,
 };
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use crate::backend::BackendChoice;
 use crate::config::{DampingSetting, TrainConfig};
 use crate::error::{LabError, Result, io};
 use crate::plot::{LineChart, Series, save};
 use crate::progress::{Interrupt, Progress, ProgressMode};
-use crate::setup::{AnyModel, build_model, dataset, load_weights};
+use crate::setup::{ModelVisitor, load_weights, shaped_dataset, with_model};
 use crate::spectrum::{lanczos_summary, stem_chart};
 
-/// The training backend.
+/// Mixed into the seed of the per-epoch augmentation, so it is independent of the shuffling.
+const AUGMENT_STREAM: u64 = 0x5EED_A116;
+
+/// The default backend (CPU, f32; see [`BackendChoice`] for the others).
 pub type B = NdArray<f32>;
-/// Its autodiff backend.
-pub type AB = Autodiff<B>;
 
 /// How a run talks to the user.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +69,8 @@ pub struct RunOptions {
     /// Polled after every step: when raised, checkpoint and stop with
     /// [`LabError::Interrupted`].
     pub interrupt: Option<Interrupt>,
+    /// Backend, device and precision (resumption is bit-identical on the CPU backend).
+    pub backend: BackendChoice,
 }
 
 /// One row of `metrics.csv`.
@@ -278,7 +283,13 @@ pub fn train(config: &TrainConfig, out: &Path, options: RunOptions) -> Result<Ve
     if paths.config().exists() && !options.force {
         return Err(LabError::OutputExists(out.into()));
     }
-    if options.force {
+    dispatch(config, &paths, false, options)
+}
+
+/// Clear what a forced run replaces, then write `config.json` and the header of `metrics.csv`:
+/// called once data and model are ready, so a run that cannot start leaves nothing behind.
+fn start_run(config: &TrainConfig, paths: &RunPaths, force: bool) -> Result<()> {
+    if force {
         for dir in [paths.checkpoint(), paths.spectra(), paths.plots()] {
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
@@ -290,15 +301,14 @@ pub fn train(config: &TrainConfig, out: &Path, options: RunOptions) -> Result<Ve
             }
         }
     }
-    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    std::fs::create_dir_all(&paths.out).map_err(|e| io(&paths.out, e))?;
     write_atomic(
         &paths.config(),
         serde_json::to_string_pretty(config)
             .expect("serialisable")
             .as_bytes(),
     )?;
-    write_atomic(&paths.metrics(), format!("{HEADER}\n").as_bytes())?;
-    dispatch(config, &paths, false, options)
+    write_atomic(&paths.metrics(), format!("{HEADER}\n").as_bytes())
 }
 
 /// Continue the run in `out` from its last checkpoint.
@@ -324,24 +334,60 @@ fn dispatch(
     resume: bool,
     options: RunOptions,
 ) -> Result<Vec<EpochMetrics>> {
-    let device = Default::default();
-    B::seed(&device, config.seed);
-    let (train, val) = dataset(config)?;
-    let (d, k) = (train.example_len(), train.num_classes);
-    match build_model::<AB>(config, d, k, &device)? {
-        AnyModel::Logistic(m) => {
-            let m = initial_weights(config, m)?;
-            run(config, paths, resume, options, m, &train, &val)
+    let (train, val) = shaped_dataset(config)?;
+    let backend = options.backend.clone();
+    let (example, k) = (train.example_shape.clone(), train.num_classes);
+    let trainer = Trainer {
+        config,
+        paths,
+        resume,
+        options,
+        train: &train,
+        val: &val,
+    };
+    with_model(config, &backend, &example, k, trainer)
+}
+
+/// [`run`] for whichever backend and model the configuration names.
+struct Trainer<'a> {
+    config: &'a TrainConfig,
+    paths: &'a RunPaths,
+    resume: bool,
+    options: RunOptions,
+    train: &'a ClassificationData,
+    val: &'a ClassificationData,
+}
+
+impl ModelVisitor for Trainer<'_> {
+    type Output = Vec<EpochMetrics>;
+    fn visit<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
+        self,
+        model: M,
+        device: &BB::Device,
+    ) -> Result<Self::Output> {
+        let model = initial_weights(self.config, model)?;
+        let model = Train::<BB, M>::from_inner(mark_trainable(model));
+        if !self.resume {
+            start_run(self.config, self.paths, self.options.force)?;
         }
-        AnyModel::Mlp(m) => {
-            let m = initial_weights(config, m)?;
-            run(config, paths, resume, options, m, &train, &val)
-        }
+        run::<BB, _, D>(
+            self.config,
+            self.paths,
+            self.resume,
+            self.options,
+            model,
+            self.train,
+            self.val,
+            device,
+        )
     }
 }
 
 /// Load `config.init_weights`, if given.
-fn initial_weights<M: burn::module::Module<AB>>(config: &TrainConfig, model: M) -> Result<M> {
+fn initial_weights<BB: Backend, M: burn::module::Module<BB>>(
+    config: &TrainConfig,
+    model: M,
+) -> Result<M> {
     match &config.init_weights {
         Some(path) => load_weights(model, path),
         None => Ok(model),
@@ -349,15 +395,17 @@ fn initial_weights<M: burn::module::Module<AB>>(config: &TrainConfig, model: M) 
 }
 
 /// The optimiser of a run, with its damping policy.
-enum Opt<M: AutodiffModule<AB>> {
-    Sgd(OptimizerAdaptor<Sgd, M, AB>),
-    Adam(OptimizerAdaptor<Adam, M, AB>, DampingCell),
-    Kfac(Box<Kfac<AB, M>>, FixedDamping),
-    Lanczos(LanczosOpt<B>, FixedDamping),
+enum Opt<BB: Backend, M: AutodiffModule<Autodiff<BB>>> {
+    Sgd(OptimizerAdaptor<Sgd, M, Autodiff<BB>>),
+    Adam(OptimizerAdaptor<Adam, M, Autodiff<BB>>, DampingCell),
+    Kfac(Box<Kfac<Autodiff<BB>, M>>, FixedDamping),
+    Lanczos(LanczosOpt<BB>, FixedDamping),
 }
 
-fn build_optimizer<M: AutodiffModule<AB>>(c: &TrainConfig) -> Result<Opt<M>> {
-    let mode = if c.decoupled || matches!(c.optimizer.as_str(), "adamw" | "adam-d") {
+fn build_optimizer<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
+    c: &TrainConfig,
+) -> Result<Opt<BB, M>> {
+    let mode = if c.decoupled || matches!(c.optimizer.as_str(), "adamw" | "adam-d" | "gadam") {
         WeightDecayMode::Decoupled
     } else {
         WeightDecayMode::L2
@@ -372,7 +420,7 @@ fn build_optimizer<M: AutodiffModule<AB>>(c: &TrainConfig) -> Result<Opt<M>> {
                 .with_momentum(c.momentum)
                 .with_weight_decay(c.weight_decay)
                 .with_weight_decay_mode(mode)
-                .init::<AB, M>()?,
+                .init::<Autodiff<BB>, M>()?,
         ),
         "kfac" => Opt::Kfac(
             Box::new(
@@ -380,7 +428,7 @@ fn build_optimizer<M: AutodiffModule<AB>>(c: &TrainConfig) -> Result<Opt<M>> {
                     .with_momentum(c.momentum)
                     .with_weight_decay(c.weight_decay)
                     .with_seed(c.seed)
-                    .init::<AB, M>()?,
+                    .init::<Autodiff<BB>, M>()?,
             ),
             FixedDamping::new(fixed.unwrap_or(c.damping_floor))?,
         ),
@@ -388,7 +436,7 @@ fn build_optimizer<M: AutodiffModule<AB>>(c: &TrainConfig) -> Result<Opt<M>> {
             LanczosOptConfig::new()
                 .with_rank(c.rank)
                 .with_eta(c.eta)
-                .init::<B>()?,
+                .init::<BB>()?,
             FixedDamping::new(fixed.unwrap_or(c.damping_floor))?,
         ),
         _ => {
@@ -398,16 +446,21 @@ fn build_optimizer<M: AutodiffModule<AB>>(c: &TrainConfig) -> Result<Opt<M>> {
                 .with_epsilon(eps)
                 .with_weight_decay(c.weight_decay)
                 .with_weight_decay_mode(mode)
-                .init_damped::<AB, M>(cell.clone())?;
+                .init_damped::<Autodiff<BB>, M>(cell.clone())?;
             Opt::Adam(adam, cell)
         }
     })
 }
 
-fn schedule(name: &str) -> Schedule {
-    match name {
+fn schedule(config: &TrainConfig) -> Schedule {
+    match config.schedule.as_str() {
         "cosine" => Schedule::Cosine { min_ratio: 0.0 },
         "linear-decay" => Schedule::LinearDecay { ratio: 0.01 },
+        // α_avg = α₀/2 as in the paper; validation guarantees averaging is on.
+        "averaging-decay" => Schedule::AveragingDecay {
+            averaging_start: config.averaging_start().unwrap_or(config.epochs) as f64,
+            avg_ratio: 0.5,
+        },
         "warm-ramp" => Schedule::WarmRamp {
             kappa: 5.0,
             ratio: 0.01,
@@ -437,16 +490,39 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| io(path, e))
 }
 
-fn evaluate<M: AutodiffModule<AB>>(model: &M, data: &[Batch<B, 2>]) -> Result<(f64, f64)>
-where
-    M::InnerModule: Network<B, 2> + curvature_core::CurvatureModel<B, 2>,
-{
-    let e = Objective::new(model.valid(), Loss::CrossEntropy, data.to_vec())?.evaluate()?;
+/// Loss and accuracy of `model` (inference form) on `data`.
+fn evaluate<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
+    model: &M,
+    data: &[Batch<BB, D>],
+) -> Result<(f64, f64)> {
+    let e = Objective::new(model.clone(), Loss::CrossEntropy, data.to_vec())?.evaluate()?;
     Ok((e.loss, e.accuracy.unwrap_or(0.0)))
 }
 
+/// The model a run reports on: the current iterate, or once iterate averaging has begun the
+/// averaged weights with their batch-norm statistics recomputed over `data` (the averaged
+/// weights never produced statistics of their own; Izmailov et al. 2018).
+fn reported_model<BB: Backend, M, const D: usize>(
+    model: &M,
+    average: Option<&IterateAverage<Autodiff<BB>>>,
+    data: &Vec<Batch<BB, D>>,
+) -> Result<M::InnerModule>
+where
+    M: AutodiffModule<Autodiff<BB>>,
+    M::InnerModule: CurvatureModel<BB, D>,
+{
+    match average.map(|a| a.averaged(model.clone())).transpose()? {
+        Some(Some(averaged)) => {
+            let inner = averaged.valid();
+            recompute_running_stats(&inner, data)?;
+            Ok(inner)
+        }
+        _ => Ok(model.valid()),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
-fn run<M>(
+fn run<BB: Backend, M, const D: usize>(
     config: &TrainConfig,
     paths: &RunPaths,
     resume: bool,
@@ -454,14 +530,15 @@ fn run<M>(
     mut model: M,
     train: &ClassificationData,
     val: &ClassificationData,
+    device: &BB::Device,
 ) -> Result<Vec<EpochMetrics>>
 where
-    M: AutodiffModule<AB> + Network<AB, 2>,
-    M::InnerModule: Network<B, 2> + curvature_core::CurvatureModel<B, 2>,
+    M: AutodiffModule<Autodiff<BB>> + Network<Autodiff<BB>, D>,
+    M::InnerModule: CurvatureModel<BB, D>,
 {
-    let device = Default::default();
+    let device = device.clone();
     let quiet = options.progress == ProgressMode::Quiet;
-    let mut opt = build_optimizer::<M>(config)?;
+    let mut opt = build_optimizer::<BB, M>(config)?;
     let auto = matches!(config.damping, Some(DampingSetting::Auto(_)));
     let floor = match opt {
         Opt::Kfac(..) | Opt::Lanczos(..) => config.damping_floor,
@@ -513,16 +590,36 @@ where
     if let (Opt::Adam(_, cell), Some(rmt)) = (&opt, &state.rmt) {
         cell.follow(rmt)?;
     }
+    let batch_size = config.batch_size.min(train.len());
+    // Iterate averaging from the end of epoch T_avg (in steps), on any optimiser.
+    let mut average = match config.averaging_start() {
+        Some(t_avg) => {
+            let average = IterateAverage::<Autodiff<BB>>::new(AveragingSchedule {
+                start: (t_avg * train.len().div_ceil(batch_size)).max(1),
+                frequency: config.average_every,
+            })?;
+            Some(if resume {
+                average.load_record(read_record(&paths.checkpoint().join("average"), &device)?)
+            } else {
+                average
+            })
+        }
+        None => None,
+    };
+    // Training-time augmentation, drawn anew every epoch from (seed, epoch).
+    let augmentation = match train.example_shape[..] {
+        [_, h, w] => config.augmentation(h.min(w)),
+        _ => None,
+    };
 
-    let val_batches = val.batches::<B, 2>(val.len().min(1000), &device)?;
-    let train_eval = train.batches::<B, 2>(train.len().min(1000), &device)?;
+    let val_batches = val.batches::<BB, D>(val.len().min(1000), &device)?;
+    let train_eval = train.batches::<BB, D>(train.len().min(1000), &device)?;
     // RMT sub-sample: up to 10 000 training examples in batches of 128 (damping paper §7);
     // also the data of the spectra recorded during training.
     let subsample = train
         .take(10_000)
-        .batches::<B, 2>(128.min(train.len()), &device)?;
-    let sched = schedule(&config.schedule);
-    let batch_size = config.batch_size.min(train.len());
+        .batches::<BB, D>(128.min(train.len()), &device)?;
+    let sched = schedule(config);
     let mut rows = Vec::new();
     for epoch in state.epochs_done..config.epochs {
         let start = Instant::now();
@@ -533,7 +630,17 @@ where
             epoch as u64,
         ));
         order.shuffle(&mut rng);
-        let batches = train.select(&order).batches::<B, 2>(batch_size, &device)?;
+        let epoch_data = match &augmentation {
+            Some(a) => std::borrow::Cow::Owned(a.augment_all(
+                train,
+                curvature_core::derive_seed(config.seed ^ AUGMENT_STREAM, epoch as u64),
+            )?),
+            None => std::borrow::Cow::Borrowed(train),
+        };
+        let batches = epoch_data
+            .select(&order)
+            .batches::<BB, D>(batch_size, &device)?;
+        drop(epoch_data);
         let n_batches = batches.len();
         let mut bar = Progress::new(
             format!("epoch {}/{}", epoch + 1, config.epochs),
@@ -569,7 +676,7 @@ where
                     first_order(o, lr, model, batch)
                 }
                 Opt::Kfac(o, fixed) => {
-                    let x = Tensor::<AB, 2>::from_inner(batch.inputs.clone());
+                    let x = Tensor::<Autodiff<BB>, D>::from_inner(batch.inputs.clone());
                     o.step(
                         model,
                         lr,
@@ -606,12 +713,15 @@ where
                 }
                 Err((_, e)) => return Err(e.into()),
             };
+            if let Some(a) = &mut average {
+                a.observe(&model)?;
+            }
             state.steps += 1;
             state.batches_done = i + 1;
             bar.advance(1, &format!("loss {loss:.4}"));
             if options.interrupt.as_ref().is_some_and(Interrupt::raised) && i + 1 < n_batches {
                 bar.finish();
-                checkpoint(paths, &model, &opt, &state)?;
+                checkpoint(paths, &model, &opt, average.as_ref(), &state)?;
                 return Err(LabError::Interrupted {
                     step: state.steps,
                     out: paths.out.clone(),
@@ -620,8 +730,9 @@ where
         }
         bar.finish();
         let seconds = start.elapsed().as_secs_f64();
-        let (train_loss, train_accuracy) = evaluate(&model, &train_eval)?;
-        let (val_loss, val_accuracy) = evaluate(&model, &val_batches)?;
+        let reported = reported_model(&model, average.as_ref(), &train_eval)?;
+        let (train_loss, train_accuracy) = evaluate(&reported, &train_eval)?;
+        let (val_loss, val_accuracy) = evaluate(&reported, &val_batches)?;
         state.epochs_done = epoch + 1;
         state.batches_done = 0;
         let damping = match &opt {
@@ -643,9 +754,9 @@ where
             seconds,
         };
         if config.spectrum_every > 0 && (epoch + 1) % config.spectrum_every == 0 {
-            record_spectrum(config, paths, &model, &subsample, &row, options.progress)?;
+            record_spectrum(config, paths, &reported, &subsample, &row, options.progress)?;
         }
-        checkpoint(paths, &model, &opt, &state)?;
+        checkpoint(paths, &model, &opt, average.as_ref(), &state)?;
         append_line(&paths.metrics(), &row.csv())?;
         plot_run(paths)?;
         if !quiet {
@@ -670,7 +781,9 @@ where
             });
         }
     }
-    save_safetensors(&model.valid(), paths.weights(), &module_path)?;
+    // The reported model: with iterate averaging, the average (as Gadam and SWA evaluate).
+    let reported = reported_model(&model, average.as_ref(), &train_eval)?;
+    save_safetensors(&reported, paths.weights(), &module_path)?;
     if let Some(last) = rows.last() {
         write_atomic(
             &paths.summary(),
@@ -710,19 +823,15 @@ fn append_line(path: &Path, line: &str) -> Result<()> {
 
 /// The Hessian spectrum of the training sub-sample at the end of an epoch: a row of
 /// `spectra.csv`, `spectra/epoch-N.json` and its stem plot `spectra/epoch-N.svg`.
-fn record_spectrum<M>(
+fn record_spectrum<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
     config: &TrainConfig,
     paths: &RunPaths,
     model: &M,
-    data: &[Batch<B, 2>],
+    data: &[Batch<BB, D>],
     row: &EpochMetrics,
     progress: ProgressMode,
-) -> Result<()>
-where
-    M: AutodiffModule<AB>,
-    M::InnerModule: curvature_core::CurvatureModel<B, 2>,
-{
-    let objective = Objective::new(model.valid(), Loss::CrossEntropy, data.to_vec())?;
+) -> Result<()> {
+    let objective = Objective::new(model.clone(), Loss::CrossEntropy, data.to_vec())?;
     let s = lanczos_summary(
         &objective.hessian(),
         config.spectrum_steps,
@@ -851,25 +960,26 @@ fn plot_run(paths: &RunPaths) -> Result<()> {
 }
 
 /// A checked first-order step on the batch's mean cross-entropy.
-fn first_order<M, O>(
+fn first_order<BB: Backend, M, O, const D: usize>(
     opt: &mut O,
     lr: f64,
     model: M,
-    batch: &Batch<B, 2>,
+    batch: &Batch<BB, D>,
 ) -> std::result::Result<(M, f64), (M, OptimError)>
 where
-    M: AutodiffModule<AB> + Network<AB, 2>,
-    O: Optimizer<M, AB>,
+    M: AutodiffModule<Autodiff<BB>> + Network<Autodiff<BB>, D>,
+    O: Optimizer<M, Autodiff<BB>>,
 {
     let loss = Loss::CrossEntropy.batch_mean(&model, batch, BatchNormMode::Train);
     checked_step(opt, lr, model, loss)
 }
 
 /// Write model, optimiser and state to `checkpoint.tmp`, then swap it in.
-fn checkpoint<M: AutodiffModule<AB>>(
+fn checkpoint<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
     paths: &RunPaths,
     model: &M,
-    opt: &Opt<M>,
+    opt: &Opt<BB, M>,
+    average: Option<&IterateAverage<Autodiff<BB>>>,
     state: &State,
 ) -> Result<()> {
     let tmp = paths.out.join("checkpoint.tmp");
@@ -888,6 +998,10 @@ fn checkpoint<M: AutodiffModule<AB>>(
         Opt::Lanczos(o, _) => rec.record(o.to_record(), opt_path),
     }
     .map_err(|e| io(tmp.join("optimizer.bin"), e))?;
+    if let Some(a) = average {
+        rec.record(a.to_record(), tmp.join("average"))
+            .map_err(|e| io(tmp.join("average.bin"), e))?;
+    }
     std::fs::write(
         tmp.join("state.json"),
         serde_json::to_string_pretty(state).expect("serialisable"),

@@ -9,13 +9,15 @@
 use std::path::PathBuf;
 
 use burn::tensor::backend::Backend;
-use curvature_core::{BatchNormMode, HessianVarianceConfig, Loss, Objective, hessian_variance};
+use curvature_core::{
+    BatchNormMode, CurvatureModel, HessianVarianceConfig, Loss, Objective, hessian_variance,
+};
 use serde::Serialize;
 
+use crate::backend::BackendChoice;
 use crate::config::TrainConfig;
 use crate::error::{Result, require_positive};
-use crate::setup::{AnyModel, build_model, load_weights, split};
-use crate::train::B;
+use crate::setup::{ModelVisitor, load_weights, split, with_model};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -34,6 +36,8 @@ pub struct VarianceRequest {
     pub bn_mode: BatchNormMode,
     /// Seed of `v`.
     pub seed: u64,
+    /// Backend, device and precision.
+    pub backend: BackendChoice,
 }
 
 /// The result (serialised as the JSON of `--json`).
@@ -96,36 +100,21 @@ pub fn measure_variance(request: &VarianceRequest) -> Result<VarianceResult> {
         ("batch_size", request.batch_size),
         ("max_examples", request.max_examples),
     ])?;
-    let device = Default::default();
-    B::seed(&device, request.config.seed);
     let data = split(&request.config, &request.split)?;
     let n = data.len();
     let batch = request.batch_size.min(n);
-    let batches = data
-        .take(request.max_examples)
-        .batches::<B, 2>(batch, &device)?;
-    let (d, k) = (data.example_len(), data.num_classes);
-    let config = HessianVarianceConfig::new()
-        .with_max_examples(request.max_examples)
-        .with_seed(request.seed);
-    let v = match build_model::<B>(&request.config, d, k, &device)? {
-        AnyModel::Logistic(m) => {
-            let m = match &request.weights {
-                Some(p) => load_weights(m, p)?,
-                None => m,
-            };
-            let o = Objective::new(m, Loss::CrossEntropy, batches)?.with_bn_mode(request.bn_mode);
-            hessian_variance(&o, &config)?
-        }
-        AnyModel::Mlp(m) => {
-            let m = match &request.weights {
-                Some(p) => load_weights(m, p)?,
-                None => m,
-            };
-            let o = Objective::new(m, Loss::CrossEntropy, batches)?.with_bn_mode(request.bn_mode);
-            hessian_variance(&o, &config)?
-        }
+    let visitor = WithModel {
+        request,
+        data: data.take(request.max_examples),
+        batch,
     };
+    let v = with_model(
+        &request.config,
+        &request.backend,
+        &data.example_shape,
+        data.num_classes,
+        visitor,
+    )?;
     let factor = 1.0 / batch as f64 - 1.0 / n as f64;
     Ok(VarianceResult {
         variance: v.variance,
@@ -137,4 +126,32 @@ pub fn measure_variance(request: &VarianceRequest) -> Result<VarianceResult> {
         optimal_damping: v.variance,
         per_example_variance: (factor > 0.0).then(|| v.variance / factor),
     })
+}
+
+/// Algorithm 1 on whichever model the request names.
+struct WithModel<'a> {
+    request: &'a VarianceRequest,
+    data: curvature_data::ClassificationData,
+    batch: usize,
+}
+
+impl ModelVisitor for WithModel<'_> {
+    type Output = curvature_core::HessianVariance;
+    fn visit<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
+        self,
+        model: M,
+        device: &BB::Device,
+    ) -> Result<Self::Output> {
+        let request = self.request;
+        let batches = self.data.batches::<BB, D>(self.batch, device)?;
+        let model = match &request.weights {
+            Some(p) => load_weights(model, p)?,
+            None => model,
+        };
+        let config = HessianVarianceConfig::new()
+            .with_max_examples(request.max_examples)
+            .with_seed(request.seed);
+        let o = Objective::new(model, Loss::CrossEntropy, batches)?.with_bn_mode(request.bn_mode);
+        Ok(hessian_variance(&o, &config)?)
+    }
 }

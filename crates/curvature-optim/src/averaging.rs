@@ -40,22 +40,35 @@ pub struct IterateAveragingRecord<B: Backend, R: Record<B>> {
     pub average: Option<Tensor<B, 1>>,
 }
 
-/// An optimiser that also keeps the running mean of its iterates.
+/// The running mean of a module's parameters over the iterates of a training run, on any
+/// optimiser: call [`observe`](Self::observe) after every step. [`IterateAveraging`] wraps a
+/// burn optimiser with one; training loops around optimisers with their own step API (KFAC,
+/// LanczosOPT) use it directly.
 #[derive(Clone)]
-pub struct IterateAveraging<O, B: AutodiffBackend> {
-    inner: O,
+pub struct IterateAverage<B: AutodiffBackend> {
     schedule: AveragingSchedule,
     steps: usize,
     count: usize,
     average: Option<Tensor<B::InnerBackend, 1>>,
 }
 
-impl<O, B: AutodiffBackend> IterateAveraging<O, B> {
-    /// Wrap `inner`.
+/// Saved [`IterateAverage`] state.
+#[derive(Record, Clone)]
+pub struct IterateAverageRecord<B: Backend> {
+    /// Steps observed.
+    pub steps: usize,
+    /// Iterates averaged.
+    pub count: usize,
+    /// The running mean of the parameters (flat, in `ParamLayout` order).
+    pub average: Option<Tensor<B, 1>>,
+}
+
+impl<B: AutodiffBackend> IterateAverage<B> {
+    /// An empty average following `schedule`.
     ///
     /// # Errors
     /// `frequency = 0`.
-    pub fn new(inner: O, schedule: AveragingSchedule) -> OResult<Self> {
+    pub fn new(schedule: AveragingSchedule) -> OResult<Self> {
         if schedule.frequency == 0 {
             return Err(invalid(
                 "AveragingSchedule",
@@ -65,7 +78,6 @@ impl<O, B: AutodiffBackend> IterateAveraging<O, B> {
             ));
         }
         Ok(Self {
-            inner,
             schedule,
             steps: 0,
             count: 0,
@@ -78,8 +90,46 @@ impl<O, B: AutodiffBackend> IterateAveraging<O, B> {
         self.count
     }
 
+    /// Optimiser steps observed so far.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// Record one optimiser step that produced `module`: from step `start` on, every
+    /// `frequency` steps, `w̄ ← w̄ + (w − w̄)/(n + 1)`.
+    ///
+    /// # Errors
+    /// A module whose parameters do not match the average kept so far.
+    pub fn observe<M: AutodiffModule<B>>(&mut self, module: &M) -> OResult<()> {
+        self.steps += 1;
+        if self.steps < self.schedule.start
+            || (self.steps - self.schedule.start) % self.schedule.frequency != 0
+        {
+            return Ok(());
+        }
+        let layout = ParamLayout::of(module)?;
+        let w = layout.flatten(&module.valid())?;
+        self.average = Some(match self.average.take() {
+            Some(avg) => {
+                if avg.dims() != w.dims() {
+                    return Err(invalid(
+                        "IterateAverage",
+                        "module",
+                        w.dims()[0],
+                        "has a different parameter count than the average",
+                    ));
+                }
+                avg.clone() + (w - avg).mul_scalar(1.0 / (self.count + 1) as f64)
+            }
+            None => w,
+        });
+        self.count += 1;
+        Ok(())
+    }
+
     /// The averaged model (parameters replaced by their running mean), or `None` before
-    /// averaging started.
+    /// averaging started. Batch-norm running statistics are `module`'s; recompute them
+    /// ([`curvature_nets::recompute_running_stats`]) before evaluating.
     ///
     /// # Errors
     /// A module whose parameters do not match the averaged vector.
@@ -91,24 +141,60 @@ impl<O, B: AutodiffBackend> IterateAveraging<O, B> {
         Ok(Some(layout.load(module, avg.clone())?))
     }
 
-    fn accumulate<M: AutodiffModule<B>>(&mut self, module: &M) {
-        self.steps += 1;
-        if self.steps < self.schedule.start
-            || (self.steps - self.schedule.start) % self.schedule.frequency != 0
-        {
-            return;
+    /// The state to save.
+    pub fn to_record(&self) -> IterateAverageRecord<B> {
+        IterateAverageRecord {
+            steps: self.steps,
+            count: self.count,
+            average: self.average.clone().map(Tensor::from_inner),
         }
-        let Ok(layout) = ParamLayout::of(module) else {
-            return;
-        };
-        let Ok(w) = layout.flatten(&module.valid()) else {
-            return;
-        };
-        self.average = Some(match self.average.take() {
-            Some(avg) => avg.clone() + (w - avg).mul_scalar(1.0 / (self.count + 1) as f64),
-            None => w,
-        });
-        self.count += 1;
+    }
+
+    /// Restore saved state.
+    pub fn load_record(mut self, record: IterateAverageRecord<B>) -> Self {
+        self.steps = record.steps;
+        self.count = record.count;
+        self.average = record.average.map(Tensor::inner);
+        self
+    }
+}
+
+/// An optimiser that also keeps the running mean of its iterates ([`IterateAverage`]).
+#[derive(Clone)]
+pub struct IterateAveraging<O, B: AutodiffBackend> {
+    inner: O,
+    average: IterateAverage<B>,
+}
+
+impl<O, B: AutodiffBackend> IterateAveraging<O, B> {
+    /// Wrap `inner`.
+    ///
+    /// # Errors
+    /// `frequency = 0`.
+    pub fn new(inner: O, schedule: AveragingSchedule) -> OResult<Self> {
+        Ok(Self {
+            inner,
+            average: IterateAverage::new(schedule)?,
+        })
+    }
+
+    /// Number of iterates averaged so far.
+    pub fn count(&self) -> usize {
+        self.average.count()
+    }
+
+    /// The averaged model (parameters replaced by their running mean), or `None` before
+    /// averaging started.
+    ///
+    /// # Errors
+    /// A module whose parameters do not match the averaged vector.
+    pub fn averaged<M: AutodiffModule<B>>(&self, module: M) -> OResult<Option<M>> {
+        self.average.averaged(module)
+    }
+
+    /// The running average itself.
+    pub fn average(&self) -> &IterateAverage<B> {
+        &self.average
     }
 }
 
@@ -122,30 +208,34 @@ where
 
     fn step(&mut self, lr: f64, module: M, grads: GradientsParams) -> M {
         let module = self.inner.step(lr, module, grads);
-        self.accumulate(&module);
+        // burn's `Optimizer::step` cannot fail; a module is always its own layout.
+        let _ = self.average.observe(&module);
         module
     }
 
     fn step_multi(&mut self, lr: f64, module: M, grads: MultiGradientsParams) -> M {
         let module = self.inner.step_multi(lr, module, grads);
-        self.accumulate(&module);
+        let _ = self.average.observe(&module);
         module
     }
 
     fn to_record(&self) -> Self::Record {
+        let a = self.average.to_record();
         IterateAveragingRecord {
             inner: self.inner.to_record(),
-            steps: self.steps,
-            count: self.count,
-            average: self.average.clone().map(Tensor::from_inner),
+            steps: a.steps,
+            count: a.count,
+            average: a.average,
         }
     }
 
     fn load_record(mut self, record: Self::Record) -> Self {
         self.inner = self.inner.load_record(record.inner);
-        self.steps = record.steps;
-        self.count = record.count;
-        self.average = record.average.map(Tensor::inner);
+        self.average = self.average.load_record(IterateAverageRecord {
+            steps: record.steps,
+            count: record.count,
+            average: record.average,
+        });
         self
     }
 }

@@ -30,7 +30,10 @@ mod sgd;
 mod weight_decay;
 
 pub use adam::{Adam, AdamConfig, AdamState};
-pub use averaging::{AveragingSchedule, IterateAveraging, IterateAveragingRecord, gadam};
+pub use averaging::{
+    AveragingSchedule, IterateAverage, IterateAverageRecord, IterateAveraging,
+    IterateAveragingRecord, gadam,
+};
 pub use checked::checked_step;
 pub use damping::{
     DampingCell, DampingPolicy, FixedDamping, LevenbergMarquardt, RmtDamping, curvature_lr_ratio,

@@ -189,3 +189,59 @@ fn batch_norm_statistics_are_recomputed_for_the_averaged_model() {
     let empty: Vec<Batch<B, 4>> = Vec::new();
     assert!(recompute_running_stats(&averaged, &empty).is_err());
 }
+
+/// [`IterateAverage`] on its own (what training loops around KFAC and LanczosOPT use): the
+/// mean of the observed modules, a record round trip, and a clear error for a module of
+/// another shape.
+#[test]
+fn a_standalone_average_follows_any_loop_and_refuses_another_model() {
+    let dev = Default::default();
+    let schedule = AveragingSchedule {
+        start: 1,
+        frequency: 1,
+    };
+    let mut avg = IterateAverage::<AB>::new(schedule).unwrap();
+    // Two independent initialisations: different weights.
+    let a = LogisticRegressionConfig::new(64, 10)
+        .init::<AB>(&dev)
+        .unwrap();
+    let b = LogisticRegressionConfig::new(64, 10)
+        .init::<AB>(&dev)
+        .unwrap();
+    assert!(avg.averaged(a.clone()).unwrap().is_none());
+    avg.observe(&a).unwrap();
+    avg.observe(&b).unwrap();
+    assert_eq!((avg.steps(), avg.count()), (2, 2));
+    let layout = ParamLayout::of(&a).unwrap();
+    let (wa, wb) = (
+        to_vec(&layout.flatten(&a.valid()).unwrap()),
+        // Blocks are found by parameter id: each module flattens with its own layout.
+        to_vec(&ParamLayout::of(&b).unwrap().flatten(&b.valid()).unwrap()),
+    );
+    assert_ne!(wa, wb);
+    let mean: Vec<f64> = wa.iter().zip(&wb).map(|(x, y)| (x + y) / 2.0).collect();
+    let averaged = avg.averaged(a.clone()).unwrap().unwrap();
+    assert_rel_close(
+        &to_vec(&layout.flatten(&averaged.valid()).unwrap()),
+        &mean,
+        1e-12,
+        "mean of two modules",
+    );
+    let restored = IterateAverage::<AB>::new(schedule)
+        .unwrap()
+        .load_record(avg.to_record());
+    assert_eq!((restored.steps(), restored.count()), (2, 2));
+    assert_eq!(
+        to_vec(
+            &layout
+                .flatten(&restored.averaged(a).unwrap().unwrap().valid())
+                .unwrap()
+        ),
+        to_vec(&layout.flatten(&averaged.valid()).unwrap())
+    );
+    let other = LogisticRegressionConfig::new(10, 3)
+        .init::<AB>(&dev)
+        .unwrap();
+    let err = avg.observe(&other).unwrap_err().to_string();
+    assert!(err.contains("parameter count"), "{err}");
+}
