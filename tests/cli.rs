@@ -734,7 +734,7 @@ fn variance_interpolate_block_spectra_and_plots() {
     );
 }
 
-/// Every bundled preset runs as a one-epoch sweep (or train, for presets without a grid) and
+/// Every bundled preset runs as a two-epoch sweep (or train, for presets without a grid) and
 /// writes its summary table and heat map; a second run reuses finished runs; an unknown preset
 /// lists the valid names.
 #[test]
@@ -776,7 +776,7 @@ fn every_mini_preset_runs_at_a_tiny_size() {
                 "--preset",
                 name,
                 "--set",
-                "epochs=1",
+                "epochs=2",
                 "--set",
                 "spectrum_every=0",
                 "--out",
@@ -806,7 +806,7 @@ fn every_mini_preset_runs_at_a_tiny_size() {
             "--preset",
             names[0],
             "--set",
-            "epochs=1",
+            "epochs=2",
             "--set",
             "spectrum_every=0",
             "--out",
@@ -823,7 +823,7 @@ fn every_mini_preset_runs_at_a_tiny_size() {
             "--preset",
             names[0],
             "--set",
-            "epochs=2",
+            "epochs=3",
             "--set",
             "spectrum_every=0",
             "--out",

@@ -154,7 +154,7 @@ pub struct TrainConfig {
     pub augment: String,
     /// Iterate averaging (SWA / Gadam): average the weights after every `average_every`-th
     /// step from the end of this epoch on; evaluation, spectra and the final weights then use
-    /// the average (batch-norm statistics recomputed). `gadam` defaults to ⌈epochs/2⌉.
+    /// the average (batch-norm statistics recomputed). `gadam` defaults to ⌊epochs/2⌋.
     pub average_from: Option<usize>,
     /// Steps between averaged iterates.
     pub average_every: usize,
@@ -210,11 +210,11 @@ fn check_name(kind: &'static str, name: &str, valid: &[&'static str]) -> Result<
 }
 
 impl TrainConfig {
-    /// The epoch `T_avg` after which iterates are averaged: `average_from`, or ⌈epochs/2⌉
+    /// The epoch `T_avg` after which iterates are averaged: `average_from`, or ⌊epochs/2⌋
     /// for `gadam`; `None`: no averaging.
     pub fn averaging_start(&self) -> Option<usize> {
         self.average_from
-            .or((self.optimizer == "gadam").then(|| self.epochs.div_ceil(2)))
+            .or((self.optimizer == "gadam").then_some(self.epochs / 2))
     }
 
     /// The augmentation of `augment`, for images of side `side` (`None` for `none`).
@@ -247,6 +247,14 @@ impl TrainConfig {
                     "average_from",
                     t,
                     "must be smaller than epochs (averaging would never start)",
+                ));
+            }
+            Some(0) if self.schedule == "averaging-decay" => {
+                return Err(invalid(
+                    "average_from",
+                    0,
+                    "the averaging-decay schedule decays towards the averaging start: it must be \
+                     at least epoch 1",
                 ));
             }
             None if self.schedule == "averaging-decay" => {
@@ -402,8 +410,16 @@ mod tests {
             ..Default::default()
         };
         gadam.validate().unwrap();
-        assert_eq!(gadam.averaging_start(), Some(5), "⌈9/2⌉");
+        assert_eq!(gadam.averaging_start(), Some(4), "⌊9/2⌋");
         assert_eq!(TrainConfig::default().averaging_start(), None);
+        let e = TrainConfig {
+            epochs: 1,
+            ..gadam.clone()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("at least epoch 1"), "T_avg = ⌊1/2⌋ = 0: {e}");
         let late = TrainConfig {
             average_from: Some(10),
             ..Default::default()

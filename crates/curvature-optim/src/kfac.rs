@@ -51,8 +51,6 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::record::Record;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::module::unfold4d;
-use burn::tensor::ops::UnfoldOptions;
 use burn::tensor::{Tensor, TensorData, activation};
 use curvature_core::reduce::{has_non_finite, scalar, to_host};
 use curvature_core::{Loss, Targets, derive_seed};
@@ -414,11 +412,9 @@ fn batch_factors<B: Backend>(
             ProbeGrad::Conv(g),
         ) => {
             let n = input.dims()[0];
-            let patches = unfold4d(
-                input.clone(),
-                *kernel,
-                UnfoldOptions::new(*stride, *padding, *dilation),
-            ); // [N, C·kh·kw, T]
+            // [N, C·kh·kw, T], as the layer's own lowering (burn's unfold4d is a convolution).
+            let patches =
+                curvature_nets::im2col(input.clone(), *kernel, *stride, *padding, *dilation);
             let [_, d, t] = patches.dims();
             let a = with_ones(patches.swap_dims(1, 2).reshape([n * t, d]), bias.is_some());
             let [_, out, h, w] = g.dims();
