@@ -482,7 +482,7 @@ struct SpectrumArgs {
     /// diagonal block of the operator. An unknown name lists the valid ones.
     #[arg(long)]
     block: Option<String>,
-    /// Draw the stem plot (log-scale y axis, like the papers' figures) to this .svg file.
+    /// Draw the stem plot (log-scale y axis, like the papers' figures) to this .svg or .png file.
     #[arg(long)]
     plot: Option<PathBuf>,
     /// Add the Gaussian-smoothed density to the plot.
@@ -686,7 +686,7 @@ fn quickstart() -> Result<()> {
         100.0 * s.degenerate_mass
     );
     println!(
-        "outputs in {}/: config.json, metrics.csv, spectra.csv, spectra/, plots/ (SVG), \
+        "outputs in {}/: config.json, metrics.csv, spectra.csv, spectra/, plots/ (SVG and PNG), \
          checkpoint/, weights.safetensors",
         out.display()
     );
@@ -831,7 +831,7 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
             println!(
-                "written: {0}/interpolation.csv, {0}/interpolation-loss.svg, {0}/interpolation-accuracy.svg",
+                "written: {0}/interpolation.csv, {0}/interpolation-{{loss,accuracy}}.{{svg,png}}",
                 args.out.display()
             );
             Ok(())
@@ -918,7 +918,7 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", std::fs::read_to_string(args.out.join("summary.md"))?);
             let diverged = cells.iter().filter(|c| c.last.is_none()).count();
             println!(
-                "{} runs ({diverged} diverged); written: {out}/summary.csv, {out}/summary.md, {out}/heatmap.svg",
+                "{} runs ({diverged} diverged); written: {out}/summary.csv, {out}/summary.md, {out}/heatmap.{{svg,png}}",
                 cells.len(),
                 out = args.out.display(),
             );

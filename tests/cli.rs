@@ -52,6 +52,7 @@ fn quickstart_runs_with_no_arguments() {
         "summary.json",
         "spectra.csv",
         "plots/spectrum.svg",
+        "plots/spectrum.png",
     ] {
         assert!(out.join(f).exists(), "{f} missing: {}", text(&o));
     }
@@ -602,11 +603,16 @@ fn variance_interpolate_block_spectra_and_plots() {
     train("b", "2000", "4");
     for f in [
         "plots/loss.svg",
+        "plots/loss.png",
         "plots/accuracy.svg",
+        "plots/accuracy.png",
         "plots/lr-damping.svg",
+        "plots/lr-damping.png",
         "plots/spectrum.svg",
+        "plots/spectrum.png",
         "spectra/epoch-0002.json",
         "spectra/epoch-0002.svg",
+        "spectra/epoch-0002.png",
     ] {
         assert!(d.join("b").join(f).exists(), "{f}");
     }
@@ -678,6 +684,7 @@ fn variance_interpolate_block_spectra_and_plots() {
         );
     }
     assert!(d.join("line/interpolation-loss.svg").exists());
+    assert!(d.join("line/interpolation-accuracy.png").exists());
     let o = curvature(
         &[
             "interpolate",
@@ -726,12 +733,16 @@ fn variance_interpolate_block_spectra_and_plots() {
         "{}",
         text(&o)
     );
-    let o = curvature(&["spectrum", "--run", "a", "--plot", "p.png"], d);
+    let o = curvature(&["spectrum", "--run", "a", "--plot", "p.jpg"], d);
     assert!(
-        !o.status.success() && text(&o).contains(".svg"),
+        !o.status.success() && text(&o).contains(".svg or .png"),
         "{}",
         text(&o)
     );
+    let o = curvature(&["spectrum", "--run", "a", "--plot", "p.png"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    let png = std::fs::read(d.join("p.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
 }
 
 /// Every bundled preset runs as a two-epoch sweep (or train, for presets without a grid) and
@@ -798,6 +809,7 @@ fn every_mini_preset_runs_at_a_tiny_size() {
             "{summary}"
         );
         assert!(out.join("summary.md").exists() && out.join("heatmap.svg").exists());
+        assert!(out.join("heatmap.png").exists(), "{name}");
     }
     // Running again reuses every finished run.
     let o = curvature(

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::backend::BackendChoice;
 use crate::config::TrainConfig;
 use crate::error::{Result, invalid, io};
-use crate::plot::{LineChart, Series, save};
+use crate::plot::{LineChart, Series, save_both};
 use crate::progress::{Progress, ProgressMode};
 use crate::setup::{ModelVisitor, load_weights, shaped_dataset, with_model};
 
@@ -52,8 +52,8 @@ pub struct LinePoint {
     pub val_accuracy: f64,
 }
 
-/// Evaluate the line; writes `interpolation.csv`, `interpolation-loss.svg` and
-/// `interpolation-accuracy.svg` into `out`.
+/// Evaluate the line; writes `interpolation.csv`, `interpolation-loss.svg`/`.png` and
+/// `interpolation-accuracy.svg`/`.png` into `out`.
 ///
 /// # Errors
 /// Invalid sizes, unreadable or mismatched weights, file errors.
@@ -98,7 +98,7 @@ pub fn interpolate(request: &InterpolateRequest, out: &Path) -> Result<Vec<LineP
     };
     for (file, title, log_y, s) in [
         (
-            "interpolation-loss.svg",
+            "interpolation-loss",
             "loss along (1 − α) θ_A + α θ_B",
             true,
             [
@@ -107,7 +107,7 @@ pub fn interpolate(request: &InterpolateRequest, out: &Path) -> Result<Vec<LineP
             ],
         ),
         (
-            "interpolation-accuracy.svg",
+            "interpolation-accuracy",
             "accuracy along (1 − α) θ_A + α θ_B",
             false,
             [
@@ -123,7 +123,7 @@ pub fn interpolate(request: &InterpolateRequest, out: &Path) -> Result<Vec<LineP
             log_y,
             series: s.to_vec(),
         };
-        save(&chart.render(), &out.join(file))?;
+        save_both(&chart.render(), out, file)?;
     }
     Ok(points)
 }

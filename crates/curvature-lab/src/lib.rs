@@ -5,11 +5,11 @@
 //! per-epoch metrics, atomic checkpoints and bit-identical resumption on the CPU.
 //!
 //! Modules, one per command: [`train`](mod@train) (SGD, Adam/AdamW/Adam-D, KFAC and LanczosOPT with fixed
-//! or RMT auto-damping and the papers' schedules; SVG plots; spectra during training; Ctrl-C
+//! or RMT auto-damping and the papers' schedules; SVG and PNG plots; spectra during training; Ctrl-C
 //! checkpoints), [`spectrum`](mod@spectrum) (Hessian / GGN / Hessian − GGN by Lanczos + SLQ or dense, per
 //! parameter block), [`variance`](mod@variance) (Algorithm 1 of the damping paper), [`interpolate`](mod@interpolate),
 //! [`sweep`](mod@sweep) and [`presets`](mod@presets) (the bundled `-mini` experiments), [`bench`](mod@bench) (timings on any burn
-//! backend), with [`plot`](mod@plot) and [`progress`] shared by all. Every model of
+//! backend), with [`plot`](mod@plot) (+ [`raster`] for PNG) and [`progress`] shared by all. Every model of
 //! `curvature-nets` (logistic regression, MLP, CNN, VGG-16, PreResNet, WideResNet) trains on
 //! optdigits, Gaussian clusters, MNIST, Fashion-MNIST and CIFAR-10/100 by name; one generic
 //! body per command serves them all (a model visitor over the input rank).
@@ -23,6 +23,7 @@ pub mod interpolate;
 pub mod plot;
 pub mod presets;
 pub mod progress;
+pub mod raster;
 mod setup;
 pub mod spectrum;
 pub mod sweep;

@@ -1,7 +1,8 @@
 //! Plots of runs and spectra, written without a plotting dependency.
 //!
 //! A chart ([`LineChart`], [`StemChart`], [`Heatmap`]) lays itself out as a [`Scene`] of
-//! primitive shapes in pixel coordinates; [`save`] writes the scene as SVG (`.svg`). The
+//! primitive shapes in pixel coordinates; [`save`] writes the scene as SVG (`.svg`) or as PNG
+//! (`.png`, rasterised by [`crate::raster`] with an embedded font). The
 //! charts follow the papers' figures: training curves against epochs, the single-vector Lanczos
 //! stem plot of Ritz values and weights on a log-scale y axis (Granziol et al., *Towards
 //! understanding the true loss surface…*, Figs. 1–3) with an optional Gaussian-smoothed
@@ -18,6 +19,8 @@ const LEFT: f64 = 84.0;
 const RIGHT: f64 = 24.0;
 const TOP: f64 = 44.0;
 const BOTTOM: f64 = 62.0;
+/// Text colour.
+const TEXT: &str = "#000000";
 /// Line colours (the "tab10" palette).
 const PALETTE: [&str; 8] = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -84,6 +87,8 @@ pub enum Shape {
         anchor: Anchor,
         /// Rotated to read bottom-up (y-axis labels).
         vertical: bool,
+        /// CSS colour.
+        color: String,
     },
 }
 
@@ -135,6 +140,20 @@ impl Scene {
             size,
             anchor,
             vertical: false,
+            color: TEXT.into(),
+        });
+    }
+
+    /// A y-axis label: centred on `y`, reading bottom-up.
+    fn vertical_text(&mut self, x: f64, y: f64, text: impl Into<String>, size: f64) {
+        self.shapes.push(Shape::Text {
+            x,
+            y,
+            text: text.into(),
+            size,
+            anchor: Anchor::Middle,
+            vertical: true,
+            color: TEXT.into(),
         });
     }
 
@@ -181,6 +200,7 @@ impl Scene {
                     size,
                     anchor,
                     vertical,
+                    color,
                 } => {
                     let anchor = match anchor {
                         Anchor::Start => "start",
@@ -194,7 +214,7 @@ impl Scene {
                     };
                     let _ = writeln!(
                         s,
-                        "<text x=\"{x:.2}\" y=\"{y:.2}\" font-size=\"{size}\" text-anchor=\"{anchor}\"{rotate}>{}</text>",
+                        "<text x=\"{x:.2}\" y=\"{y:.2}\" font-size=\"{size}\" text-anchor=\"{anchor}\" fill=\"{color}\"{rotate}>{}</text>",
                         esc(text)
                     );
                 }
@@ -205,22 +225,54 @@ impl Scene {
     }
 }
 
-/// Write a scene to `path`; the extension picks the format (`.svg`).
+/// Device pixels per scene pixel in PNG files (a 760×460 chart becomes 1520×920).
+pub const PNG_SCALE: f64 = 2.0;
+
+/// Write a scene to `path`; the extension picks the format: `.svg`, or `.png` rendered by
+/// [`crate::raster`] at [`PNG_SCALE`]. The file is written to a temporary name and renamed, so
+/// an interrupted run never leaves half a plot.
 ///
 /// # Errors
-/// Another extension (the message names the supported one) and file errors.
+/// Another extension (the message names the supported ones) and file errors.
 pub fn save(scene: &Scene, path: &Path) -> Result<()> {
-    let ext = path
+    let ext = check_format(path)?;
+    let bytes = match ext {
+        "svg" => scene.to_svg().into_bytes(),
+        _ => crate::raster::to_png(scene, PNG_SCALE).map_err(|e| io(path, e))?,
+    };
+    let tmp = path.with_extension(format!("{ext}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+}
+
+/// The plot format `path` names by its extension: `"svg"` or `"png"` (any case).
+///
+/// # Errors
+/// Any other extension, with a message naming the supported ones — checked before a long
+/// computation whose result is to be drawn.
+pub fn check_format(path: &Path) -> Result<&'static str> {
+    match path
         .extension()
         .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match ext.as_deref() {
-        Some("svg") => std::fs::write(path, scene.to_svg()).map_err(|e| io(path, e)),
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("svg") => Ok("svg"),
+        Some("png") => Ok("png"),
         _ => Err(io(
             path,
-            "unsupported plot format: use a .svg file (PNG is not supported by this release; convert the SVG, e.g. `rsvg-convert plot.svg -o plot.png`)",
+            "unsupported plot format: use a file ending in .svg or .png",
         )),
     }
+}
+
+/// Write `scene` as both `dir/stem.svg` and `dir/stem.png`.
+///
+/// # Errors
+/// As [`save`].
+pub fn save_both(scene: &Scene, dir: &Path, stem: &str) -> Result<()> {
+    save(scene, &dir.join(format!("{stem}.svg")))?;
+    save(scene, &dir.join(format!("{stem}.png")))
 }
 
 /// An axis: a data range mapped onto a pixel range, linear or log₁₀.
@@ -268,10 +320,35 @@ impl Axis {
     fn ticks(&self) -> Vec<(f64, String)> {
         if self.log {
             let (a, b) = (self.lo.ceil() as i32, self.hi.floor() as i32);
-            let stride = ((b - a) / 8 + 1).max(1);
-            return (a..=b)
-                .filter(|e| (e - a) % stride == 0)
-                .map(|e| (10f64.powi(e), format!("1e{e}")))
+            if b - a >= 2 {
+                let stride = ((b - a) / 8 + 1).max(1);
+                return (a..=b)
+                    .filter(|e| (e - a) % stride == 0)
+                    .map(|e| (10f64.powi(e), format!("1e{e}")))
+                    .collect();
+            }
+            // Less than two decades: 1-2-5 steps inside each decade, or every digit when the
+            // range is narrower still.
+            let in_range = |mantissas: &[f64]| -> Vec<(f64, i32, f64)> {
+                (self.lo.floor() as i32..=self.hi.ceil() as i32)
+                    .flat_map(|e| mantissas.iter().map(move |&m| (m, e, m * 10f64.powi(e))))
+                    .filter(|&(_, _, v)| (self.lo..=self.hi).contains(&v.log10()))
+                    .collect()
+            };
+            let mut ticks = in_range(&[1.0, 2.0, 5.0]);
+            if ticks.len() < 3 {
+                ticks = in_range(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+            }
+            return ticks
+                .into_iter()
+                .map(|(m, e, v)| {
+                    let label = if (-3..=4).contains(&e) {
+                        format!("{v:.*}", (-e).max(0) as usize)
+                    } else {
+                        format!("{m}e{e}")
+                    };
+                    (v, label)
+                })
                 .collect();
         }
         let raw = (self.hi - self.lo) / 6.0;
@@ -326,14 +403,7 @@ fn frame(scene: &mut Scene, title: &str, x: &Axis, y: &Axis, x_label: &str, y_la
     });
     scene.text(WIDTH / 2.0, 26.0, title, 15.0, Anchor::Middle);
     scene.text((l + r) / 2.0, HEIGHT - 18.0, x_label, 13.0, Anchor::Middle);
-    scene.shapes.push(Shape::Text {
-        x: 20.0,
-        y: (t + b) / 2.0,
-        text: y_label.into(),
-        size: 13.0,
-        anchor: Anchor::Middle,
-        vertical: true,
-    });
+    scene.vertical_text(20.0, (t + b) / 2.0, y_label, 13.0);
 }
 
 fn legend(scene: &mut Scene, names: &[&str]) {
@@ -559,16 +629,18 @@ impl Heatmap {
             let y0 = b - (i + 1) as f64 * ch;
             for (j, v) in row.iter().enumerate() {
                 let x0 = l + j as f64 * cw;
-                let (fill, label) = match v {
+                let (fill, label, ink) = match v {
                     Some(v) if v.is_finite() && (!self.log || *v > 0.0) => {
                         let t = if hi > lo {
                             (scale(*v) - lo) / (hi - lo)
                         } else {
                             0.5
                         };
-                        (ramp(t), format!("{v:.3}"))
+                        // White labels on the dark (purple and blue) end of the ramp.
+                        let ink = if t < 0.45 { "#ffffff" } else { TEXT };
+                        (ramp(t), format!("{v:.3}"), ink)
                     }
-                    _ => ("#bbbbbb".to_string(), "×".to_string()),
+                    _ => ("#bbbbbb".to_string(), "×".to_string(), TEXT),
                 };
                 scene.shapes.push(Shape::Rect {
                     x: x0 + 1.0,
@@ -577,13 +649,15 @@ impl Heatmap {
                     h: ch - 2.0,
                     fill,
                 });
-                scene.text(
-                    x0 + cw / 2.0,
-                    y0 + ch / 2.0 + 4.0,
-                    label,
-                    11.0,
-                    Anchor::Middle,
-                );
+                scene.shapes.push(Shape::Text {
+                    x: x0 + cw / 2.0,
+                    y: y0 + ch / 2.0 + 4.0,
+                    text: label,
+                    size: 11.0,
+                    anchor: Anchor::Middle,
+                    vertical: false,
+                    color: ink.into(),
+                });
             }
         }
         for (j, label) in self.x_ticks.iter().enumerate() {
@@ -612,14 +686,7 @@ impl Heatmap {
             13.0,
             Anchor::Middle,
         );
-        scene.shapes.push(Shape::Text {
-            x: 20.0,
-            y: (t + b) / 2.0,
-            text: self.y_label.clone(),
-            size: 13.0,
-            anchor: Anchor::Middle,
-            vertical: true,
-        });
+        scene.vertical_text(20.0, (t + b) / 2.0, self.y_label.clone(), 13.0);
         scene
     }
 }
@@ -642,6 +709,19 @@ mod tests {
         );
         let ticks: Vec<String> = g.ticks().into_iter().map(|t| t.1).collect();
         assert_eq!(ticks, ["1e-4", "1e-3", "1e-2", "1e-1"]);
+        // Less than two decades: 1-2-5 ticks in plain decimals, or every digit.
+        let l = Axis::fit([0.3, 2.5].into_iter(), true, 100.0, 0.0);
+        let ticks: Vec<String> = l.ticks().into_iter().map(|t| t.1).collect();
+        assert_eq!(ticks, ["0.5", "1", "2"]);
+        let n = Axis::fit([2.1e-7, 3.9e-7].into_iter(), true, 100.0, 0.0);
+        let ticks: Vec<String> = n.ticks().into_iter().map(|t| t.1).collect();
+        assert_eq!(ticks, ["3e-7"], "a single digit tick in a narrow range");
+        let w = Axis::fit([0.2, 0.9].into_iter(), true, 100.0, 0.0);
+        let ticks: Vec<String> = w.ticks().into_iter().map(|t| t.1).collect();
+        assert_eq!(
+            ticks,
+            ["0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9"]
+        );
     }
 
     #[test]
@@ -697,22 +777,39 @@ mod tests {
             title: "grid".into(),
             x_label: "δ".into(),
             y_label: "lr".into(),
-            x_ticks: vec!["a".into(), "b".into()],
+            x_ticks: vec!["a".into(), "b".into(), "c".into()],
             y_ticks: vec!["1".into()],
-            values: vec![vec![Some(0.5), None]],
+            values: vec![vec![Some(0.1), None, Some(10.0)]],
             log: true,
         }
         .render();
         assert!(heat.to_svg().contains("×"), "missing cells are marked");
+        let label_color = |label: &str| {
+            heat.shapes.iter().find_map(|s| match s {
+                Shape::Text { text, color, .. } if text == label => Some(color.clone()),
+                _ => None,
+            })
+        };
+        assert_eq!(label_color("0.100").as_deref(), Some("#ffffff"), "on dark");
+        assert_eq!(label_color("10.000").as_deref(), Some(TEXT), "on light");
     }
 
     #[test]
-    fn unsupported_formats_are_refused() {
+    fn svg_and_png_are_written_and_other_formats_refused() {
         let dir = std::env::temp_dir().join(format!("curvature-plot-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let e = save(&Scene::new(), &dir.join("a.jpg")).unwrap_err();
-        assert!(e.to_string().contains(".svg"), "{e}");
+        assert!(e.to_string().contains(".svg or .png"), "{e}");
         save(&Scene::new(), &dir.join("a.svg")).unwrap();
+        save(&Scene::new(), &dir.join("a.PNG")).unwrap();
+        let png = std::fs::read(dir.join("a.PNG")).unwrap();
+        assert_eq!(&png[..4], b"\x89PNG");
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.PNG", "a.svg"], "no temporary files left");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

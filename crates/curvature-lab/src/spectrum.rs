@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::backend::BackendChoice;
 use crate::config::{TrainConfig, augmentation};
 use crate::error::{LabError, Result, invalid, require_positive};
-use crate::plot::{StemChart, save};
+use crate::plot::{StemChart, check_format, save};
 use crate::progress::{Counted, Progress, ProgressMode};
 use crate::setup::{ModelVisitor, load_weights, split, with_model};
 
@@ -54,7 +54,7 @@ pub struct SpectrumRequest {
     /// Restrict to one parameter block (e.g. `layers.0.weight`): the diagonal block of the
     /// operator, i.e. that layer's curvature.
     pub block: Option<String>,
-    /// Draw the stem plot (Ritz values and weights, log y) to this `.svg` file.
+    /// Draw the stem plot (Ritz values and weights, log y) to this `.svg` or `.png` file.
     pub plot: Option<PathBuf>,
     /// Add the Gaussian-smoothed density to the plot.
     pub smooth: bool,
@@ -114,6 +114,9 @@ pub fn measure(request: &SpectrumRequest) -> Result<SpectrumResult> {
     }
     if request.augmented == Some(0) {
         return Err(invalid("augmented", 0, "must be positive"));
+    }
+    if let Some(path) = &request.plot {
+        check_format(path)?;
     }
     let data = split(&request.config, &request.split)?;
     let (example, k) = (data.example_shape.clone(), data.num_classes);

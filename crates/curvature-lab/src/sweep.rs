@@ -1,6 +1,6 @@
 //! `curvature sweep`: a grid of training runs (e.g. learning rate × damping), run one after
 //! the other into `OUT/<key=value,…>/`, resumable, summarised as `summary.csv`,
-//! `summary.md` and a heat map `heatmap.svg` of the chosen metric (damping paper, Fig. 4).
+//! `summary.md` and a heat map `heatmap.svg`/`heatmap.png` of the chosen metric (damping paper, Fig. 4).
 //!
 //! Re-running a sweep skips finished runs (`summary.json` present), resumes interrupted ones
 //! from their checkpoint and starts the rest; a diverged run is recorded as such and the sweep
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::TrainConfig;
 use crate::error::{LabError, Result, invalid, io};
-use crate::plot::{Heatmap, save};
+use crate::plot::{Heatmap, save_both};
 use crate::train::{EpochMetrics, RunOptions, RunPaths, resume, train};
 
 /// Metrics a sweep can tabulate and map.
@@ -280,7 +280,7 @@ fn write_summary(
         values,
         log: metric.ends_with("loss"),
     };
-    save(&heat.render(), &out.join("heatmap.svg"))
+    save_both(&heat.render(), out, "heatmap")
 }
 
 #[cfg(test)]

@@ -11,9 +11,9 @@
 //!                          replaced atomically (written to checkpoint.tmp, then renamed)
 //! OUT/weights.safetensors  final weights, PyTorch names and layouts
 //! OUT/summary.json         final metrics
-//! OUT/plots/*.svg          loss, accuracy, learning rate / damping (and λ_max) per epoch
+//! OUT/plots/*.svg, *.png   loss, accuracy, learning rate / damping (and λ_max) per epoch
 //! OUT/spectra.csv          with spectrum_every: λ_max, λ_min, trace, … of the Hessian
-//! OUT/spectra/epoch-N.json the full summaries, and their stem plots epoch-N.svg
+//! OUT/spectra/epoch-N.json the full summaries, and their stem plots epoch-N.svg/.png
 //! ```
 //!
 //! A raised [`Interrupt`] (Ctrl-C in the command) stops the run after the current step with a
@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::BackendChoice;
 use crate::config::{DampingSetting, TrainConfig};
 use crate::error::{LabError, Result, io};
-use crate::plot::{LineChart, Series, save};
+use crate::plot::{LineChart, Series, save_both};
 use crate::progress::{Interrupt, Progress, ProgressMode};
 use crate::setup::{ModelVisitor, load_weights, shaped_dataset, with_model};
 use crate::spectrum::{lanczos_summary, stem_chart};
@@ -822,7 +822,7 @@ fn append_line(path: &Path, line: &str) -> Result<()> {
 }
 
 /// The Hessian spectrum of the training sub-sample at the end of an epoch: a row of
-/// `spectra.csv`, `spectra/epoch-N.json` and its stem plot `spectra/epoch-N.svg`.
+/// `spectra.csv`, `spectra/epoch-N.json` and its stem plot `spectra/epoch-N.svg` (and `.png`).
 fn record_spectrum<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
     config: &TrainConfig,
     paths: &RunPaths,
@@ -857,7 +857,7 @@ fn record_spectrum<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
         ),
         false,
     );
-    save(&chart.render(), &dir.join(format!("{name}.svg")))?;
+    save_both(&chart.render(), &dir, &name)?;
     if !paths.spectra_csv().exists() {
         write_atomic(
             &paths.spectra_csv(),
@@ -897,7 +897,7 @@ fn plot_run(paths: &RunPaths) -> Result<()> {
         log_y,
         series,
     };
-    save(
+    save_both(
         &chart(
             "loss",
             "cross-entropy",
@@ -908,9 +908,10 @@ fn plot_run(paths: &RunPaths) -> Result<()> {
             ],
         )
         .render(),
-        &dir.join("loss.svg"),
+        &dir,
+        "loss",
     )?;
-    save(
+    save_both(
         &chart(
             "accuracy",
             "accuracy",
@@ -921,22 +922,24 @@ fn plot_run(paths: &RunPaths) -> Result<()> {
             ],
         )
         .render(),
-        &dir.join("accuracy.svg"),
+        &dir,
+        "accuracy",
     )?;
     let mut lr = vec![series("learning rate", &|r| Some(r.lr))];
     if rows.iter().any(|r| r.damping.is_some()) {
         lr.push(series("damping", &|r| r.damping));
     }
-    save(
+    save_both(
         &chart("learning rate and damping", "value", true, lr).render(),
-        &dir.join("lr-damping.svg"),
+        &dir,
+        "lr-damping",
     )?;
     let spectra = paths.read_spectra()?;
     if !spectra.is_empty() {
         let points = |f: fn(&SpectrumRecord) -> f64| -> Vec<(f64, f64)> {
             spectra.iter().map(|r| (r.epoch as f64, f(r))).collect()
         };
-        save(
+        save_both(
             &chart(
                 "Hessian extremes",
                 "eigenvalue",
@@ -953,7 +956,8 @@ fn plot_run(paths: &RunPaths) -> Result<()> {
                 ],
             )
             .render(),
-            &dir.join("spectrum.svg"),
+            &dir,
+            "spectrum",
         )?;
     }
     Ok(())
