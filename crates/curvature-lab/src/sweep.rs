@@ -2,6 +2,10 @@
 //! the other into `OUT/<key=value,…>/`, resumable, summarised as `summary.csv`,
 //! `summary.md` and a heat map `heatmap.svg`/`heatmap.png` of the chosen metric (damping paper, Fig. 4).
 //!
+//! A `seed` axis makes the other points replicated experiments: `summary-over-seeds.csv`/`.md`
+//! give the mean ± sample standard deviation of every final metric and λ_max per setting of the
+//! other axes, and the heat map shows the mean.
+//!
 //! Re-running a sweep skips finished runs (`summary.json` present), resumes interrupted ones
 //! from their checkpoint and starts the rest; a diverged run is recorded as such and the sweep
 //! goes on.
@@ -251,26 +255,47 @@ fn write_summary(
         let p = out.join(file);
         std::fs::write(&p, text).map_err(|e| io(&p, e))?;
     }
+    // With a seed axis, every other grid point is summarised over its seeds and the heat map
+    // shows the mean; without one, the heat map shows the runs themselves.
+    let groups = over_seeds(axes, cells);
+    let (map_axes, values): (Vec<&Axis>, Vec<Option<f64>>) = match &groups {
+        Some(groups) => {
+            write_seed_summary(axes, groups, out)?;
+            (
+                axes.iter().filter(|(k, _)| k != SEED).collect(),
+                groups.iter().map(|g| g.mean(metric)).collect(),
+            )
+        }
+        None => (
+            axes.iter().collect(),
+            cells
+                .iter()
+                .map(|c| c.last.as_ref().map(|m| value_of(m, metric)))
+                .collect(),
+        ),
+    };
     // Heat map: rows = first axis, columns = second axis (one column for a 1-D grid).
-    let (rows_axis, cols_axis) = (&axes[0], axes.get(1));
+    let (rows_axis, cols_axis) = (map_axes[0], map_axes.get(1));
     let ncols = cols_axis.map_or(1, |a| a.1.len());
-    let stride: usize = axes.iter().skip(1).map(|a| a.1.len()).product();
+    let stride: usize = map_axes.iter().skip(1).map(|a| a.1.len()).product();
+    let per_col = stride / ncols.max(1);
     let values: Vec<Vec<Option<f64>>> = (0..rows_axis.1.len())
         .map(|r| {
             (0..ncols)
-                .map(|c| {
-                    // With more than two axes, the map shows the first value of the others.
-                    let per_col = stride / ncols.max(1);
-                    cells
-                        .get(r * stride + c * per_col)
-                        .and_then(|cell| cell.last.as_ref())
-                        .map(|m| value_of(m, metric))
-                })
+                // With more than two axes, the map shows the first value of the others.
+                .map(|c| values.get(r * stride + c * per_col).copied().flatten())
                 .collect()
         })
         .collect();
+    let title = match &groups {
+        Some(g) => format!(
+            "{metric} after training, mean over {} seeds",
+            g.first().map_or(0, |g| g.runs.len())
+        ),
+        None => format!("{metric} after training"),
+    };
     let heat = Heatmap {
-        title: format!("{metric} after training"),
+        title,
         x_label: cols_axis.map_or(String::new(), |a| a.0.clone()),
         y_label: rows_axis.0.clone(),
         x_ticks: cols_axis.map_or(vec![String::new()], |a| {
@@ -281,6 +306,146 @@ fn write_summary(
         log: metric.ends_with("loss"),
     };
     save_both(&heat.render(), out, "heatmap")
+}
+
+/// A grid axis: a key and its values.
+type Axis = (String, Vec<serde_json::Value>);
+
+/// The grid key whose values are replicates rather than settings.
+const SEED: &str = "seed";
+
+/// The runs of one setting of the non-seed axes, one per seed.
+struct SeedGroup<'a> {
+    /// Values of the other axes.
+    point: Vec<(String, serde_json::Value)>,
+    runs: Vec<&'a SweepCell>,
+}
+
+/// Mean and sample standard deviation (n − 1; 0 for one value) of `values`, `None` if empty.
+fn mean_std(values: &[f64]) -> Option<(f64, f64)> {
+    if values.is_empty() {
+        return None;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 {
+        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    Some((mean, var.sqrt()))
+}
+
+impl SeedGroup<'_> {
+    /// `metric` (or `lambda_max`) of the runs that finished.
+    fn values(&self, metric: &str) -> Vec<f64> {
+        self.runs
+            .iter()
+            .filter_map(|c| match metric {
+                "lambda_max" => c.last.as_ref().and(c.lambda_max),
+                m => c.last.as_ref().map(|last| value_of(last, m)),
+            })
+            .collect()
+    }
+
+    fn mean(&self, metric: &str) -> Option<f64> {
+        mean_std(&self.values(metric)).map(|(m, _)| m)
+    }
+}
+
+/// Group the cells by the values of every axis but `seed`, in grid order; `None` when the grid
+/// has no seed axis with two or more values, or no other axis.
+fn over_seeds<'a>(
+    axes: &[(String, Vec<serde_json::Value>)],
+    cells: &'a [SweepCell],
+) -> Option<Vec<SeedGroup<'a>>> {
+    let seeds = axes.iter().find(|(k, _)| k == SEED)?;
+    if seeds.1.len() < 2 || axes.len() < 2 {
+        return None;
+    }
+    let mut groups: Vec<SeedGroup<'a>> = Vec::new();
+    for cell in cells {
+        let point: Vec<_> = cell
+            .point
+            .iter()
+            .filter(|(k, _)| k != SEED)
+            .cloned()
+            .collect();
+        match groups.iter_mut().find(|g| g.point == point) {
+            Some(g) => g.runs.push(cell),
+            None => groups.push(SeedGroup {
+                point,
+                runs: vec![cell],
+            }),
+        }
+    }
+    Some(groups)
+}
+
+/// `summary-over-seeds.csv` and `.md`: per setting of the other axes, how many seeds finished
+/// and the mean ± sample standard deviation of the final metrics and λ_max over them.
+fn write_seed_summary(
+    axes: &[(String, Vec<serde_json::Value>)],
+    groups: &[SeedGroup<'_>],
+    out: &Path,
+) -> Result<()> {
+    const COLUMNS: [&str; 5] = [
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "lambda_max",
+    ];
+    let keys: Vec<&str> = axes
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| *k != SEED)
+        .collect();
+    let mut csv = format!("{},seeds,finished", keys.join(","));
+    for c in COLUMNS {
+        csv.push_str(&format!(",{c}_mean,{c}_std"));
+    }
+    csv.push('\n');
+    let mut md = format!(
+        "| {} | finished | train loss | train acc. | val loss | val acc. | λ_max |\n|{}---|---|---|---|---|---|\n",
+        keys.join(" | "),
+        "---|".repeat(keys.len())
+    );
+    for g in groups {
+        let vals: Vec<String> = g.point.iter().map(|(k, v)| label(k, v)).collect();
+        let finished = g.values("val_loss").len();
+        csv.push_str(&format!("{},{},{finished}", vals.join(","), g.runs.len()));
+        let mut cells = Vec::new();
+        for c in COLUMNS {
+            let stats = mean_std(&g.values(c));
+            csv.push_str(&match stats {
+                Some((m, s)) => format!(",{m:.6},{s:.6}"),
+                None => ",,".into(),
+            });
+            cells.push(match stats {
+                None => String::new(),
+                Some((m, s)) if c.ends_with("accuracy") => {
+                    format!("{:.2} ± {:.2} %", 100.0 * m, 100.0 * s)
+                }
+                Some((m, s)) => format!("{m:.4} ± {s:.4}"),
+            });
+        }
+        csv.push('\n');
+        md.push_str(&format!(
+            "| {} | {finished}/{} | {} |\n",
+            vals.join(" | "),
+            g.runs.len(),
+            cells.join(" | ")
+        ));
+    }
+    for (file, text) in [
+        ("summary-over-seeds.csv", csv),
+        ("summary-over-seeds.md", md),
+    ] {
+        let p = out.join(file);
+        std::fs::write(&p, text).map_err(|e| io(&p, e))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -332,5 +497,100 @@ mod tests {
             "{e}"
         );
         assert!(!out.exists(), "nothing written");
+    }
+
+    /// A finished (or, with `None`, diverged) run of a hand-made grid point.
+    fn cell(point: &[(&str, serde_json::Value)], val_acc: Option<f64>, lmax: f64) -> SweepCell {
+        SweepCell {
+            point: point
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            dir: PathBuf::new(),
+            last: val_acc.map(|a| EpochMetrics {
+                epoch: 1,
+                step: 1,
+                lr: 0.1,
+                damping: None,
+                train_loss: 0.5,
+                train_accuracy: 1.0,
+                val_loss: 1.0 - a,
+                val_accuracy: a,
+                seconds: 0.0,
+            }),
+            status: String::new(),
+            lambda_max: Some(lmax),
+        }
+    }
+
+    #[test]
+    fn a_seed_axis_is_summarised_as_mean_and_sample_std_per_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let axes = vec![
+            ("weight_decay".to_string(), vec![json!(0.0), json!(0.01)]),
+            ("seed".to_string(), vec![json!(1), json!(2), json!(3)]),
+        ];
+        let (a, b) = (json!(0.0), json!(0.01));
+        let cells = vec![
+            cell(
+                &[("weight_decay", a.clone()), ("seed", json!(1))],
+                Some(0.90),
+                1.0,
+            ),
+            cell(
+                &[("weight_decay", a.clone()), ("seed", json!(2))],
+                Some(0.92),
+                2.0,
+            ),
+            cell(&[("weight_decay", a), ("seed", json!(3))], Some(0.97), 6.0),
+            cell(
+                &[("weight_decay", b.clone()), ("seed", json!(1))],
+                Some(0.95),
+                10.0,
+            ),
+            cell(
+                &[("weight_decay", b.clone()), ("seed", json!(2))],
+                None,
+                99.0,
+            ),
+            cell(&[("weight_decay", b), ("seed", json!(3))], Some(0.97), 12.0),
+        ];
+        write_summary(&axes, &cells, dir.path(), "val_accuracy").unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("summary-over-seeds.csv")).unwrap();
+        let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+        assert_eq!(rows.len(), 3, "{csv}");
+        let col = |name: &str| rows[0].iter().position(|c| *c == name).unwrap();
+        let num = |r: usize, name: &str| rows[r][col(name)].parse::<f64>().unwrap();
+        // Worked by hand: val acc {0.90, 0.92, 0.97}: mean 0.93, deviations −0.03, −0.01,
+        // 0.04, sample variance (9 + 1 + 16)e-4 / 2 = 1.3e-3, std 0.036056; λ_max {1, 2, 6}:
+        // mean 3, variance (4 + 1 + 9) / 2 = 7, std 2.645751.
+        assert_eq!(
+            (rows[1][0], rows[1][col("seeds")], rows[1][col("finished")]),
+            ("0.0", "3", "3")
+        );
+        assert!((num(1, "val_accuracy_mean") - 0.93).abs() < 1e-6);
+        assert!((num(1, "val_accuracy_std") - 0.036056).abs() < 1e-6);
+        assert!((num(1, "lambda_max_mean") - 3.0).abs() < 1e-6);
+        assert!((num(1, "lambda_max_std") - 2.645751).abs() < 1e-6);
+        // The diverged seed counts in `seeds`, not in `finished`, and not in the statistics
+        // (its λ_max of 99 included). {0.95, 0.97}: mean 0.96, std 0.014142; λ_max {10, 12}.
+        assert_eq!(
+            (rows[2][col("seeds")], rows[2][col("finished")]),
+            ("3", "2")
+        );
+        assert!((num(2, "val_accuracy_mean") - 0.96).abs() < 1e-6);
+        assert!((num(2, "val_accuracy_std") - 0.014142).abs() < 1e-6);
+        assert!((num(2, "lambda_max_mean") - 11.0).abs() < 1e-6);
+        let md = std::fs::read_to_string(dir.path().join("summary-over-seeds.md")).unwrap();
+        assert!(
+            md.contains("| 0.01 | 2/3 |") && md.contains("96.00 ± 1.41 %"),
+            "{md}"
+        );
+        assert!(dir.path().join("heatmap.png").exists());
+
+        // Without a seed axis there is no seed summary.
+        let other = tempfile::tempdir().unwrap();
+        write_summary(&axes[..1], &cells[..2], other.path(), "val_accuracy").unwrap();
+        assert!(!other.path().join("summary-over-seeds.csv").exists());
     }
 }
