@@ -83,8 +83,9 @@ impl BackendArgs {
 struct BenchArgs {
     #[command(flatten)]
     backend: BackendArgs,
-    /// Models, comma-separated: mlp, cnn, vgg16, wrn-28-10 (default: mlp,cnn on ndarray,
-    /// all four on a GPU).
+    /// Models, comma-separated: any model name of `train` (logistic, mlp [3072-512-512-10],
+    /// cnn [16-32], vgg16, vgg16-bn, preresnet-<depth>, wrn-<depth>-<k>) on CIFAR-shaped input.
+    /// Default: mlp,cnn on ndarray; mlp,cnn,vgg16-bn,wrn-28-10 on a GPU.
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
     /// Batch size.
@@ -119,18 +120,12 @@ struct BenchArgs {
 
 impl BenchArgs {
     fn options(&self, gpu: bool) -> Result<curvature_lab::bench::BenchOptions> {
-        use curvature_lab::bench::{BenchModel, BenchOptions};
+        use curvature_lab::bench::{BenchOptions, TABLE_MODELS};
         let models = if self.models.is_empty() {
-            if gpu {
-                BenchModel::ALL.to_vec()
-            } else {
-                vec![BenchModel::Mlp, BenchModel::Cnn]
-            }
+            let n = if gpu { TABLE_MODELS.len() } else { 2 };
+            TABLE_MODELS[..n].iter().map(|m| m.to_string()).collect()
         } else {
-            self.models
-                .iter()
-                .map(|m| BenchModel::parse(m.trim()))
-                .collect::<std::result::Result<_, _>>()?
+            self.models.iter().map(|m| m.trim().to_string()).collect()
         };
         Ok(BenchOptions {
             models,

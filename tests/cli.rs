@@ -899,5 +899,34 @@ fn bench_prints_the_table_and_writes_csv() {
     }
     let o = curvature(&["bench", "--models", "resnet"], d);
     assert!(!o.status.success());
-    assert!(text(&o).contains("wrn-28-10"), "{}", text(&o));
+    assert!(text(&o).contains("wrn-<depth>-<k>"), "{}", text(&o));
+    // Any model name of `train`: a residual network on the CIFAR-shaped input.
+    let o = curvature(
+        &[
+            "bench",
+            "--models",
+            "preresnet-8",
+            "--batch",
+            "2",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--lanczos-steps",
+            "2",
+            "--no-optimisers",
+            "--csv",
+            "r.csv",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let csv = std::fs::read_to_string(d.join("r.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.starts_with("\"preresnet-8\",") || l.starts_with("preresnet-8,")),
+        "{csv}"
+    );
+    assert!(csv.contains("exact hvp"), "{csv}");
 }

@@ -10,7 +10,7 @@ Models (CIFAR-shaped random input [N, 3, 32, 32], 10 classes, identical to curva
 `BenchModel`s, so the parameter counts P match):
   mlp        3072-512-512-10, ReLU
   cnn        conv 3->16->32 (3x3, no bias, batch norm, ReLU, 2x2 max pool), dense 2048->10
-  vgg16      VGG-16 with batch norm, CIFAR variant, classifier 512-512-10 (no dropout)
+  vgg16-bn   VGG-16 with batch norm, CIFAR variant, classifier 512-512-10 (no dropout)
   wrn-28-10  WideResNet-28-10 (pre-activation blocks, conv bias, stride on the 2nd conv)
 
 Operations (median of --repeats timed calls after --warmup, torch.cuda.synchronize() after each):
@@ -131,7 +131,7 @@ class WideResNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(h, 1).flatten(1))
 
 
-MODELS = {"mlp": Mlp, "cnn": Cnn, "vgg16": Vgg16, "wrn-28-10": WideResNet}
+MODELS = {"mlp": Mlp, "cnn": Cnn, "vgg16-bn": Vgg16, "wrn-28-10": WideResNet}
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,7 +323,7 @@ def compare(ours_path, theirs_path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--models", default="mlp,cnn,vgg16,wrn-28-10")
+    ap.add_argument("--models", default="mlp,cnn,vgg16-bn,wrn-28-10")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)

@@ -34,64 +34,38 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use curvature_core::testing::random_classification_batch;
 use curvature_core::{
-    Batch, BatchNormMode, CurvatureModel, LanczosConfig, Loss, Network, Objective, gaussian_vector,
-    lanczos,
+    Batch, BatchNormMode, CurvatureModel, LanczosConfig, Loss, Network, Objective, Train,
+    gaussian_vector, lanczos, mark_trainable,
 };
-use curvature_nets::{MlpConfig, SimpleCnnConfig, VggConfig, WideResNetConfig};
 use curvature_optim::{AdamConfig, FixedDamping, KfacConfig, LanczosOptConfig, SgdConfig};
 use serde::Serialize;
 
+use crate::config::TrainConfig;
 use crate::error::{LabError, Result, require_positive};
+use crate::setup::{ModelSpec, ModelVisitor, build_model};
 
-/// The networks `curvature bench` knows, all on CIFAR-shaped input with 10 classes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BenchModel {
-    /// MLP 3072-512-512-10 with ReLU (the images flattened).
-    Mlp,
-    /// Conv 3→16→32 (3×3, batch norm, ReLU, 2×2 max pool) and a dense layer.
-    Cnn,
-    /// VGG-16 with batch norm, CIFAR variant (512-512-10 classifier).
-    Vgg16,
-    /// WideResNet-28-10.
-    Wrn28x10,
-}
+/// The models of the classic table, in order: the MLP 3072-512-512-10, the CNN 16-32,
+/// VGG-16-BN and WideResNet-28-10 (what `benches/pytorch/bench.py` also builds).
+pub const TABLE_MODELS: [&str; 4] = ["mlp", "cnn", "vgg16-bn", "wrn-28-10"];
 
-impl BenchModel {
-    /// Every model, in table order.
-    pub const ALL: [BenchModel; 4] = [Self::Mlp, Self::Cnn, Self::Vgg16, Self::Wrn28x10];
-
-    /// The model's name on the command line and in the table.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Mlp => "mlp",
-            Self::Cnn => "cnn",
-            Self::Vgg16 => "vgg16",
-            Self::Wrn28x10 => "wrn-28-10",
-        }
-    }
-
-    /// Parse a name, listing the valid ones on error.
-    ///
-    /// # Errors
-    /// [`LabError::UnknownName`].
-    pub fn parse(name: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| LabError::UnknownName {
-                kind: "bench model",
-                name: name.to_string(),
-                valid: Self::ALL.iter().map(|m| m.name()).collect(),
-            })
+/// The configuration `curvature bench` builds model `name` from: any name of
+/// [`MODELS`](crate::config::MODELS) (logistic, mlp, cnn, vgg16, vgg16-bn, preresnet-<depth>,
+/// wrn-<depth>-<k>), with the MLP's hidden widths 512-512 and the CNN's channels 16-32, seed 0.
+pub fn bench_config(name: &str) -> TrainConfig {
+    TrainConfig {
+        model: name.to_string(),
+        hidden: vec![512, 512],
+        channels: vec![16, 32],
+        seed: 0,
+        ..TrainConfig::default()
     }
 }
 
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    /// Models, in order.
-    pub models: Vec<BenchModel>,
+    /// Model names (see [`bench_config`]), in order.
+    pub models: Vec<String>,
     /// Batch size `N`.
     pub batch: usize,
     /// Timed calls per operation (the median is reported).
@@ -115,7 +89,7 @@ pub struct BenchOptions {
 impl Default for BenchOptions {
     fn default() -> Self {
         Self {
-            models: vec![BenchModel::Mlp, BenchModel::Cnn],
+            models: vec!["mlp".into(), "cnn".into()],
             batch: 128,
             repeats: 10,
             warmup: 2,
@@ -142,6 +116,9 @@ impl BenchOptions {
                 value: "[]".into(),
                 reason: "name at least one model",
             });
+        }
+        for name in &self.models {
+            ModelSpec::parse(name)?;
         }
         Ok(())
     }
@@ -265,35 +242,56 @@ pub fn run<B: Backend>(
 ) -> Result<Vec<BenchRow>> {
     options.validate()?;
     let mut rows = Vec::new();
-    let n = options.batch;
-    for &model in &options.models {
-        let images = random_classification_batch::<B, 4>([n, 3, 32, 32], 10, 0, device);
-        match model {
-            BenchModel::Mlp => {
-                let flat = Batch {
-                    inputs: images.inputs.clone().reshape([n, 3 * 32 * 32]),
-                    targets: images.targets.clone(),
-                };
-                let net =
-                    MlpConfig::new(3 * 32 * 32, vec![512, 512], 10).init::<Autodiff<B>>(device)?;
-                bench_network(model, net, flat, device, options, progress, &mut rows)?;
-            }
-            BenchModel::Cnn => {
-                let net = SimpleCnnConfig::new(3, [32, 32], vec![16, 32], 10)
-                    .init::<Autodiff<B>>(device)?;
-                bench_network(model, net, images, device, options, progress, &mut rows)?;
-            }
-            BenchModel::Vgg16 => {
-                let net = VggConfig::vgg16(10, true).init::<Autodiff<B>>(device)?;
-                bench_network(model, net, images, device, options, progress, &mut rows)?;
-            }
-            BenchModel::Wrn28x10 => {
-                let net = WideResNetConfig::wrn28x10(10).init::<Autodiff<B>>(device)?;
-                bench_network(model, net, images, device, options, progress, &mut rows)?;
-            }
-        }
+    for name in &options.models {
+        // Flat [3072] examples for the dense models, [3, 32, 32] images for the others.
+        let example = match ModelSpec::parse(name)?.rank() {
+            2 => vec![3 * 32 * 32],
+            _ => vec![3, 32, 32],
+        };
+        let visitor = BenchVisitor {
+            name,
+            options,
+            progress: &mut *progress,
+            rows: &mut rows,
+        };
+        build_model::<B, _>(&bench_config(name), &example, 10, device, visitor)?;
     }
     Ok(rows)
+}
+
+/// Times one model, whichever network type its name builds.
+struct BenchVisitor<'a> {
+    name: &'a str,
+    options: &'a BenchOptions,
+    progress: &'a mut dyn FnMut(BenchEvent<'_>),
+    rows: &'a mut Vec<BenchRow>,
+}
+
+impl ModelVisitor for BenchVisitor<'_> {
+    type Output = ();
+    fn visit<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
+        self,
+        model: M,
+        device: &BB::Device,
+    ) -> Result<()> {
+        let n = self.options.batch;
+        let mut shape = [n; D];
+        match D {
+            2 => shape[1] = 3 * 32 * 32,
+            _ => shape[1..].copy_from_slice(&[3, 32, 32][..D - 1]),
+        }
+        let batch = random_classification_batch::<BB, D>(shape, 10, 0, device);
+        let model = Train::<BB, M>::from_inner(mark_trainable(model));
+        bench_network(
+            self.name,
+            model,
+            batch,
+            device,
+            self.options,
+            self.progress,
+            self.rows,
+        )
+    }
 }
 
 /// KFAC intervals meaning "never" (only the first step updates factors and inverts).
@@ -301,7 +299,7 @@ const NEVER: usize = usize::MAX;
 
 #[allow(clippy::too_many_arguments)]
 fn bench_network<B, M, const D: usize>(
-    kind: BenchModel,
+    name: &str,
     model: M,
     batch: Batch<B, D>,
     device: &B::Device,
@@ -324,7 +322,7 @@ where
         .with_bn_mode(BatchNormMode::Train);
     let p = objective.dim();
     let mut rec = Recorder {
-        model: kind.name(),
+        model: name,
         params: p,
         batch: n,
         rows,
@@ -444,7 +442,7 @@ where
 
 /// Collects rows and reports progress for one model.
 struct Recorder<'a> {
-    model: &'static str,
+    model: &'a str,
     params: usize,
     batch: usize,
     rows: &'a mut Vec<BenchRow>,
@@ -558,7 +556,7 @@ pub fn to_csv(rows: &[BenchRow]) -> String {
 /// The header line of [`table_row`]'s table.
 pub fn table_header() -> String {
     format!(
-        "{:<10} {:>11} {:<34} {:>12} {:>8}  {}",
+        "{:<14} {:>11} {:<34} {:>12} {:>8}  {}",
         "model", "P", "operation", "ms", "ratio", "note"
     )
 }
@@ -570,7 +568,7 @@ pub fn table_row(r: &BenchRow) -> String {
         None => "-".into(),
     };
     format!(
-        "{:<10} {:>11} {:<34} {:>12.3} {:>8}  {}",
+        "{:<14} {:>11} {:<34} {:>12.3} {:>8}  {}",
         r.model, r.params, r.operation, r.ms, ratio, r.note
     )
 }
@@ -592,7 +590,7 @@ mod tests {
     #[test]
     fn mlp_bench_measures_every_row_with_positive_times() {
         let options = BenchOptions {
-            models: vec![BenchModel::Mlp],
+            models: vec!["mlp".into()],
             batch: 4,
             repeats: 1,
             warmup: 0,
@@ -635,8 +633,14 @@ mod tests {
 
     #[test]
     fn unknown_model_lists_the_valid_ones() {
-        let e = BenchModel::parse("resnet").unwrap_err().to_string();
-        assert!(e.contains("vgg16") && e.contains("wrn-28-10"), "{e}");
+        let options = BenchOptions {
+            models: vec!["mlp".into(), "resnet".into()],
+            ..BenchOptions::default()
+        };
+        let e = run::<NdArray<f32>>(&Default::default(), &options, &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`resnet`") && e.contains("preresnet-"), "{e}");
     }
 
     #[test]

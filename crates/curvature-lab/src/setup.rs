@@ -149,91 +149,100 @@ struct Build<'a, V> {
 impl<V: ModelVisitor> BackendVisitor for Build<'_, V> {
     type Output = V::Output;
     fn visit<BB: Backend>(self, device: BB::Device) -> Result<V::Output> {
-        let Build {
-            config,
-            example,
-            k,
-            visitor,
-        } = self;
-        let device = &device;
-        // Initial weights are drawn on the CPU backend from `config.seed` and copied to `BB`,
-        // so a seed gives the same network on every backend.
-        let cpu = Default::default();
-        Cpu::seed(&cpu, config.seed);
-        let spec = ModelSpec::parse(&config.model)?;
-        let d: usize = example.iter().product();
-        let image = || -> Result<(usize, [usize; 2])> {
-            match example {
-                [c, h, w] => Ok((*c, [*h, *w])),
-                _ => Err(invalid(
-                    "model",
-                    &config.model,
-                    "needs image examples [C, H, W]",
-                )),
-            }
-        };
-        match spec {
-            ModelSpec::Logistic => {
-                let net = LogisticRegressionConfig::new(d, k);
-                visitor.visit::<BB, _, 2>(
-                    same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
-                    device,
-                )
-            }
-            ModelSpec::Mlp => {
-                let net = MlpConfig::new(d, config.hidden.clone(), k);
-                visitor.visit::<BB, _, 2>(
-                    same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
-                    device,
-                )
-            }
-            ModelSpec::Cnn => {
-                let (c, size) = image()?;
-                let net = SimpleCnnConfig::new(c, size, config.channels.clone(), k);
-                visitor.visit::<BB, _, 4>(
-                    same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
-                    device,
-                )
-            }
-            ModelSpec::Vgg16 { batch_norm } => {
-                let (c, size) = image()?;
-                let vgg = VggConfig {
-                    in_channels: c,
-                    image_size: size,
-                    ..VggConfig::vgg16(k, batch_norm)
-                };
-                visitor.visit::<BB, _, 4>(
-                    same_init(vgg.init(&cpu)?, vgg.init(device)?, config, device)?,
-                    device,
-                )
-            }
-            ModelSpec::PreResNet { depth } => {
-                let (c, _) = image()?;
-                let block = if depth >= 11 && (depth - 2) % 9 == 0 {
-                    ResidualBlock::Bottleneck
-                } else {
-                    ResidualBlock::Basic
-                };
-                let net = PreResNetConfig {
-                    in_channels: c,
-                    ..PreResNetConfig::new(depth, k).with_block(block)
-                };
-                visitor.visit::<BB, _, 4>(
-                    same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
-                    device,
-                )
-            }
-            ModelSpec::WideResNet { depth, widen } => {
-                let (c, _) = image()?;
-                let net = WideResNetConfig {
-                    in_channels: c,
-                    ..WideResNetConfig::new(depth, widen, k)
-                };
-                visitor.visit::<BB, _, 4>(
-                    same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
-                    device,
-                )
-            }
+        build_model::<BB, V>(self.config, self.example, self.k, &device, self.visitor)
+    }
+}
+
+/// [`with_model`] on a backend the caller already has: build `config.model` on `device`
+/// (initial weights drawn on the CPU from `config.seed`) for examples of shape `example` and
+/// `k` classes, and hand it to `visitor`.
+///
+/// # Errors
+/// As [`with_model`].
+pub(crate) fn build_model<BB: Backend, V: ModelVisitor>(
+    config: &TrainConfig,
+    example: &[usize],
+    k: usize,
+    device: &BB::Device,
+    visitor: V,
+) -> Result<V::Output> {
+    // Initial weights are drawn on the CPU backend from `config.seed` and copied to `BB`,
+    // so a seed gives the same network on every backend.
+    let cpu = Default::default();
+    Cpu::seed(&cpu, config.seed);
+    let spec = ModelSpec::parse(&config.model)?;
+    let d: usize = example.iter().product();
+    let image = || -> Result<(usize, [usize; 2])> {
+        match example {
+            [c, h, w] => Ok((*c, [*h, *w])),
+            _ => Err(invalid(
+                "model",
+                &config.model,
+                "needs image examples [C, H, W]",
+            )),
+        }
+    };
+    match spec {
+        ModelSpec::Logistic => {
+            let net = LogisticRegressionConfig::new(d, k);
+            visitor.visit::<BB, _, 2>(
+                same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
+                device,
+            )
+        }
+        ModelSpec::Mlp => {
+            let net = MlpConfig::new(d, config.hidden.clone(), k);
+            visitor.visit::<BB, _, 2>(
+                same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
+                device,
+            )
+        }
+        ModelSpec::Cnn => {
+            let (c, size) = image()?;
+            let net = SimpleCnnConfig::new(c, size, config.channels.clone(), k);
+            visitor.visit::<BB, _, 4>(
+                same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
+                device,
+            )
+        }
+        ModelSpec::Vgg16 { batch_norm } => {
+            let (c, size) = image()?;
+            let vgg = VggConfig {
+                in_channels: c,
+                image_size: size,
+                ..VggConfig::vgg16(k, batch_norm)
+            };
+            visitor.visit::<BB, _, 4>(
+                same_init(vgg.init(&cpu)?, vgg.init(device)?, config, device)?,
+                device,
+            )
+        }
+        ModelSpec::PreResNet { depth } => {
+            let (c, _) = image()?;
+            let block = if depth >= 11 && (depth - 2) % 9 == 0 {
+                ResidualBlock::Bottleneck
+            } else {
+                ResidualBlock::Basic
+            };
+            let net = PreResNetConfig {
+                in_channels: c,
+                ..PreResNetConfig::new(depth, k).with_block(block)
+            };
+            visitor.visit::<BB, _, 4>(
+                same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
+                device,
+            )
+        }
+        ModelSpec::WideResNet { depth, widen } => {
+            let (c, _) = image()?;
+            let net = WideResNetConfig {
+                in_channels: c,
+                ..WideResNetConfig::new(depth, widen, k)
+            };
+            visitor.visit::<BB, _, 4>(
+                same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
+                device,
+            )
         }
     }
 }
