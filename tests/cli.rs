@@ -810,6 +810,21 @@ fn every_mini_preset_runs_at_a_tiny_size() {
         );
         assert!(out.join("summary.md").exists() && out.join("heatmap.svg").exists());
         assert!(out.join("heatmap.png").exists(), "{name}");
+        // The presets with a seed axis are summarised over their seeds as well.
+        let seeded = summary
+            .lines()
+            .next()
+            .unwrap()
+            .split(',')
+            .any(|c| c == "seed");
+        assert_eq!(
+            out.join("summary-over-seeds.md").exists(),
+            seeded,
+            "{name}: {summary}"
+        );
+        if name.starts_with("l2-sharpness") {
+            assert!(seeded, "{name} runs three seeds");
+        }
     }
     // Running again reuses every finished run.
     let o = curvature(
