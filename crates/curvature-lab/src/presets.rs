@@ -10,7 +10,7 @@ use crate::config::TrainConfig;
 use crate::error::{LabError, Result, io};
 
 /// `(name, TOML source)` of every bundled preset.
-const SOURCES: [(&str, &str); 22] = [
+const SOURCES: [(&str, &str); 24] = [
     (
         "l2-sharpness-logreg-mini",
         include_str!("../presets/l2-sharpness-logreg-mini.toml"),
@@ -34,6 +34,14 @@ const SOURCES: [(&str, &str); 22] = [
     (
         "sagun-clusters-mini",
         include_str!("../presets/sagun-clusters-mini.toml"),
+    ),
+    (
+        "sagun-clusters",
+        include_str!("../presets/sagun-clusters.toml"),
+    ),
+    (
+        "sagun-batch-mnist",
+        include_str!("../presets/sagun-batch-mnist.toml"),
     ),
     (
         "lanczosopt-grid-mini",
