@@ -92,6 +92,16 @@ pub(crate) fn io(path: impl Into<PathBuf>, e: impl std::fmt::Display) -> LabErro
     }
 }
 
+/// Write `bytes` to `path` atomically: to `path` + `.tmp` first, then renamed over `path`, so
+/// an interrupted run leaves the old file or the new one, never half of one.
+pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+}
+
 /// Refuse the first of `(field, value)` that is zero ("must be positive").
 pub(crate) fn require_positive(sizes: &[(&'static str, usize)]) -> Result<()> {
     match sizes.iter().find(|(_, v)| *v == 0) {

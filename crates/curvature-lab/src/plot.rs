@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::error::{Result, io};
+use crate::error::{Result, io, write_atomic};
 
 const WIDTH: f64 = 760.0;
 const HEIGHT: f64 = 460.0;
@@ -240,9 +240,7 @@ pub fn save(scene: &Scene, path: &Path) -> Result<()> {
         "svg" => scene.to_svg().into_bytes(),
         _ => crate::raster::to_png(scene, PNG_SCALE).map_err(|e| io(path, e))?,
     };
-    let tmp = path.with_extension(format!("{ext}.tmp"));
-    std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+    write_atomic(path, &bytes)
 }
 
 /// The plot format `path` names by its extension: `"svg"` or `"png"` (any case).

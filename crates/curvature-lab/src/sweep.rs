@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::TrainConfig;
-use crate::error::{LabError, Result, invalid, io};
+use crate::error::{LabError, Result, invalid, io, write_atomic};
 use crate::plot::{Heatmap, save_both};
 use crate::train::{EpochMetrics, RunOptions, RunPaths, resume, train};
 
@@ -251,10 +251,7 @@ fn write_summary(
             }
         }
     }
-    for (file, text) in [("summary.csv", csv), ("summary.md", md)] {
-        let p = out.join(file);
-        std::fs::write(&p, text).map_err(|e| io(&p, e))?;
-    }
+    write_tables(out, "summary", &csv, &md)?;
     // With a seed axis, every other grid point is summarised over its seeds and the heat map
     // shows the mean; without one, the heat map shows the runs themselves.
     let groups = over_seeds(axes, cells);
@@ -438,14 +435,13 @@ fn write_seed_summary(
             cells.join(" | ")
         ));
     }
-    for (file, text) in [
-        ("summary-over-seeds.csv", csv),
-        ("summary-over-seeds.md", md),
-    ] {
-        let p = out.join(file);
-        std::fs::write(&p, text).map_err(|e| io(&p, e))?;
-    }
-    Ok(())
+    write_tables(out, "summary-over-seeds", &csv, &md)
+}
+
+/// `out/stem.csv` and `out/stem.md`, each written atomically.
+fn write_tables(out: &Path, stem: &str, csv: &str, md: &str) -> Result<()> {
+    write_atomic(&out.join(format!("{stem}.csv")), csv.as_bytes())?;
+    write_atomic(&out.join(format!("{stem}.md")), md.as_bytes())
 }
 
 #[cfg(test)]

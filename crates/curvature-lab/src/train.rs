@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendChoice;
 use crate::config::{DampingSetting, TrainConfig};
-use crate::error::{LabError, Result, io};
+use crate::error::{LabError, Result, io, write_atomic};
 use crate::plot::{LineChart, Series, save_both};
 use crate::progress::{Interrupt, Progress, ProgressMode};
 use crate::setup::{ModelVisitor, load_weights, shaped_dataset, with_model};
@@ -481,13 +481,6 @@ fn read_record<BB: Backend, R: burn::record::Record<BB>>(
     recorder()
         .load(path.to_path_buf(), device)
         .map_err(|e| io(path.with_extension("bin"), e))
-}
-
-/// Write `bytes` to `path` through a temporary file and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
 }
 
 /// Loss and accuracy of `model` (inference form) on `data`.
