@@ -76,13 +76,13 @@ pub struct BenchOptions {
     pub lanczos_steps: usize,
     /// Lanczos steps `k` of the LanczosOPT row.
     pub lanczos_opt_rank: usize,
-    /// Measure KFAC's inversion step (a host eigendecomposition of every factor; minutes for
-    /// VGG-16's 4608 × 4608 factors).
+    /// Measure KFAC's inversion step (a host eigendecomposition of every factor; ≈ 50 s for
+    /// VGG-16-BN's factors of up to 4609 × 4609 on a 2-core CPU).
     pub kfac_inversion: bool,
     /// Skip the optimiser rows (curvature operations only).
     pub skip_optimisers: bool,
-    /// Skip KFAC: its first step eigendecomposes every Kronecker factor on the host, which
-    /// takes minutes for VGG-16 / WRN-28-10 (4608 × 4608 and 5760 × 5760 factors).
+    /// Skip KFAC: its first step eigendecomposes every Kronecker factor on the host (≈ 50 s
+    /// for VGG-16-BN on a 2-core CPU; WRN-28-10 has seven 5761 × 5761 factors).
     pub skip_kfac: bool,
 }
 
