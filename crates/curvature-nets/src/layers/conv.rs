@@ -156,6 +156,11 @@ pub fn im2col<B: Backend>(
     }
 }
 
+/// Output length of a convolution along one axis: `⌊(len + 2p − d(k − 1) − 1) / s⌋ + 1`.
+fn output_len(len: usize, kernel: usize, stride: usize, padding: usize, dilation: usize) -> usize {
+    (len + 2 * padding).saturating_sub(dilation * (kernel - 1) + 1) / stride + 1
+}
+
 /// The columns of a convolution, `[N, C·kh·kw, L]` as in [`im2col`], in one of two layouts.
 ///
 /// * Unit stride (`padded_width = Some(W_p)`): `L = H'·W_p`, one column per position of the
@@ -183,10 +188,7 @@ impl<B: Backend> Patches<B> {
         [dh, dw]: [usize; 2],
     ) -> Self {
         let [n, c, h, w] = x.dims();
-        let out = |len: usize, k: usize, s: usize, p: usize, d: usize| {
-            (len + 2 * p).saturating_sub(d * (k - 1) + 1) / s + 1
-        };
-        let (ho, wo) = (out(h, kh, sh, ph, dh), out(w, kw, sw, pw, dw));
+        let (ho, wo) = (output_len(h, kh, sh, ph, dh), output_len(w, kw, sw, pw, dw));
         let offsets: Vec<(usize, usize)> = (0..kh)
             .flat_map(|i| (0..kw).map(move |j| (i * dh, j * dw)))
             .collect();
@@ -322,10 +324,8 @@ impl<B: Backend> Conv2d<B> {
     /// Output spatial size for an input of size `[h, w]`.
     pub fn output_size(&self, [h, w]: [usize; 2]) -> [usize; 2] {
         let [kh, kw] = [self.weight.dims()[2], self.weight.dims()[3]];
-        let f = |n: usize, k: usize, i: usize| {
-            (n + 2 * self.padding[i]).saturating_sub(self.dilation[i] * (k - 1) + 1)
-                / self.stride[i]
-                + 1
+        let f = |len: usize, k: usize, i: usize| {
+            output_len(len, k, self.stride[i], self.padding[i], self.dilation[i])
         };
         [f(h, kh, 0), f(w, kw, 1)]
     }
