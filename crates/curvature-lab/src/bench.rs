@@ -250,6 +250,7 @@ pub fn run<B: Backend>(
         };
         let visitor = BenchVisitor {
             name,
+            example: &example,
             options,
             progress: &mut *progress,
             rows: &mut rows,
@@ -262,6 +263,8 @@ pub fn run<B: Backend>(
 /// Times one model, whichever network type its name builds.
 struct BenchVisitor<'a> {
     name: &'a str,
+    /// Shape of one example, as the model was built for.
+    example: &'a [usize],
     options: &'a BenchOptions,
     progress: &'a mut dyn FnMut(BenchEvent<'_>),
     rows: &'a mut Vec<BenchRow>,
@@ -274,12 +277,9 @@ impl ModelVisitor for BenchVisitor<'_> {
         model: M,
         device: &BB::Device,
     ) -> Result<()> {
-        let n = self.options.batch;
-        let mut shape = [n; D];
-        match D {
-            2 => shape[1] = 3 * 32 * 32,
-            _ => shape[1..].copy_from_slice(&[3, 32, 32][..D - 1]),
-        }
+        // `build_model` picked the rank `D` from the example's shape: `[N, example...]`.
+        let mut shape = [self.options.batch; D];
+        shape[1..].copy_from_slice(self.example);
         let batch = random_classification_batch::<BB, D>(shape, 10, 0, device);
         let model = Train::<BB, M>::from_inner(mark_trainable(model));
         bench_network(
