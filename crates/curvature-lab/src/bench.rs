@@ -3,13 +3,15 @@
 //! input `[N, 3, 32, 32]`.
 //!
 //! For each model it measures, as the median of `repeats` timed calls after `warmup` untimed
-//! ones, with the device synchronised after every call:
+//! ones ([`MedianTimer`]; the criterion benches in `benches/` plug in their own [`Measure`]),
+//! with the device synchronised after every call:
 //!
 //! | operation | what is timed | ratio to |
 //! |---|---|---|
 //! | gradient | loss and `∇L` of one batch ([`Objective::gradient`]) | — |
 //! | exact HVP | `∇²L·v`, reverse-over-reverse ([`Objective::hvp`]) | gradient |
 //! | GGN product | `Jᵀ H_ℓ J v` ([`Objective::ggn_vp`]) | gradient |
+//! | FD HVP | `(∇L(θ + εv) − ∇L(θ − εv)) / 2ε` ([`Objective::finite_difference_hessian`]) | gradient |
 //! | Lanczos step | `m` steps of [`lanczos`](curvature_core::lanczos()) with full re-orthogonalisation, divided by `m` | gradient |
 //! | SGD / Adam step | forward, backward and update on `Autodiff<B>` | SGD step |
 //! | KFAC plain / factors / inversion | the three kinds of KFAC step; amortised over `T_cov = 10`, `T_inv = 100` as `plain + (factors − plain)/10 + (inversion − factors)/100` | SGD step |
@@ -34,8 +36,8 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use curvature_core::testing::random_classification_batch;
 use curvature_core::{
-    Batch, BatchNormMode, CurvatureModel, LanczosConfig, Loss, Network, Objective, Train,
-    gaussian_vector, lanczos, mark_trainable,
+    Batch, BatchNormMode, CurvatureModel, LanczosConfig, LinearOperator, Loss, Network, Objective,
+    Train, gaussian_vector, lanczos, mark_trainable,
 };
 use curvature_optim::{AdamConfig, FixedDamping, KfacConfig, LanczosOptConfig, SgdConfig};
 use serde::Serialize;
@@ -79,6 +81,9 @@ pub struct BenchOptions {
     /// Measure KFAC's inversion step (a host eigendecomposition of every factor; ≈ 50 s for
     /// VGG-16-BN's factors of up to 4609 × 4609 on a 2-core CPU).
     pub kfac_inversion: bool,
+    /// Skip the curvature rows (gradient, HVP, GGN, finite differences, Lanczos): optimiser
+    /// steps only.
+    pub skip_curvature: bool,
     /// Skip the optimiser rows (curvature operations only).
     pub skip_optimisers: bool,
     /// Skip KFAC: its first step eigendecomposes every Kronecker factor on the host (≈ 50 s
@@ -96,6 +101,7 @@ impl Default for BenchOptions {
             lanczos_steps: 10,
             lanczos_opt_rank: 5,
             kfac_inversion: true,
+            skip_curvature: false,
             skip_optimisers: false,
             skip_kfac: false,
         }
@@ -104,6 +110,13 @@ impl Default for BenchOptions {
 
 impl BenchOptions {
     fn validate(&self) -> Result<()> {
+        if self.skip_curvature && self.skip_optimisers {
+            return Err(LabError::InvalidConfig {
+                field: "skip_curvature",
+                value: "true".into(),
+                reason: "with skip_optimisers as well nothing is left to measure",
+            });
+        }
         require_positive(&[
             ("batch", self.batch),
             ("repeats", self.repeats),
@@ -155,24 +168,99 @@ pub enum BenchEvent<'a> {
     Row(&'a BenchRow),
 }
 
-/// A timer that synchronises the device after every call, so GPU work is counted where it runs.
-struct Timer<'a, B: Backend> {
-    device: &'a B::Device,
-    warmup: usize,
-    repeats: usize,
+/// One operation about to be timed.
+#[derive(Debug, Clone, Copy)]
+pub struct Case<'a> {
+    /// Model name (criterion's benchmark group).
+    pub model: &'a str,
+    /// What is timed (criterion's function id), e.g. `exact hvp` or `lanczos (10 steps)`.
+    pub operation: &'a str,
+    /// One call is already many HVPs (a Lanczos run, a LanczosOPT update): time fewer calls.
+    pub heavy: bool,
 }
 
 /// A measurement: the median and the first (warm-up) call's milliseconds.
-#[derive(Debug, Clone, Copy)]
-struct Timing {
-    ms: f64,
-    first_ms: Option<f64>,
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// Median milliseconds per call.
+    pub ms: f64,
+    /// Milliseconds of the first call (kernel compilation and autotuning on a GPU), if timed.
+    pub first_ms: Option<f64>,
 }
 
 impl Timing {
     /// A value computed from measurements (no call of its own).
     fn derived(ms: f64) -> Self {
         Self { ms, first_ms: None }
+    }
+}
+
+/// How each operation is timed. `curvature bench` uses [`MedianTimer`]; the criterion benches
+/// in `benches/` drive the very same operations through criterion with their own `Measure`.
+pub trait Measure {
+    /// Time `call` — one call of the operation, which synchronises the device before it
+    /// returns — and return its median.
+    ///
+    /// `Ok(None)` means the harness skipped the operation (criterion's name filter, `--list`):
+    /// its row, and the rows derived from it, are left out.
+    ///
+    /// # Errors
+    /// The first error `call` returns.
+    fn measure(
+        &mut self,
+        case: Case<'_>,
+        call: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<Option<Timing>>;
+}
+
+/// Timed calls of a [`Case::heavy`] operation, at most.
+const HEAVY_REPEATS: usize = 3;
+
+/// `curvature bench`'s [`Measure`]: `warmup` untimed calls, then the median of `repeats` timed
+/// calls (heavy operations: at most one warm-up and [`HEAVY_REPEATS`] timed calls).
+#[derive(Debug, Clone, Copy)]
+pub struct MedianTimer {
+    /// Untimed calls first.
+    pub warmup: usize,
+    /// Timed calls.
+    pub repeats: usize,
+}
+
+impl Measure for MedianTimer {
+    fn measure(
+        &mut self,
+        case: Case<'_>,
+        call: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<Option<Timing>> {
+        let (warmup, repeats) = if case.heavy {
+            (self.warmup.min(1), self.repeats.min(HEAVY_REPEATS))
+        } else {
+            (self.warmup, self.repeats)
+        };
+        let mut first_ms = None;
+        for _ in 0..warmup {
+            let start = Instant::now();
+            call()?;
+            first_ms.get_or_insert(start.elapsed().as_secs_f64() * 1e3);
+        }
+        let mut times = Vec::with_capacity(repeats);
+        for _ in 0..repeats {
+            let start = Instant::now();
+            call()?;
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok(median(&mut times).map(|ms| Timing { ms, first_ms }))
+    }
+}
+
+/// The median of `times` (`None` if empty).
+pub fn median(times: &mut [f64]) -> Option<f64> {
+    times.sort_by(f64::total_cmp);
+    let n = times.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(times[n / 2]),
+        _ => Some(0.5 * (times[n / 2 - 1] + times[n / 2])),
     }
 }
 
@@ -184,60 +272,39 @@ enum Baseline {
     None,
 }
 
-impl<B: Backend> Timer<'_, B> {
-    fn sync(&self) -> Result<()> {
-        B::sync(self.device).map_err(|e| {
-            LabError::Device(format!("{:?} failed to synchronise: {e:?}", self.device))
-        })
-    }
-
-    /// The same timer with at most `repeats` timed calls and one warm-up call.
-    fn fewer(&self, repeats: usize) -> Self {
-        Timer {
-            device: self.device,
-            warmup: self.warmup.min(1),
-            repeats: self.repeats.min(repeats),
-        }
-    }
-
-    /// Median milliseconds of `f`, with the first warm-up call's milliseconds.
-    fn median(&self, mut f: impl FnMut() -> Result<()>) -> Result<Timing> {
-        let mut first_ms = None;
-        for _ in 0..self.warmup {
-            let start = Instant::now();
-            f()?;
-            self.sync()?;
-            first_ms.get_or_insert(start.elapsed().as_secs_f64() * 1e3);
-        }
-        let mut times = Vec::with_capacity(self.repeats);
-        for _ in 0..self.repeats {
-            let start = Instant::now();
-            f()?;
-            self.sync()?;
-            times.push(start.elapsed().as_secs_f64() * 1e3);
-        }
-        times.sort_by(f64::total_cmp);
-        let n = times.len();
-        let median = if n % 2 == 1 {
-            times[n / 2]
-        } else {
-            0.5 * (times[n / 2 - 1] + times[n / 2])
-        };
-        Ok(Timing {
-            ms: median,
-            first_ms,
-        })
+impl Baseline {
+    fn gradient(t: Option<Timing>) -> Self {
+        t.map_or(Self::None, |t| Self::Gradient(t.ms))
     }
 }
 
-/// Run the benchmark on `device`, reporting each measurement to `progress` as it starts and
-/// each row as soon as it is measured (so a run cut short still leaves its rows).
+/// Run the benchmark on `device` with [`MedianTimer`], reporting each measurement to
+/// `progress` as it starts and each row as soon as it is measured (so a run cut short still
+/// leaves its rows).
 ///
 /// # Errors
 /// Invalid options, and any error of the operations measured.
 pub fn run<B: Backend>(
     device: &B::Device,
     options: &BenchOptions,
+    progress: &mut dyn FnMut(BenchEvent<'_>),
+) -> Result<Vec<BenchRow>> {
+    let mut timer = MedianTimer {
+        warmup: options.warmup,
+        repeats: options.repeats,
+    };
+    run_with::<B>(device, options, &mut timer, progress)
+}
+
+/// [`run`] with another way of timing (`options.warmup` and `options.repeats` are then the
+/// measure's business): the criterion benches in `benches/` call this.
+///
+/// # Errors
+/// Invalid options, and any error of the operations measured.
+pub fn run_with<B: Backend>(
+    device: &B::Device,
+    options: &BenchOptions,
+    measure: &mut dyn Measure,
     progress: &mut dyn FnMut(BenchEvent<'_>),
 ) -> Result<Vec<BenchRow>> {
     options.validate()?;
@@ -249,11 +316,16 @@ pub fn run<B: Backend>(
             _ => vec![3, 32, 32],
         };
         let visitor = BenchVisitor {
-            name,
             example: &example,
             options,
-            progress: &mut *progress,
-            rows: &mut rows,
+            rec: Recorder {
+                model: name,
+                params: 0,
+                batch: options.batch,
+                rows: &mut rows,
+                progress: &mut *progress,
+                measure: &mut *measure,
+            },
         };
         build_model::<B, _>(&bench_config(name), &example, 10, device, visitor)?;
     }
@@ -262,12 +334,10 @@ pub fn run<B: Backend>(
 
 /// Times one model, whichever network type its name builds.
 struct BenchVisitor<'a> {
-    name: &'a str,
     /// Shape of one example, as the model was built for.
     example: &'a [usize],
     options: &'a BenchOptions,
-    progress: &'a mut dyn FnMut(BenchEvent<'_>),
-    rows: &'a mut Vec<BenchRow>,
+    rec: Recorder<'a>,
 }
 
 impl ModelVisitor for BenchVisitor<'_> {
@@ -282,139 +352,149 @@ impl ModelVisitor for BenchVisitor<'_> {
         shape[1..].copy_from_slice(self.example);
         let batch = random_classification_batch::<BB, D>(shape, 10, 0, device);
         let model = Train::<BB, M>::from_inner(mark_trainable(model));
-        bench_network(
-            self.name,
-            model,
-            batch,
-            device,
-            self.options,
-            self.progress,
-            self.rows,
-        )
+        bench_network(model, batch, device, self.options, self.rec)
     }
 }
 
 /// KFAC intervals meaning "never" (only the first step updates factors and inverts).
 const NEVER: usize = usize::MAX;
 
-#[allow(clippy::too_many_arguments)]
 fn bench_network<B, M, const D: usize>(
-    name: &str,
     model: M,
     batch: Batch<B, D>,
     device: &B::Device,
     options: &BenchOptions,
-    progress: &mut dyn FnMut(BenchEvent<'_>),
-    rows: &mut Vec<BenchRow>,
+    mut rec: Recorder<'_>,
 ) -> Result<()>
 where
     B: Backend,
     M: AutodiffModule<Autodiff<B>> + Network<Autodiff<B>, D>,
     M::InnerModule: CurvatureModel<B, D>,
 {
-    let timer = Timer::<B> {
-        device,
-        warmup: options.warmup,
-        repeats: options.repeats,
-    };
     let n = options.batch;
     let objective = Objective::new(model.valid(), Loss::CrossEntropy, vec![batch.clone()])?
         .with_bn_mode(BatchNormMode::Train);
     let p = objective.dim();
-    let mut rec = Recorder {
-        model: name,
-        params: p,
-        batch: n,
-        rows,
-        progress,
+    rec.params = p;
+    let sync = || {
+        B::sync(device)
+            .map_err(|e| LabError::Device(format!("{device:?} failed to synchronise: {e:?}")))
     };
 
-    rec.say("gradient");
-    let grad = timer.median(|| objective.gradient().map(drop).map_err(Into::into))?;
-    let per_grad = Baseline::Gradient(grad.ms);
-    rec.row("gradient", grad, per_grad, String::new());
-    let v = gaussian_vector::<B>(p, 1, device);
-    rec.say("exact HVP");
-    let hvp = timer.median(|| objective.hvp(&v).map(drop).map_err(Into::into))?;
-    rec.row("exact hvp", hvp, per_grad, String::new());
-    rec.say("GGN product");
-    let ggn = timer.median(|| objective.ggn_vp(&v).map(drop).map_err(Into::into))?;
-    rec.row("ggn product", ggn, per_grad, String::new());
-    let m = options.lanczos_steps;
-    rec.say(&format!("Lanczos ({m} steps)"));
-    let config = LanczosConfig::new().with_steps(m);
-    let hessian = objective.hessian();
-    // A Lanczos run is already `m` HVPs: fewer repeats keep the table quick on big models.
-    let total = timer
-        .fewer(3)
-        .median(|| lanczos(&hessian, &config).map(drop).map_err(Into::into))?;
-    rec.row(
-        "lanczos step",
-        Timing {
-            ms: total.ms / m as f64,
-            ..total
-        },
-        per_grad,
-        format!(
-            "{m} steps with full re-orthogonalisation: {:.1} ms",
-            total.ms
-        ),
-    );
-    let batches = 50_000usize.div_ceil(n);
-    let estimate = 100.0 * batches as f64 * hvp.ms;
-    rec.row(
-        "est. 100-step lanczos on 50k images",
-        Timing::derived(estimate),
-        Baseline::None,
-        format!(
-            "100 × {batches} batch HVPs = {:.1} min; basis 100 × P × 4 B = {:.2} GB",
-            estimate / 60_000.0,
-            100.0 * p as f64 * 4.0 / 1e9
-        ),
-    );
+    if !options.skip_curvature {
+        let grad = rec.time("gradient", false, &mut || {
+            drop(objective.gradient()?);
+            sync()
+        })?;
+        let per_grad = Baseline::gradient(grad);
+        rec.row("gradient", grad, per_grad, String::new());
+        let v = gaussian_vector::<B>(p, 1, device);
+        let hvp = rec.time("exact hvp", false, &mut || {
+            drop(objective.hvp(&v)?);
+            sync()
+        })?;
+        rec.row("exact hvp", hvp, per_grad, String::new());
+        let ggn = rec.time("ggn product", false, &mut || {
+            drop(objective.ggn_vp(&v)?);
+            sync()
+        })?;
+        rec.row("ggn product", ggn, per_grad, String::new());
+        let fd = objective.finite_difference_hessian();
+        let fd_hvp = rec.time("fd hvp", false, &mut || {
+            drop(fd.apply(&v)?);
+            sync()
+        })?;
+        rec.row(
+            "fd hvp",
+            fd_hvp,
+            per_grad,
+            "central difference of two gradients".into(),
+        );
+        let m = options.lanczos_steps;
+        let config = LanczosConfig::new().with_steps(m);
+        let hessian = objective.hessian();
+        // A Lanczos run is already `m` HVPs: a heavy case (fewer repeats).
+        let total = rec.time(&format!("lanczos ({m} steps)"), true, &mut || {
+            drop(lanczos(&hessian, &config)?);
+            sync()
+        })?;
+        if let Some(total) = total {
+            rec.row(
+                "lanczos step",
+                Some(Timing {
+                    ms: total.ms / m as f64,
+                    ..total
+                }),
+                per_grad,
+                format!(
+                    "{m} steps with full re-orthogonalisation: {:.1} ms",
+                    total.ms
+                ),
+            );
+        }
+        if let Some(hvp) = hvp {
+            let batches = 50_000usize.div_ceil(n);
+            let estimate = 100.0 * batches as f64 * hvp.ms;
+            rec.row(
+                "est. 100-step lanczos on 50k images",
+                Some(Timing::derived(estimate)),
+                Baseline::None,
+                format!(
+                    "100 × {batches} batch HVPs = {:.1} min; basis 100 × P × 4 B = {:.2} GB",
+                    estimate / 60_000.0,
+                    100.0 * p as f64 * 4.0 / 1e9
+                ),
+            );
+        }
+    }
     if options.skip_optimisers {
         return Ok(());
     }
 
     type AB<B> = Autodiff<B>;
-    rec.say("SGD step");
     let sgd_opt = SgdConfig::new().with_momentum(0.9).init::<AB<B>, M>()?;
-    let sgd = first_order(&timer, sgd_opt, &model, &batch)?;
-    let per_sgd = Baseline::SgdStep(sgd.ms);
-    rec.row(
-        "sgd step",
-        sgd,
-        per_sgd,
-        format!("{:.0} images/s", n as f64 / (sgd.ms / 1e3)),
-    );
-    rec.say("Adam step");
+    let sgd = first_order(&mut rec, "sgd step", sgd_opt, &model, &batch, &sync)?;
+    let per_sgd = sgd.map_or(Baseline::None, |t| Baseline::SgdStep(t.ms));
+    let throughput = sgd.map_or(String::new(), |t| {
+        format!("{:.0} images/s", n as f64 / (t.ms / 1e3))
+    });
+    rec.row("sgd step", sgd, per_sgd, throughput);
     let adam_opt = AdamConfig::new().init::<AB<B>, M>()?;
-    let adam = first_order(&timer, adam_opt, &model, &batch)?;
+    let adam = first_order(&mut rec, "adam step", adam_opt, &model, &batch, &sync)?;
     rec.row("adam step", adam, per_sgd, String::new());
 
     if !options.skip_kfac {
-        rec.say("KFAC plain step");
-        let plain = kfac(&timer, (NEVER, NEVER), &model, &batch)?;
+        let plain = kfac(
+            &mut rec,
+            "kfac plain step",
+            (NEVER, NEVER),
+            &model,
+            &batch,
+            &sync,
+        )?;
         rec.row("kfac plain step", plain, per_sgd, String::new());
-        rec.say("KFAC factor step");
-        let factors = kfac(&timer, (1, NEVER), &model, &batch)?;
+        let factors = kfac(
+            &mut rec,
+            "kfac factor step",
+            (1, NEVER),
+            &model,
+            &batch,
+            &sync,
+        )?;
         rec.row("kfac factor step", factors, per_sgd, String::new());
-        let (plain, factors) = (plain.ms, factors.ms);
         if options.kfac_inversion {
-            rec.say("KFAC inversion step");
-            let inversion = kfac(&timer, (1, 1), &model, &batch)?;
-            rec.row("kfac inversion step", inversion, per_sgd, String::new());
-            let amortised = plain + (factors - plain) / 10.0 + (inversion.ms - factors) / 100.0;
-            rec.row(
-                "kfac amortised 10/100",
-                Timing::derived(amortised),
-                per_sgd,
-                String::new(),
-            );
-        } else {
+            let op = "kfac inversion step";
+            let inversion = kfac(&mut rec, op, (1, 1), &model, &batch, &sync)?;
+            rec.row(op, inversion, per_sgd, String::new());
+            if let (Some(p), Some(f), Some(i)) = (plain, factors, inversion) {
+                let amortised = p.ms + (f.ms - p.ms) / 10.0 + (i.ms - f.ms) / 100.0;
+                let amortised = Some(Timing::derived(amortised));
+                rec.row("kfac amortised 10/100", amortised, per_sgd, String::new());
+            }
+        } else if let (Some(p), Some(f)) = (plain, factors) {
             rec.row(
                 "kfac amortised 10/never",
-                Timing::derived(plain + (factors - plain) / 10.0),
+                Some(Timing::derived(p.ms + (f.ms - p.ms) / 10.0)),
                 per_sgd,
                 "inversion step not measured (--no-kfac-inversion)".into(),
             );
@@ -422,43 +502,55 @@ where
     }
 
     let k = options.lanczos_opt_rank;
-    rec.say(&format!("LanczosOPT step (k = {k})"));
+    let op = format!("lanczos-opt step (k={k})");
     let mut lopt = LanczosOptConfig::new().with_rank(k).init::<B>()?;
     let damping = FixedDamping::new(1.0)?;
     let mut objective = objective;
-    let lo = timer.fewer(3).median(|| {
-        lopt.step(&mut objective, 1e-4, &damping)
-            .map(drop)
-            .map_err(Into::into)
+    let lo = rec.time(&op, true, &mut || {
+        lopt.step(&mut objective, 1e-4, &damping)?;
+        sync()
     })?;
-    rec.row(
-        &format!("lanczos-opt step (k={k})"),
-        lo,
-        per_sgd,
-        format!("{:.3} ms per Lanczos step", lo.ms / k as f64),
-    );
+    let note = lo.map_or(String::new(), |t| {
+        format!("{:.3} ms per Lanczos step", t.ms / k as f64)
+    });
+    rec.row(&op, lo, per_sgd, note);
     Ok(())
 }
 
-/// Collects rows and reports progress for one model.
+/// Times, collects rows and reports progress for one model.
 struct Recorder<'a> {
     model: &'a str,
     params: usize,
     batch: usize,
     rows: &'a mut Vec<BenchRow>,
     progress: &'a mut dyn FnMut(BenchEvent<'_>),
+    measure: &'a mut dyn Measure,
 }
 
 impl Recorder<'_> {
-    fn say(&mut self, what: &str) {
+    /// Announce and time `operation`.
+    fn time(
+        &mut self,
+        operation: &str,
+        heavy: bool,
+        call: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<Option<Timing>> {
         let line = format!(
-            "{} (P = {}, batch {}): {what}",
+            "{} (P = {}, batch {}): {operation}",
             self.model, self.params, self.batch
         );
         (self.progress)(BenchEvent::Starting(&line));
+        let case = Case {
+            model: self.model,
+            operation,
+            heavy,
+        };
+        self.measure.measure(case, call)
     }
 
-    fn row(&mut self, operation: &str, t: Timing, base: Baseline, note: String) {
+    /// Record a row (none if the operation was skipped).
+    fn row(&mut self, operation: &str, t: Option<Timing>, base: Baseline, note: String) {
+        let Some(t) = t else { return };
         let (ratio, baseline) = match base {
             Baseline::Gradient(b) => (Some(t.ms / b), "gradient"),
             Baseline::SgdStep(b) => (Some(t.ms / b), "sgd step"),
@@ -478,34 +570,39 @@ impl Recorder<'_> {
     }
 }
 
+/// One SGD or Adam step: forward, backward and update on `Autodiff<B>`.
 fn first_order<B, M, O, const D: usize>(
-    timer: &Timer<'_, B>,
+    rec: &mut Recorder<'_>,
+    operation: &str,
     mut opt: O,
     model: &M,
     batch: &Batch<B, D>,
-) -> Result<Timing>
+    sync: &dyn Fn() -> Result<()>,
+) -> Result<Option<Timing>>
 where
     B: Backend,
     M: AutodiffModule<Autodiff<B>> + Network<Autodiff<B>, D>,
     O: Optimizer<M, Autodiff<B>>,
 {
     let mut model = model.clone();
-    timer.median(|| {
+    rec.time(operation, false, &mut || {
         let loss = Loss::CrossEntropy.batch_mean(&model, batch, BatchNormMode::Train);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = opt.step(1e-4, model.clone(), grads);
-        Ok(())
+        sync()
     })
 }
 
 /// KFAC steps with intervals `(cov, inv)`, after one step that builds the factors and their
 /// eigenbases.
 fn kfac<B, M, const D: usize>(
-    timer: &Timer<'_, B>,
+    rec: &mut Recorder<'_>,
+    operation: &str,
     (cov, inv): (usize, usize),
     model: &M,
     batch: &Batch<B, D>,
-) -> Result<Timing>
+    sync: &dyn Fn() -> Result<()>,
+) -> Result<Option<Timing>>
 where
     B: Backend,
     M: AutodiffModule<Autodiff<B>> + Network<Autodiff<B>, D>,
@@ -523,10 +620,11 @@ where
         .map(|(m, _)| m)
         .map_err(|(_, e)| e.into())
     };
-    let mut model = step(model.clone())?;
-    timer.median(|| {
-        model = step(model.clone())?;
-        Ok(())
+    let mut model = Some(step(model.clone())?);
+    rec.time(operation, false, &mut || {
+        let m = model.take().expect("put back after every step");
+        model = Some(step(m)?);
+        sync()
     })
 }
 
@@ -613,6 +711,7 @@ mod tests {
             "gradient",
             "exact hvp",
             "ggn product",
+            "fd hvp",
             "lanczos step",
             "sgd step",
             "adam step",
@@ -623,7 +722,7 @@ mod tests {
         assert!(!ops.iter().any(|o| o.starts_with("kfac")), "{ops:?}");
         assert!(rows.iter().all(|r| r.ms > 0.0 && r.ms.is_finite()));
         assert_eq!(rows[0].params, 3072 * 512 + 512 + 512 * 512 + 512 + 5130);
-        assert_eq!(lines.len(), 7, "{lines:?}");
+        assert_eq!(lines.len(), 8, "{lines:?}");
         assert!(rows[0].first_ms.is_none(), "no warm-up, no first call");
         assert!(to_table(&rows).lines().count() == rows.len() + 1);
         let csv = to_csv(&rows);
@@ -641,6 +740,96 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`resnet`") && e.contains("preresnet-"), "{e}");
+    }
+
+    /// A [`Measure`] that skips the operations whose names contain `skip` and counts calls.
+    struct Skipping {
+        skip: &'static str,
+        calls: usize,
+    }
+
+    impl Measure for Skipping {
+        fn measure(
+            &mut self,
+            case: Case<'_>,
+            call: &mut dyn FnMut() -> Result<()>,
+        ) -> Result<Option<Timing>> {
+            if case.operation.contains(self.skip) {
+                return Ok(None);
+            }
+            call()?;
+            self.calls += 1;
+            Ok(Some(Timing {
+                ms: 1.0,
+                first_ms: None,
+            }))
+        }
+    }
+
+    #[test]
+    fn a_skipped_operation_leaves_out_its_row_and_the_rows_derived_from_it() {
+        let options = BenchOptions {
+            models: vec!["logistic".into()],
+            batch: 2,
+            lanczos_steps: 2,
+            lanczos_opt_rank: 1,
+            skip_kfac: true,
+            ..BenchOptions::default()
+        };
+        let mut measure = Skipping {
+            skip: "hvp",
+            calls: 0,
+        };
+        let rows =
+            run_with::<NdArray<f32>>(&Default::default(), &options, &mut measure, &mut |_| {})
+                .unwrap();
+        let ops: Vec<&str> = rows.iter().map(|r| r.operation.as_str()).collect();
+        assert_eq!(
+            ops,
+            [
+                "gradient",
+                "ggn product",
+                "lanczos step",
+                "sgd step",
+                "adam step",
+                "lanczos-opt step (k=1)"
+            ]
+        );
+        assert_eq!(measure.calls, 6);
+        // The measure's times are used as given: 2 Lanczos steps in 1 ms.
+        assert_eq!(rows[2].ms, 0.5);
+        assert_eq!(rows[2].ratio, Some(0.5));
+
+        let sgd_skipped = run_with::<NdArray<f32>>(
+            &Default::default(),
+            &BenchOptions {
+                skip_curvature: true,
+                ..options.clone()
+            },
+            &mut Skipping {
+                skip: "sgd",
+                calls: 0,
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+        let ops: Vec<_> = sgd_skipped.iter().map(|r| r.operation.as_str()).collect();
+        assert_eq!(ops, ["adam step", "lanczos-opt step (k=1)"]);
+        assert!(
+            sgd_skipped.iter().all(|r| r.ratio.is_none()),
+            "no SGD baseline"
+        );
+    }
+
+    #[test]
+    fn skipping_everything_is_rejected() {
+        let options = BenchOptions {
+            skip_curvature: true,
+            skip_optimisers: true,
+            ..BenchOptions::default()
+        };
+        let e = run::<NdArray<f32>>(&Default::default(), &options, &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("nothing is left"), "{e}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod bench;
 pub mod config;
 mod error;
 pub mod interpolate;
+pub mod memory;
 pub mod plot;
 pub mod presets;
 pub mod progress;

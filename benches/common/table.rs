@@ -1,0 +1,167 @@
+//! The criterion side of `curvature bench`: the operations, models, shapes and ratios are
+//! `curvature_lab::bench`'s (one piece of code serves the command and the benches); this file
+//! only plugs criterion in as the [`Measure`] and picks the backend and the models.
+//!
+//! - **Backend**: the one compiled in — `cuda` if the `cuda` feature is on, else `wgpu` if
+//!   `wgpu` is, else NdArray f32 — or `CURVATURE_BENCH_BACKEND=ndarray|wgpu|cuda`.
+//! - **Models**: `CURVATURE_BENCH_MODELS`, comma-separated names of `curvature bench`
+//!   (default `mlp,cnn`; `all` = `mlp,cnn,vgg16-bn,wrn-28-10`). VGG-16 and WRN-28-10 take
+//!   seconds to minutes per call on a CPU (a VGG-16-BN HVP at batch 128 ≈ 39 s on 2 cores), so
+//!   they are opt-in.
+//! - **Batch**: `CURVATURE_BENCH_BATCH` (default 128, CIFAR-shaped random input).
+//!
+//! Every operation is a criterion benchmark `model/operation`, timed with `iter_custom` (the
+//! device is synchronised inside every call) in flat sampling mode. After criterion's report
+//! the bench prints the `curvature bench` table: the medians of criterion's samples and their
+//! ratios to the gradient / SGD step.
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, SamplingMode};
+use curvature_lab::bench::{BenchOptions, BenchRow, Case, Measure, TABLE_MODELS, Timing};
+use curvature_lab::{BackendChoice, BackendVisitor, Result, on_backend};
+
+/// Which rows a bench target measures.
+#[derive(Debug, Clone, Copy)]
+#[allow(dead_code)] // each bench target names one variant
+pub enum Part {
+    /// Gradient, exact HVP, GGN product, finite-difference HVP, Lanczos step.
+    Curvature,
+    /// SGD, Adam, KFAC (plain, factor, inversion; amortised), LanczosOPT.
+    Optimisers,
+}
+
+/// Criterion as a [`Measure`].
+struct CriterionMeasure<'a> {
+    criterion: &'a mut Criterion,
+}
+
+impl Measure for CriterionMeasure<'_> {
+    fn measure(
+        &mut self,
+        case: Case<'_>,
+        call: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<Option<Timing>> {
+        // Milliseconds per call of every `iter_custom` call: warm-up calls first, then
+        // `sample_size` samples (one call in `--test` mode, none in `--list` or when filtered).
+        let mut per_call: Vec<f64> = Vec::new();
+        let mut error = None;
+        let mut group = self.criterion.benchmark_group(case.model);
+        group.sampling_mode(SamplingMode::Flat);
+        group.bench_function(case.operation, |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    if error.is_none() {
+                        error = call().err();
+                    }
+                }
+                let elapsed = start.elapsed();
+                per_call.push(elapsed.as_secs_f64() * 1e3 / iters as f64);
+                elapsed
+            })
+        });
+        group.finish();
+        if let Some(e) = error {
+            return Err(e);
+        }
+        let Some(&first_ms) = per_call.first() else {
+            return Ok(None);
+        };
+        let samples = per_call.len().min(SAMPLES);
+        let tail = per_call.len() - samples;
+        let ms = curvature_lab::bench::median(&mut per_call[tail..]);
+        Ok(ms.map(|ms| Timing {
+            ms,
+            first_ms: Some(first_ms),
+        }))
+    }
+}
+
+/// Criterion samples per operation (its minimum; `--sample-size` on the command line wins).
+const SAMPLES: usize = 10;
+
+/// The models named by `CURVATURE_BENCH_MODELS`.
+fn models() -> Vec<String> {
+    match std::env::var("CURVATURE_BENCH_MODELS") {
+        Ok(s) if s.trim() == "all" => TABLE_MODELS.iter().map(|m| m.to_string()).collect(),
+        Ok(s) => s.split(',').map(|m| m.trim().to_string()).collect(),
+        Err(_) => TABLE_MODELS[..2].iter().map(|m| m.to_string()).collect(),
+    }
+}
+
+/// The backend compiled in, or `CURVATURE_BENCH_BACKEND`.
+fn backend() -> Result<BackendChoice> {
+    let compiled = if cfg!(feature = "cuda") {
+        "cuda"
+    } else if cfg!(feature = "wgpu") {
+        "wgpu"
+    } else {
+        "ndarray"
+    };
+    let name = std::env::var("CURVATURE_BENCH_BACKEND").unwrap_or_else(|_| compiled.into());
+    BackendChoice::new(&name, None, "f32")
+}
+
+fn batch() -> usize {
+    match std::env::var("CURVATURE_BENCH_BATCH") {
+        Ok(s) => s.trim().parse().unwrap_or_else(|_| {
+            panic!("CURVATURE_BENCH_BATCH={s:?} is not a batch size (a positive integer)")
+        }),
+        Err(_) => 128,
+    }
+}
+
+struct OnBackend<'a> {
+    options: &'a BenchOptions,
+    criterion: &'a mut Criterion,
+}
+
+impl BackendVisitor for OnBackend<'_> {
+    type Output = Vec<BenchRow>;
+    fn visit<B: burn::tensor::backend::Backend>(self, device: B::Device) -> Result<Vec<BenchRow>> {
+        let mut measure = CriterionMeasure {
+            criterion: self.criterion,
+        };
+        curvature_lab::bench::run_with::<B>(&device, self.options, &mut measure, &mut |_| {})
+    }
+}
+
+/// Measure `part` of the table with criterion, then print the table.
+pub fn run(part: Part) {
+    // As the `curvature` command does: see `curvature_lab::memory`.
+    curvature_lab::memory::keep_freed_memory();
+    let mut criterion = Criterion::default()
+        .sample_size(SAMPLES)
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    let options = BenchOptions {
+        models: models(),
+        batch: batch(),
+        skip_curvature: matches!(part, Part::Optimisers),
+        skip_optimisers: matches!(part, Part::Curvature),
+        ..BenchOptions::default()
+    };
+    let result = backend().and_then(|choice| {
+        eprintln!(
+            "backend {choice}, models {}, batch {}",
+            options.models.join(","),
+            options.batch
+        );
+        on_backend(
+            &choice,
+            OnBackend {
+                options: &options,
+                criterion: &mut criterion,
+            },
+        )
+    });
+    criterion.final_summary();
+    match result {
+        Ok(rows) if rows.is_empty() => {}
+        Ok(rows) => println!("\n{}", curvature_lab::bench::to_table(&rows)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
