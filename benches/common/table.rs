@@ -10,14 +10,19 @@
 //!   they are opt-in.
 //! - **Batch**: `CURVATURE_BENCH_BATCH` (default 128, CIFAR-shaped random input).
 //!
-//! Every operation is a criterion benchmark `model/operation`, timed with `iter_custom` (the
-//! device is synchronised inside every call) in flat sampling mode. After criterion's report
+//! Every operation is a criterion benchmark `model (backend, batch N)/operation` — e.g.
+//! `cargo bench --bench hvp -- "mlp (wgpu"` — so criterion's saved baselines never compare two
+//! backends or batch sizes. It is timed with `iter_custom` (the device is synchronised inside
+//! every call) in flat sampling mode; an untimed set-up (KFAC's first step) runs only for the
+//! cases criterion's filter selects. After criterion's report
 //! the bench prints the `curvature bench` table: the medians of criterion's samples and their
 //! ratios to the gradient / SGD step.
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode};
-use curvature_lab::bench::{BenchOptions, BenchRow, Case, Measure, TABLE_MODELS, Timing};
+use curvature_lab::bench::{
+    BenchOptions, BenchRow, Case, Measure, Operation, TABLE_MODELS, Timing,
+};
 use curvature_lab::{BackendChoice, BackendVisitor, Result, on_backend};
 
 /// Which rows a bench target measures.
@@ -33,26 +38,32 @@ pub enum Part {
 /// Criterion as a [`Measure`].
 struct CriterionMeasure<'a> {
     criterion: &'a mut Criterion,
+    /// What sets a measurement apart besides the model, e.g. `wgpu, batch 128`: part of
+    /// criterion's group name, so that its saved baselines never compare two backends.
+    setting: String,
 }
 
 impl Measure for CriterionMeasure<'_> {
-    fn measure(
-        &mut self,
-        case: Case<'_>,
-        call: &mut dyn FnMut() -> Result<()>,
-    ) -> Result<Option<Timing>> {
+    fn measure(&mut self, case: Case<'_>, op: &mut dyn Operation) -> Result<Option<Timing>> {
         // Milliseconds per call of every `iter_custom` call: warm-up calls first, then
         // `sample_size` samples (one call in `--test` mode, none in `--list` or when filtered).
         let mut per_call: Vec<f64> = Vec::new();
         let mut error = None;
-        let mut group = self.criterion.benchmark_group(case.model);
+        let mut prepared = false;
+        let group_name = format!("{} ({})", case.model, self.setting);
+        let mut group = self.criterion.benchmark_group(group_name);
         group.sampling_mode(SamplingMode::Flat);
         group.bench_function(case.operation, |b| {
+            // Criterion calls this only for a case it runs: the set-up is skipped with it.
+            if !prepared {
+                prepared = true;
+                error = op.prepare().err();
+            }
             b.iter_custom(|iters| {
                 let start = Instant::now();
                 for _ in 0..iters {
                     if error.is_none() {
-                        error = call().err();
+                        error = op.call().err();
                     }
                 }
                 let elapsed = start.elapsed();
@@ -89,8 +100,8 @@ fn models() -> Vec<String> {
     }
 }
 
-/// The backend compiled in, or `CURVATURE_BENCH_BACKEND`.
-fn backend() -> Result<BackendChoice> {
+/// The name of the backend compiled in, or `CURVATURE_BENCH_BACKEND`.
+fn backend_name() -> String {
     let compiled = if cfg!(feature = "cuda") {
         "cuda"
     } else if cfg!(feature = "wgpu") {
@@ -98,8 +109,7 @@ fn backend() -> Result<BackendChoice> {
     } else {
         "ndarray"
     };
-    let name = std::env::var("CURVATURE_BENCH_BACKEND").unwrap_or_else(|_| compiled.into());
-    BackendChoice::new(&name, None, "f32")
+    std::env::var("CURVATURE_BENCH_BACKEND").unwrap_or_else(|_| compiled.into())
 }
 
 fn batch() -> usize {
@@ -114,6 +124,7 @@ fn batch() -> usize {
 struct OnBackend<'a> {
     options: &'a BenchOptions,
     criterion: &'a mut Criterion,
+    backend: &'a str,
 }
 
 impl BackendVisitor for OnBackend<'_> {
@@ -121,6 +132,7 @@ impl BackendVisitor for OnBackend<'_> {
     fn visit<B: burn::tensor::backend::Backend>(self, device: B::Device) -> Result<Vec<BenchRow>> {
         let mut measure = CriterionMeasure {
             criterion: self.criterion,
+            setting: format!("{}, batch {}", self.backend, self.options.batch),
         };
         curvature_lab::bench::run_with::<B>(&device, self.options, &mut measure, &mut |_| {})
     }
@@ -141,7 +153,8 @@ pub fn run(part: Part) {
         skip_optimisers: matches!(part, Part::Curvature),
         ..BenchOptions::default()
     };
-    let result = backend().and_then(|choice| {
+    let backend = backend_name();
+    let result = BackendChoice::new(&backend, None, "f32").and_then(|choice| {
         eprintln!(
             "backend {choice}, models {}, batch {}",
             options.models.join(","),
@@ -152,6 +165,7 @@ pub fn run(part: Part) {
             OnBackend {
                 options: &options,
                 criterion: &mut criterion,
+                backend: &backend,
             },
         )
     });

@@ -4,7 +4,9 @@
 //!
 //! For each model it measures, as the median of `repeats` timed calls after `warmup` untimed
 //! ones ([`MedianTimer`]; the criterion benches in `benches/` plug in their own [`Measure`]),
-//! with the device synchronised after every call:
+//! with the device synchronised after every call. An untimed set-up (KFAC's first step, which
+//! builds the factors and their eigenbases) is [`Operation::prepare`], run only for the
+//! operations a measure times:
 //!
 //! | operation | what is timed | ratio to |
 //! |---|---|---|
@@ -39,7 +41,7 @@ use curvature_core::{
     Batch, BatchNormMode, CurvatureModel, LanczosConfig, LinearOperator, Loss, Network, Objective,
     Train, gaussian_vector, lanczos, mark_trainable,
 };
-use curvature_optim::{AdamConfig, FixedDamping, KfacConfig, LanczosOptConfig, SgdConfig};
+use curvature_optim::{AdamConfig, FixedDamping, Kfac, KfacConfig, LanczosOptConfig, SgdConfig};
 use serde::Serialize;
 
 use crate::config::TrainConfig;
@@ -195,22 +197,45 @@ impl Timing {
     }
 }
 
+/// One operation to time: an untimed set-up, then calls.
+///
+/// Every closure `FnMut() -> Result<()>` is an operation without set-up.
+pub trait Operation {
+    /// Untimed set-up (KFAC's first step, which builds the factors and their eigenbases).
+    /// A [`Measure`] runs it once before the first call, and only if it times the operation
+    /// at all, so that a skipped case costs nothing.
+    ///
+    /// # Errors
+    /// Errors of the set-up.
+    fn prepare(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// One call of the operation; synchronises the device before it returns.
+    ///
+    /// # Errors
+    /// Errors of the operation.
+    fn call(&mut self) -> Result<()>;
+}
+
+impl<F: FnMut() -> Result<()>> Operation for F {
+    fn call(&mut self) -> Result<()> {
+        self()
+    }
+}
+
 /// How each operation is timed. `curvature bench` uses [`MedianTimer`]; the criterion benches
 /// in `benches/` drive the very same operations through criterion with their own `Measure`.
 pub trait Measure {
-    /// Time `call` — one call of the operation, which synchronises the device before it
-    /// returns — and return its median.
+    /// Prepare `op` (untimed), time its calls and return their median.
     ///
     /// `Ok(None)` means the harness skipped the operation (criterion's name filter, `--list`):
-    /// its row, and the rows derived from it, are left out.
+    /// it should then not prepare it either. The row, and the rows derived from it, are left
+    /// out.
     ///
     /// # Errors
-    /// The first error `call` returns.
-    fn measure(
-        &mut self,
-        case: Case<'_>,
-        call: &mut dyn FnMut() -> Result<()>,
-    ) -> Result<Option<Timing>>;
+    /// The first error of `op`.
+    fn measure(&mut self, case: Case<'_>, op: &mut dyn Operation) -> Result<Option<Timing>>;
 }
 
 /// Timed calls of a [`Case::heavy`] operation, at most.
@@ -227,11 +252,8 @@ pub struct MedianTimer {
 }
 
 impl Measure for MedianTimer {
-    fn measure(
-        &mut self,
-        case: Case<'_>,
-        call: &mut dyn FnMut() -> Result<()>,
-    ) -> Result<Option<Timing>> {
+    fn measure(&mut self, case: Case<'_>, op: &mut dyn Operation) -> Result<Option<Timing>> {
+        op.prepare()?;
         let (warmup, repeats) = if case.heavy {
             (self.warmup.min(1), self.repeats.min(HEAVY_REPEATS))
         } else {
@@ -240,13 +262,13 @@ impl Measure for MedianTimer {
         let mut first_ms = None;
         for _ in 0..warmup {
             let start = Instant::now();
-            call()?;
+            op.call()?;
             first_ms.get_or_insert(start.elapsed().as_secs_f64() * 1e3);
         }
         let mut times = Vec::with_capacity(repeats);
         for _ in 0..repeats {
             let start = Instant::now();
-            call()?;
+            op.call()?;
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
         Ok(median(&mut times).map(|ms| Timing { ms, first_ms }))
@@ -275,6 +297,10 @@ enum Baseline {
 impl Baseline {
     fn gradient(t: Option<Timing>) -> Self {
         t.map_or(Self::None, |t| Self::Gradient(t.ms))
+    }
+
+    fn sgd_step(t: Option<Timing>) -> Self {
+        t.map_or(Self::None, |t| Self::SgdStep(t.ms))
     }
 }
 
@@ -454,7 +480,7 @@ where
     type AB<B> = Autodiff<B>;
     let sgd_opt = SgdConfig::new().with_momentum(0.9).init::<AB<B>, M>()?;
     let sgd = first_order(&mut rec, "sgd step", sgd_opt, &model, &batch, &sync)?;
-    let per_sgd = sgd.map_or(Baseline::None, |t| Baseline::SgdStep(t.ms));
+    let per_sgd = Baseline::sgd_step(sgd);
     let throughput = sgd.map_or(String::new(), |t| {
         format!("{:.0} images/s", n as f64 / (t.ms / 1e3))
     });
@@ -533,7 +559,7 @@ impl Recorder<'_> {
         &mut self,
         operation: &str,
         heavy: bool,
-        call: &mut dyn FnMut() -> Result<()>,
+        op: &mut dyn Operation,
     ) -> Result<Option<Timing>> {
         let line = format!(
             "{} (P = {}, batch {}): {operation}",
@@ -545,7 +571,7 @@ impl Recorder<'_> {
             operation,
             heavy,
         };
-        self.measure.measure(case, call)
+        self.measure.measure(case, op)
     }
 
     /// Record a row (none if the operation was skipped).
@@ -593,8 +619,8 @@ where
     })
 }
 
-/// KFAC steps with intervals `(cov, inv)`, after one step that builds the factors and their
-/// eigenbases.
+/// KFAC steps with intervals `(cov, inv)`, after one untimed step that builds the factors and
+/// their eigenbases (skipped with the case: a measure that skips it never prepares it).
 fn kfac<B, M, const D: usize>(
     rec: &mut Recorder<'_>,
     operation: &str,
@@ -607,25 +633,74 @@ where
     B: Backend,
     M: AutodiffModule<Autodiff<B>> + Network<Autodiff<B>, D>,
 {
-    let mut kfac = KfacConfig::new()
-        .with_cov_interval(cov)
-        .with_inv_interval(inv)
-        .init::<Autodiff<B>, M>()?;
-    let damping = FixedDamping::new(1e-2)?;
-    let x = Tensor::<Autodiff<B>, D>::from_inner(batch.inputs.clone());
-    let mut step = |m: M| -> Result<M> {
-        kfac.step(m, 1e-4, &damping, Loss::CrossEntropy, &batch.targets, |m| {
-            m.output(x.clone(), BatchNormMode::Train)
-        })
-        .map(|(m, _)| m)
-        .map_err(|(_, e)| e.into())
+    let mut steps = KfacSteps {
+        kfac: KfacConfig::new()
+            .with_cov_interval(cov)
+            .with_inv_interval(inv)
+            .init::<Autodiff<B>, M>()?,
+        damping: FixedDamping::new(1e-2)?,
+        x: Tensor::from_inner(batch.inputs.clone()),
+        batch,
+        start: model,
+        model: None,
+        sync,
     };
-    let mut model = Some(step(model.clone())?);
-    rec.time(operation, false, &mut || {
-        let m = model.take().expect("put back after every step");
-        model = Some(step(m)?);
-        sync()
-    })
+    rec.time(operation, false, &mut steps)
+}
+
+/// The state of [`kfac`]'s timed steps.
+struct KfacSteps<'a, B: Backend, M: AutodiffModule<Autodiff<B>>, const D: usize> {
+    kfac: Kfac<Autodiff<B>, M>,
+    damping: FixedDamping,
+    x: Tensor<Autodiff<B>, D>,
+    batch: &'a Batch<B, D>,
+    /// The model before the set-up step.
+    start: &'a M,
+    /// The model after the last step (`None` until prepared).
+    model: Option<M>,
+    sync: &'a dyn Fn() -> Result<()>,
+}
+
+impl<B, M, const D: usize> KfacSteps<'_, B, M, D>
+where
+    B: Backend,
+    M: AutodiffModule<Autodiff<B>> + Network<Autodiff<B>, D>,
+{
+    fn step(&mut self, model: M) -> Result<M> {
+        let x = &self.x;
+        self.kfac
+            .step(
+                model,
+                1e-4,
+                &self.damping,
+                Loss::CrossEntropy,
+                &self.batch.targets,
+                |m| m.output(x.clone(), BatchNormMode::Train),
+            )
+            .map(|(m, _)| m)
+            .map_err(|(_, e)| e.into())
+    }
+}
+
+impl<B, M, const D: usize> Operation for KfacSteps<'_, B, M, D>
+where
+    B: Backend,
+    M: AutodiffModule<Autodiff<B>> + Network<Autodiff<B>, D>,
+{
+    fn prepare(&mut self) -> Result<()> {
+        self.model = Some(self.step(self.start.clone())?);
+        Ok(())
+    }
+
+    fn call(&mut self) -> Result<()> {
+        if self.model.is_none() {
+            // A measure that did not prepare: the first call sets up (and is timed with it).
+            self.prepare()?;
+        }
+        let model = self.model.take().expect("prepared above");
+        self.model = Some(self.step(model)?);
+        (self.sync)()
+    }
 }
 
 /// The CSV columns shared with `benches/pytorch/bench.py`.
@@ -742,22 +817,50 @@ mod tests {
         assert!(e.contains("`resnet`") && e.contains("preresnet-"), "{e}");
     }
 
-    /// A [`Measure`] that skips the operations whose names contain `skip` and counts calls.
+    /// A [`Measure`] that skips the operations whose names contain `skip` and counts calls
+    /// (preparing the others first, as every measure should).
     struct Skipping {
         skip: &'static str,
         calls: usize,
     }
 
+    /// A [`Measure`] that forgets [`Operation::prepare`] and calls each operation twice.
+    struct Unprepared;
+
+    impl Measure for Unprepared {
+        fn measure(&mut self, _: Case<'_>, op: &mut dyn Operation) -> Result<Option<Timing>> {
+            op.call()?;
+            op.call()?;
+            Ok(Some(Timing {
+                ms: 1.0,
+                first_ms: None,
+            }))
+        }
+    }
+
+    #[test]
+    fn an_operation_not_prepared_prepares_itself_on_its_first_call() {
+        let options = BenchOptions {
+            models: vec!["logistic".into()],
+            batch: 2,
+            lanczos_opt_rank: 1,
+            skip_curvature: true,
+            ..BenchOptions::default()
+        };
+        let rows =
+            run_with::<NdArray<f32>>(&Default::default(), &options, &mut Unprepared, &mut |_| {})
+                .unwrap();
+        let ops: Vec<_> = rows.iter().map(|r| r.operation.as_str()).collect();
+        assert!(ops.contains(&"kfac inversion step"), "{ops:?}");
+    }
+
     impl Measure for Skipping {
-        fn measure(
-            &mut self,
-            case: Case<'_>,
-            call: &mut dyn FnMut() -> Result<()>,
-        ) -> Result<Option<Timing>> {
+        fn measure(&mut self, case: Case<'_>, op: &mut dyn Operation) -> Result<Option<Timing>> {
             if case.operation.contains(self.skip) {
                 return Ok(None);
             }
-            call()?;
+            op.prepare()?;
+            op.call()?;
             self.calls += 1;
             Ok(Some(Timing {
                 ms: 1.0,
@@ -819,6 +922,24 @@ mod tests {
             sgd_skipped.iter().all(|r| r.ratio.is_none()),
             "no SGD baseline"
         );
+
+        // Skipped KFAC cases: no rows, no amortised row derived from them.
+        let kfac_skipped = run_with::<NdArray<f32>>(
+            &Default::default(),
+            &BenchOptions {
+                skip_curvature: true,
+                skip_kfac: false,
+                ..options.clone()
+            },
+            &mut Skipping {
+                skip: "kfac",
+                calls: 0,
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+        let ops: Vec<_> = kfac_skipped.iter().map(|r| r.operation.as_str()).collect();
+        assert_eq!(ops, ["sgd step", "adam step", "lanczos-opt step (k=1)"]);
     }
 
     #[test]
