@@ -781,7 +781,7 @@ mod tests {
             }
         })
         .unwrap();
-        let ops: Vec<&str> = rows.iter().map(|r| r.operation.as_str()).collect();
+        let ops = operations(&rows);
         for op in [
             "gradient",
             "exact hvp",
@@ -817,25 +817,46 @@ mod tests {
         assert!(e.contains("`resnet`") && e.contains("preresnet-"), "{e}");
     }
 
-    /// A [`Measure`] that skips the operations whose names contain `skip` and counts calls
-    /// (preparing the others first, as every measure should).
-    struct Skipping {
-        skip: &'static str,
+    /// A [`Measure`] that skips the operations whose names contain `skip`, prepares the
+    /// others (unless `prepare` is off, as a careless measure might), calls each twice and
+    /// counts the operations measured.
+    struct Fake {
+        skip: Option<&'static str>,
+        prepare: bool,
         calls: usize,
     }
 
-    /// A [`Measure`] that forgets [`Operation::prepare`] and calls each operation twice.
-    struct Unprepared;
+    impl Fake {
+        fn skipping(skip: &'static str) -> Self {
+            Self {
+                skip: Some(skip),
+                prepare: true,
+                calls: 0,
+            }
+        }
+    }
 
-    impl Measure for Unprepared {
-        fn measure(&mut self, _: Case<'_>, op: &mut dyn Operation) -> Result<Option<Timing>> {
+    impl Measure for Fake {
+        fn measure(&mut self, case: Case<'_>, op: &mut dyn Operation) -> Result<Option<Timing>> {
+            if self.skip.is_some_and(|s| case.operation.contains(s)) {
+                return Ok(None);
+            }
+            if self.prepare {
+                op.prepare()?;
+            }
             op.call()?;
             op.call()?;
+            self.calls += 1;
             Ok(Some(Timing {
                 ms: 1.0,
                 first_ms: None,
             }))
         }
+    }
+
+    /// The operations of `rows`, in order.
+    fn operations(rows: &[BenchRow]) -> Vec<&str> {
+        rows.iter().map(|r| r.operation.as_str()).collect()
     }
 
     #[test]
@@ -847,26 +868,16 @@ mod tests {
             skip_curvature: true,
             ..BenchOptions::default()
         };
+        let mut unprepared = Fake {
+            skip: None,
+            prepare: false,
+            calls: 0,
+        };
         let rows =
-            run_with::<NdArray<f32>>(&Default::default(), &options, &mut Unprepared, &mut |_| {})
+            run_with::<NdArray<f32>>(&Default::default(), &options, &mut unprepared, &mut |_| {})
                 .unwrap();
-        let ops: Vec<_> = rows.iter().map(|r| r.operation.as_str()).collect();
+        let ops = operations(&rows);
         assert!(ops.contains(&"kfac inversion step"), "{ops:?}");
-    }
-
-    impl Measure for Skipping {
-        fn measure(&mut self, case: Case<'_>, op: &mut dyn Operation) -> Result<Option<Timing>> {
-            if case.operation.contains(self.skip) {
-                return Ok(None);
-            }
-            op.prepare()?;
-            op.call()?;
-            self.calls += 1;
-            Ok(Some(Timing {
-                ms: 1.0,
-                first_ms: None,
-            }))
-        }
     }
 
     #[test]
@@ -879,16 +890,12 @@ mod tests {
             skip_kfac: true,
             ..BenchOptions::default()
         };
-        let mut measure = Skipping {
-            skip: "hvp",
-            calls: 0,
-        };
+        let mut measure = Fake::skipping("hvp");
         let rows =
             run_with::<NdArray<f32>>(&Default::default(), &options, &mut measure, &mut |_| {})
                 .unwrap();
-        let ops: Vec<&str> = rows.iter().map(|r| r.operation.as_str()).collect();
         assert_eq!(
-            ops,
+            operations(&rows),
             [
                 "gradient",
                 "ggn product",
@@ -909,15 +916,14 @@ mod tests {
                 skip_curvature: true,
                 ..options.clone()
             },
-            &mut Skipping {
-                skip: "sgd",
-                calls: 0,
-            },
+            &mut Fake::skipping("sgd"),
             &mut |_| {},
         )
         .unwrap();
-        let ops: Vec<_> = sgd_skipped.iter().map(|r| r.operation.as_str()).collect();
-        assert_eq!(ops, ["adam step", "lanczos-opt step (k=1)"]);
+        assert_eq!(
+            operations(&sgd_skipped),
+            ["adam step", "lanczos-opt step (k=1)"]
+        );
         assert!(
             sgd_skipped.iter().all(|r| r.ratio.is_none()),
             "no SGD baseline"
@@ -931,15 +937,14 @@ mod tests {
                 skip_kfac: false,
                 ..options.clone()
             },
-            &mut Skipping {
-                skip: "kfac",
-                calls: 0,
-            },
+            &mut Fake::skipping("kfac"),
             &mut |_| {},
         )
         .unwrap();
-        let ops: Vec<_> = kfac_skipped.iter().map(|r| r.operation.as_str()).collect();
-        assert_eq!(ops, ["sgd step", "adam step", "lanczos-opt step (k=1)"]);
+        assert_eq!(
+            operations(&kfac_skipped),
+            ["sgd step", "adam step", "lanczos-opt step (k=1)"]
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! glibc's `malloc` serves blocks above its mmap threshold (at most 32 MiB) with a fresh
 //! `mmap` and returns them with `munmap` when freed, so every op on a large tensor — a
 //! parameter-sized vector of VGG-16 is 61 MB — page-faults its whole output in again: a
-//! 100-step Lanczos run on VGG-16 (P = 15.2 M, batch 8) spent 1 346 s of its 2 274 s in the
-//! kernel, 416 million minor page faults (docs/benchmarks.md, "Large-model Lanczos").
+//! 100-step Lanczos run on VGG-16 (P = 15.2 M, batch 8) spent 1 346 s of its 2 264 s of CPU
+//! time in the kernel, 416 million minor page faults (docs/benchmarks.md, "Large-model Lanczos").
 //! [`keep_freed_memory`] makes glibc serve every block from its heap and keep freed memory
 //! for reuse instead (the resident size then stays at the peak): the same run's first 20
 //! steps took 116 s instead of 177 s, 2 s of them in the kernel instead of 78.
