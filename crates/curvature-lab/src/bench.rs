@@ -482,7 +482,7 @@ where
     let sgd = first_order(&mut rec, "sgd step", sgd_opt, &model, &batch, &sync)?;
     let per_sgd = Baseline::sgd_step(sgd);
     let throughput = sgd.map_or(String::new(), |t| {
-        format!("{:.0} images/s", n as f64 / (t.ms / 1e3))
+        format!("{} images/s", three_digits(n as f64 / (t.ms / 1e3)))
     });
     rec.row("sgd step", sgd, per_sgd, throughput);
     let adam_opt = AdamConfig::new().init::<AB<B>, M>()?;
@@ -701,6 +701,17 @@ where
         self.model = Some(self.step(model)?);
         (self.sync)()
     }
+}
+
+/// `x` with at least three significant digits, without exponent: `109423`, `476`, `12.3`,
+/// `0.742` (a throughput of under one image per second still reads).
+fn three_digits(x: f64) -> String {
+    let decimals = if x.is_finite() && x > 0.0 {
+        (2 - x.log10().floor() as i64).clamp(0, 12) as usize
+    } else {
+        0
+    };
+    format!("{x:.decimals$}")
 }
 
 /// The CSV columns shared with `benches/pytorch/bench.py`.
@@ -956,6 +967,15 @@ mod tests {
         };
         let e = run::<NdArray<f32>>(&Default::default(), &options, &mut |_| {}).unwrap_err();
         assert!(e.to_string().contains("nothing is left"), "{e}");
+    }
+
+    #[test]
+    fn throughput_keeps_three_significant_digits() {
+        assert_eq!(three_digits(109_423.0), "109423");
+        assert_eq!(three_digits(476.4), "476");
+        assert_eq!(three_digits(12.34), "12.3");
+        assert_eq!(three_digits(0.7416), "0.742");
+        assert_eq!(three_digits(0.0), "0");
     }
 
     #[test]
