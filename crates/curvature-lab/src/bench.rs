@@ -865,6 +865,17 @@ mod tests {
         }
     }
 
+    /// The rows of a run on NdArray whose measure skips the operations named with `skip`.
+    fn run_skipping(options: &BenchOptions, skip: &'static str) -> Vec<BenchRow> {
+        run_with::<NdArray<f32>>(
+            &Default::default(),
+            options,
+            &mut Fake::skipping(skip),
+            &mut |_| {},
+        )
+        .unwrap()
+    }
+
     /// The operations of `rows`, in order.
     fn operations(rows: &[BenchRow]) -> Vec<&str> {
         rows.iter().map(|r| r.operation.as_str()).collect()
@@ -921,16 +932,11 @@ mod tests {
         assert_eq!(rows[2].ms, 0.5);
         assert_eq!(rows[2].ratio, Some(0.5));
 
-        let sgd_skipped = run_with::<NdArray<f32>>(
-            &Default::default(),
-            &BenchOptions {
-                skip_curvature: true,
-                ..options.clone()
-            },
-            &mut Fake::skipping("sgd"),
-            &mut |_| {},
-        )
-        .unwrap();
+        let optimisers_only = BenchOptions {
+            skip_curvature: true,
+            ..options.clone()
+        };
+        let sgd_skipped = run_skipping(&optimisers_only, "sgd");
         assert_eq!(
             operations(&sgd_skipped),
             ["adam step", "lanczos-opt step (k=1)"]
@@ -941,17 +947,11 @@ mod tests {
         );
 
         // Skipped KFAC cases: no rows, no amortised row derived from them.
-        let kfac_skipped = run_with::<NdArray<f32>>(
-            &Default::default(),
-            &BenchOptions {
-                skip_curvature: true,
-                skip_kfac: false,
-                ..options.clone()
-            },
-            &mut Fake::skipping("kfac"),
-            &mut |_| {},
-        )
-        .unwrap();
+        let with_kfac = BenchOptions {
+            skip_kfac: false,
+            ..optimisers_only
+        };
+        let kfac_skipped = run_skipping(&with_kfac, "kfac");
         assert_eq!(
             operations(&kfac_skipped),
             ["sgd step", "adam step", "lanczos-opt step (k=1)"]
