@@ -268,12 +268,23 @@ struct VarianceArgs {
     /// clusters, the official test split of MNIST and CIFAR).
     #[arg(long, default_value = "train")]
     split: String,
-    /// Mini-batch size B of the batch Hessians.
+    /// Estimation batch size of the batch Hessians H_i (128 in the paper).
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
     /// Sub-sample size S.
     #[arg(long, default_value_t = 10_000)]
     max_examples: usize,
+    /// Random unit vectors averaged (at least 2 for a standard error).
+    #[arg(long, default_value_t = 4)]
+    vectors: usize,
+    /// Estimator: unbiased (Σ w_i ‖H_i v‖² − ‖H̄v‖², eq. 15) or as-printed (Algorithm 1 as
+    /// printed, biased up by ‖H̄v‖² − (vᵀH̄v)²).
+    #[arg(long, default_value = "unbiased")]
+    estimator: String,
+    /// Training batch size B the optimal damping δ* = (s²/P)(1/B − 1/N) is reported for
+    /// (default: the run's batch size).
+    #[arg(long)]
+    train_batch_size: Option<usize>,
     /// Batch-norm mode: train or eval.
     #[arg(long, default_value = "train")]
     bn_mode: String,
@@ -465,9 +476,14 @@ struct SpectrumArgs {
     /// Lanczos steps m.
     #[arg(long, default_value_t = 80)]
     steps: usize,
-    /// Random start vectors n_v.
-    #[arg(long, default_value_t = 1)]
+    /// Random start vectors n_v (the trace, Frobenius norm and masses are averaged over them;
+    /// every estimate is printed with its standard error).
+    #[arg(long, default_value_t = 4)]
     vectors: usize,
+    /// Outlier rule: mp (Marchenko–Pastur bulk edge fitted to the SLQ moments + Tracy–Widom
+    /// width) or gap (clusters split at gaps > 10 × the median gap).
+    #[arg(long, default_value = "mp")]
+    outliers: String,
     /// Exact eigenvalues from the dense matrix (models up to 5 000 parameters).
     #[arg(long)]
     dense: bool,
@@ -506,6 +522,7 @@ impl SpectrumArgs {
             bn_mode: bn_mode(&self.bn_mode)?,
             steps: self.steps,
             vectors: self.vectors,
+            outliers: self.outliers.parse()?,
             dense: self.dense,
             batch_size: self.batch_size,
             augmented: self.augmented,
@@ -542,8 +559,9 @@ struct TrainArgs {
     /// Validation examples held out.
     #[arg(long)]
     val_size: Option<usize>,
-    /// Optimiser: sgd, adam, adamw, adam-d, gadam (Adam + decoupled weight decay + iterate
-    /// averaging), kfac, lanczos-opt.
+    /// Optimiser: sgd, adam, adamw, adam-d (Adam with a large ε = --damping, default 5e-3;
+    /// the damping paper's Adam-D), gadam (Adam + decoupled weight decay + iterate averaging),
+    /// kfac, lanczos-opt.
     #[arg(long)]
     optimizer: Option<String>,
     /// Base learning rate.
@@ -676,13 +694,16 @@ fn quickstart() -> Result<()> {
         .pop()
         .context("the quickstart recorded no spectrum")?;
     println!(
-        "Hessian of the training loss: λ_max {:.4}, λ_min {:.4}, trace {:.3}, \
-         {} outliers above the bulk, {:.1}% of the spectral mass near zero",
+        "Hessian of the training loss: λ_max {:.4}, λ_min {:.4}, trace {:.3} ± {:.3}, \
+         {} outliers above the bulk, {:.1}% ± {:.1}% of the spectral mass near zero \
+         (one SLQ vector; error bars from its Ritz decomposition)",
         s.lambda_max,
         s.lambda_min,
         s.trace,
+        s.stderr[0],
         s.outliers,
-        100.0 * s.degenerate_mass
+        100.0 * s.degenerate_mass,
+        100.0 * s.stderr[3]
     );
     println!(
         "outputs in {}/: config.json, metrics.csv, spectra.csv, spectra/, plots/ (SVG and PNG), \
@@ -762,6 +783,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Some(Command::Variance(args)) => {
             let (config, weights) = args.source.resolve()?;
+            let train_batch_size = args.train_batch_size.unwrap_or(config.batch_size);
             let result = measure_variance(&VarianceRequest {
                 seed: config.seed,
                 config,
@@ -769,6 +791,9 @@ fn run(cli: Cli) -> Result<()> {
                 split: args.split.clone(),
                 batch_size: args.batch_size,
                 max_examples: args.max_examples,
+                vectors: args.vectors,
+                estimator: args.estimator.parse()?,
+                train_batch_size,
                 bn_mode: bn_mode(&args.bn_mode)?,
                 backend: args.source.backend.choice()?,
             })?;

@@ -558,6 +558,26 @@ fn dense_spectrum_agrees_with_the_library_reference_and_json_has_the_documented_
         (lmax - scale).abs() <= 1e-3 * scale,
         "Lanczos λ_max {lmax} vs dense {scale}"
     );
+    // Default settings (4 vectors, 80 steps): trace and Frobenius norm within three printed
+    // standard errors of the dense eigenvalues' (an independent, exact computation).
+    let o = curvature(&["spectrum", "--run", "r", "--json", "default.json"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("±"), "{}", text(&o));
+    let json = read_json(&d.join("default.json"));
+    assert_eq!(json["num_vectors"].as_u64(), Some(4));
+    let exact_trace: f64 = expected.iter().sum();
+    let exact_fro = expected.iter().map(|e| e * e).sum::<f64>().sqrt();
+    for (key, exact) in [("trace", exact_trace), ("frobenius", exact_fro)] {
+        let (est, se) = (
+            json[key].as_f64().unwrap(),
+            json[format!("{key}_stderr")].as_f64().unwrap(),
+        );
+        assert!(se > 0.0, "{key}: a stochastic estimate has an error bar");
+        assert!(
+            (est - exact).abs() <= 3.0 * se + 1e-6 * exact,
+            "{key} {est} ± {se} vs dense {exact}"
+        );
+    }
     let o = curvature(&["spectrum", "--run", "r", "--operator", "fisher"], d);
     assert!(
         text(&o).contains("unknown operator `fisher`; valid: hessian, ggn, hessian-minus-ggn"),
@@ -641,14 +661,83 @@ fn variance_interpolate_block_spectra_and_plots() {
     )
     .unwrap();
     let expected = hessian_variance(&objective, &HessianVarianceConfig::new()).unwrap();
-    let got = json["variance"].as_f64().unwrap();
+    let got = json["batch_variance"].as_f64().unwrap();
     assert!(
-        (got - expected.variance).abs() <= 1e-12 * expected.variance.abs().max(1e-30),
+        (got - expected.batch_variance).abs() <= 1e-12 * expected.batch_variance.abs().max(1e-30),
         "{got} vs {}",
-        expected.variance
+        expected.batch_variance
     );
-    assert_eq!(json["optimal_damping"].as_f64(), Some(got));
+    assert_eq!(json["estimator"].as_str(), Some("unbiased"));
+    assert_eq!(json["per_vector"].as_array().map(Vec::len), Some(4));
+    assert!(json["batch_variance_stderr"].as_f64().unwrap() > 0.0);
+    // δ* for the run's training batch (20) from the 1 500 training examples.
+    let damping = json["optimal_damping"].as_f64().unwrap();
+    let want = expected.damping_for(20, Some(1500)).unwrap();
+    assert!(
+        (damping - want).abs() <= 1e-12 * want,
+        "{damping} vs {want}"
+    );
+    assert_eq!(json["train_batch_size"].as_u64(), Some(20));
     assert_eq!(json["batches"].as_u64(), Some(12));
+    assert!(text(&o).contains("±"), "{}", text(&o));
+
+    // One batch holding the whole sub-sample: no noise, a variance of exactly 0, and no
+    // per-example variance to rescale; Algorithm 1 as printed stays positive (its bias).
+    let o = curvature(
+        &[
+            "variance",
+            "--run",
+            "a",
+            "--batch-size",
+            "2000",
+            "--json",
+            "one.json",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let one = read_json(&d.join("one.json"));
+    assert_eq!(one["batches"].as_u64(), Some(1));
+    assert_eq!(one["batch_variance"].as_f64(), Some(0.0), "{one}");
+    assert!(one["optimal_damping"].is_null());
+    assert!(
+        text(&o).contains("not estimable from a single batch"),
+        "{}",
+        text(&o)
+    );
+    let o = curvature(
+        &[
+            "variance",
+            "--run",
+            "a",
+            "--batch-size",
+            "2000",
+            "--estimator",
+            "as-printed",
+            "--json",
+            "printed.json",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        read_json(&d.join("printed.json"))["batch_variance"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    let o = curvature(&["variance", "--run", "a", "--estimator", "paper"], d);
+    assert!(
+        !o.status.success() && text(&o).contains("valid: unbiased, as-printed"),
+        "{}",
+        text(&o)
+    );
+    let o = curvature(&["variance", "--run", "a", "--vectors", "0"], d);
+    assert!(
+        !o.status.success() && text(&o).contains("vectors"),
+        "{}",
+        text(&o)
+    );
 
     // interpolate: α = 0 and α = 1 are the two runs' own final losses.
     let o = curvature(

@@ -116,6 +116,67 @@ fn mlp_ggn_is_psd_and_differs_from_the_hessian() {
     assert!((&hb - &gb).norm() <= 1e-12 * hb.norm());
 }
 
+/// The GGN of a tanh MLP against `G = (1/N) Σ_n J_nᵀ (diag p_n − p_n p_nᵀ) J_n` with the output
+/// Jacobians `J_n = ∂z_n/∂w` taken by central finite differences of forward passes — no
+/// autodiff, no GGN code: independent of the operator. Both `G v` and the dense `G` agree.
+#[test]
+fn mlp_ggn_equals_jt_h_j_from_finite_differences_of_the_outputs() {
+    let device = Default::default();
+    let model = MlpConfig::new(64, vec![5], 10)
+        .with_activation(Activation::Tanh)
+        .init::<B>(&device)
+        .unwrap();
+    let data = digits(40);
+    let batch = data.batches::<B, 2>(40, &device).unwrap().remove(0);
+    let mut objective = Objective::new(model, Loss::CrossEntropy, vec![batch.clone()]).unwrap();
+    let p = objective.dim();
+    let w0 = to_vec(&objective.params());
+    let (n, k) = (40usize, 10usize);
+    let outputs = |o: &Objective<B, Mlp<B>, 2>| -> Vec<f64> {
+        let z = o.model().output(batch.inputs.clone(), BatchNormMode::Train);
+        z.into_data().iter::<f64>().collect()
+    };
+    let z0 = outputs(&objective);
+    // J[(example, class), parameter] by central differences, h = 1e-5 (error ~h² + ε/h ≈ 1e-10).
+    let h = 1e-5;
+    let mut jac = DMatrix::<f64>::zeros(n * k, p);
+    for j in 0..p {
+        let mut w = w0.clone();
+        w[j] += h;
+        objective.set_params(from_slice(&w)).unwrap();
+        let plus = outputs(&objective);
+        w[j] -= 2.0 * h;
+        objective.set_params(from_slice(&w)).unwrap();
+        let minus = outputs(&objective);
+        for r in 0..n * k {
+            jac[(r, j)] = (plus[r] - minus[r]) / (2.0 * h);
+        }
+    }
+    objective.set_params(from_slice(&w0)).unwrap();
+    let mut g_ref = DMatrix::<f64>::zeros(p, p);
+    for e in 0..n {
+        let z = &z0[e * k..(e + 1) * k];
+        let zmax = z.iter().cloned().fold(f64::MIN, f64::max);
+        let ez: Vec<f64> = z.iter().map(|v| (v - zmax).exp()).collect();
+        let sum: f64 = ez.iter().sum();
+        let prob = DVector::from_iterator(k, ez.iter().map(|v| v / sum));
+        let h_out = DMatrix::from_diagonal(&prob) - &prob * prob.transpose();
+        let je = jac.rows(e * k, k).clone_owned();
+        g_ref += je.transpose() * h_out * je / n as f64;
+    }
+    let g = dense_matrix(&objective.ggn(), DenseReferenceConfig::default()).unwrap();
+    let err = (&g - &g_ref).norm() / g_ref.norm();
+    assert!(err < 1e-7, "GGN vs JᵀHJ from finite differences: {err}");
+    let v = random(p, 21);
+    let gv = to_vec(&objective.ggn().apply(&v).unwrap());
+    let want = &g_ref * DVector::from_vec(to_vec(&v));
+    assert_rel_close(&gv, want.as_slice(), 1e-7, "Gv vs JᵀHJ v");
+}
+
+fn from_slice(v: &[f64]) -> Tensor<B, 1> {
+    curvature::core::testing::from_slice::<B>(v, &Default::default())
+}
+
 fn cnn_objective(mode: BatchNormMode) -> Objective<B, SimpleCnn<B>, 4> {
     let device = Default::default();
     let d = digits(192);
@@ -169,6 +230,9 @@ fn batch_norm_train_and_eval_modes_give_different_correct_hessians() {
     }
 }
 
+/// The estimator's arithmetic along given vectors against dense per-batch Hessians of an MLP
+/// (ragged batches: 4 × 70 + 20): the dense side forms `Σ_i w_i ‖(H_i − H̄)u‖²` and
+/// `Σ_i w_i ‖H_i u‖² − (uᵀH̄u)²` from the matrices, not from the streamed sums the code keeps.
 #[test]
 fn hessian_variance_matches_dense_per_batch_hessians() {
     let device = Default::default();
@@ -177,50 +241,68 @@ fn hessian_variance_matches_dense_per_batch_hessians() {
         .with_activation(Activation::Tanh)
         .init::<B>(&device)
         .unwrap();
-    let batches = data.batches::<B, 2>(50, &device).unwrap();
+    let batches = data.batches::<B, 2>(70, &device).unwrap();
     let objective = Objective::new(model.clone(), Loss::CrossEntropy, batches.clone()).unwrap();
     let p = objective.dim();
-    let v = random(p, 9);
-    let vv = to_vec(&v);
-    let unit: Vec<f64> = vv.iter().map(|x| x / norm(&vv)).collect();
-    let u = DVector::from_vec(unit);
-    // Dense reference: one dense Hessian per batch (the batch-mean loss).
-    let mut quad = Vec::new();
-    let mut sq = Vec::new();
+    let vs = [random(p, 9), random(p, 10)];
+    // Dense reference: one dense Hessian per batch (the batch-mean loss), weights B_i / S.
+    let mut hs = Vec::new();
     let mut mean_h = DMatrix::<f64>::zeros(p, p);
     for batch in &batches {
         let single =
             Objective::new(model.clone(), Loss::CrossEntropy, vec![batch.clone()]).unwrap();
         let h = dense_matrix(&single.hessian(), DenseReferenceConfig::default()).unwrap();
-        let hu = &h * &u;
-        quad.push(u.dot(&hu));
-        sq.push(hu.dot(&hu));
-        mean_h += &h / batches.len() as f64;
+        let w = batch.len() as f64 / 300.0;
+        mean_h += &h * w;
+        hs.push((w, h));
     }
-    let n = batches.len() as f64;
-    let expected = sq.iter().sum::<f64>() / n - (u.dot(&(&mean_h * &u))).powi(2);
-    let got = hessian_variance_along(&objective, v.clone(), 10_000).unwrap();
-    assert_eq!(got.batches, 6);
-    assert_eq!(got.examples, 300);
-    assert!(
-        (got.variance - expected).abs() <= 1e-10 * expected.abs(),
-        "σ² = {} vs dense {expected}",
-        got.variance
-    );
-    assert!(
-        (got.mean_quadratic_form - quad.iter().sum::<f64>() / n).abs()
-            <= 1e-10 * got.mean_quadratic_form.abs()
-    );
-    assert!(got.variance > 0.0);
-    // The sub-sample stops after max_examples.
-    let sub = hessian_variance_along(&objective, v, 100).unwrap();
-    assert_eq!((sub.batches, sub.examples), (2, 100));
-    // Seeded variant is deterministic.
+    let (mut unbiased, mut printed) = (Vec::new(), Vec::new());
+    for v in &vs {
+        let vv = to_vec(v);
+        let u = DVector::from_vec(vv.iter().map(|x| x / norm(&vv)).collect());
+        let hbar_u = &mean_h * &u;
+        unbiased.push(
+            hs.iter()
+                .map(|(w, h)| w * (h * &u - &hbar_u).norm_squared())
+                .sum::<f64>(),
+        );
+        printed.push(
+            hs.iter()
+                .map(|(w, h)| w * (h * &u).norm_squared())
+                .sum::<f64>()
+                - u.dot(&hbar_u).powi(2),
+        );
+    }
+    for (estimator, expected) in [
+        (VarianceEstimator::Unbiased, &unbiased),
+        (VarianceEstimator::AsPrinted, &printed),
+    ] {
+        let got = hessian_variance_along(&objective, vs.to_vec(), 10_000, estimator).unwrap();
+        assert_eq!((got.batches, got.examples), (5, 300));
+        assert_rel_close(&got.per_vector, expected, 1e-10, "per-vector variance");
+        let mean = (expected[0] + expected[1]) / 2.0;
+        assert!((got.batch_variance - mean).abs() <= 1e-10 * mean);
+        // Two vectors: the standard error is |a − b| / 2.
+        let se = (expected[0] - expected[1]).abs() / 2.0;
+        assert!((got.batch_variance_stderr.unwrap() - se).abs() <= 1e-8 * mean);
+        // S / (n − 1) = 300 / 4.
+        assert!(
+            (got.per_example_variance.unwrap() - 75.0 * got.batch_variance).abs() <= 1e-12 * mean
+        );
+    }
+    // The bias of the printed form is ‖H̄u‖² − (uᵀH̄u)² ≥ 0.
+    assert!(printed.iter().zip(&unbiased).all(|(p, u)| p > u));
+    // The sub-sample stops after max_examples (whole batches).
+    let sub =
+        hessian_variance_along(&objective, vs.to_vec(), 100, VarianceEstimator::Unbiased).unwrap();
+    assert_eq!((sub.batches, sub.examples), (2, 140));
+    // Seeded variant is deterministic; zero vectors are refused.
     let cfg = HessianVarianceConfig::new().with_seed(3);
     assert_eq!(
         hessian_variance(&objective, &cfg).unwrap(),
         hessian_variance(&objective, &cfg).unwrap()
     );
+    assert!(hessian_variance(&objective, &cfg.clone().with_vectors(0)).is_err());
 }
 
 /// A layer's block of the Hessian: `Block` products equal the dense Hessian's diagonal block

@@ -8,7 +8,8 @@
 //!   [`HessianMinusGgn`], [`FiniteDifferenceHessian`], [`DenseOperator`], [`Shifted`], [`Scaled`];
 //! * [`lanczos()`] with full re-orthogonalisation, [`slq()`] spectral densities, [`hutchinson_trace`],
 //!   [`spectrum()`] summaries with every statistic of the papers;
-//! * [`hessian_variance`] (Algorithm 1 of the RMT damping paper);
+//! * [`hessian_variance`] (eq. 15 of the RMT damping paper, unbiased, with its standard error;
+//!   Algorithm 1 as printed by name);
 //! * dense f64 references ([`dense_matrix`], [`dense_spectrum`]) for testing.
 //!
 //! ```no_run
@@ -55,8 +56,10 @@ pub use params::{ParamBlock, ParamLayout, mark_trainable};
 pub use random_vector::{derive_seed, gaussian_vector, rademacher_vector};
 pub use slq::{QuadratureRun, SlqConfig, SpectralDensity, slq};
 pub use spectrum::{
-    Definiteness, SpectrumConfig, SpectrumSummary, feedforward_rank_bound, spectrum,
+    Definiteness, OutlierRule, SpectrumConfig, SpectrumSummary, feedforward_rank_bound, spectrum,
+    sphere_stderr,
 };
 pub use variance::{
-    HessianVariance, HessianVarianceConfig, hessian_variance, hessian_variance_along,
+    HessianVariance, HessianVarianceConfig, VarianceEstimator, hessian_variance,
+    hessian_variance_along,
 };

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use burn::tensor::backend::Backend;
 use curvature_core::{
     Batch, BatchNormMode, BatchSource, Block, CurvatureError, CurvatureModel, DenseReferenceConfig,
-    LanczosConfig, LinearOperator, Loss, Objective, ParamLayout, QuadratureRun, SlqConfig,
-    SpectralDensity, SpectrumConfig, SpectrumSummary, dense_matrix, dense_spectrum, spectrum,
+    LanczosConfig, LinearOperator, Loss, Objective, OutlierRule, ParamLayout, QuadratureRun,
+    SlqConfig, SpectralDensity, SpectrumConfig, SpectrumSummary, dense_matrix, dense_spectrum,
+    spectrum,
 };
 use curvature_data::AugmentedStream;
 use serde::Serialize;
@@ -41,6 +42,8 @@ pub struct SpectrumRequest {
     pub steps: usize,
     /// Random start vectors `n_v`.
     pub vectors: usize,
+    /// How outliers above the bulk are counted.
+    pub outliers: OutlierRule,
     /// Seed of the start vectors.
     pub seed: u64,
     /// Exact eigenvalues from the dense matrix (small models).
@@ -257,9 +260,10 @@ pub fn lanczos_summary<BB: Backend, A: LinearOperator<BB>>(
     steps: usize,
     vectors: usize,
     seed: u64,
+    outliers: OutlierRule,
     progress: ProgressMode,
 ) -> Result<SpectrumSummary> {
-    let config = SpectrumConfig::new().with_slq(
+    let config = SpectrumConfig::new().with_outliers(outliers).with_slq(
         SlqConfig::new().with_num_vectors(vectors).with_lanczos(
             LanczosConfig::new()
                 .with_steps(steps.min(op.dim()))
@@ -284,6 +288,7 @@ pub fn stem_chart(values: &[f64], weights: &[f64], title: &str, smooth: bool) ->
             runs: vec![QuadratureRun {
                 nodes: values.to_vec(),
                 weights: weights.to_vec(),
+                residuals: Vec::new(),
             }],
         };
         let (lo, hi) = (
@@ -370,6 +375,7 @@ fn run<BB: Backend, A: LinearOperator<BB>>(
         request.steps,
         request.vectors,
         request.seed,
+        request.outliers,
         request.progress,
     )?;
     let json = serde_json::to_value(&summary).expect("serialisable");

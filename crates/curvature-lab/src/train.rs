@@ -37,9 +37,9 @@ use curvature_core::{
 use curvature_data::ClassificationData;
 use curvature_nets::{module_path, recompute_running_stats, save_safetensors};
 use curvature_optim::{
-    Adam, AdamConfig, AveragingSchedule, DampingCell, DampingPolicy, FixedDamping, IterateAverage,
-    Kfac, KfacConfig, LanczosOpt, LanczosOptConfig, OptimError, RmtDamping, Schedule, Sgd,
-    SgdConfig, WeightDecayMode, checked_step,
+    ADAM_D_EPSILON, Adam, AdamConfig, AveragingSchedule, DampingCell, DampingPolicy, FixedDamping,
+    IterateAverage, Kfac, KfacConfig, LanczosOpt, LanczosOptConfig, OptimError, RmtDamping,
+    Schedule, Sgd, SgdConfig, WeightDecayMode, checked_step,
 };
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendChoice;
 use crate::config::{DampingSetting, TrainConfig};
-use crate::error::{LabError, Result, io, write_atomic};
+use crate::error::{LabError, Result, invalid, io, write_atomic};
 use crate::plot::{LineChart, Series, save_both};
 use crate::progress::{Interrupt, Progress, ProgressMode};
 use crate::setup::{ModelVisitor, load_weights, shaped_dataset, with_model};
@@ -98,8 +98,7 @@ pub struct EpochMetrics {
 
 const HEADER: &str =
     "epoch,step,lr,damping,train_loss,train_accuracy,val_loss,val_accuracy,seconds";
-const SPECTRA_HEADER: &str =
-    "epoch,step,lambda_max,lambda_min,trace,frobenius,negative_mass,degenerate_mass,outliers";
+const SPECTRA_HEADER: &str = "epoch,step,lambda_max,lambda_min,trace,frobenius,negative_mass,degenerate_mass,outliers,trace_stderr,frobenius_stderr,negative_mass_stderr,degenerate_mass_stderr";
 
 impl EpochMetrics {
     /// Parse a row of `metrics.csv` (`None` for the header or a malformed line).
@@ -222,17 +221,26 @@ pub struct SpectrumRecord {
     pub degenerate_mass: f64,
     /// Outliers above the bulk.
     pub outliers: usize,
+    /// Standard errors of trace, Frobenius norm, negative and degenerate mass (NaN in rows
+    /// written before they were recorded).
+    pub stderr: [f64; 4],
 }
 
 impl SpectrumRecord {
     /// Parse a row of `spectra.csv` (`None` for the header or a malformed line).
     pub fn parse(line: &str) -> Option<Self> {
         let f: Vec<&str> = line.split(',').collect();
-        if f.len() != 9 {
+        if f.len() != 9 && f.len() != 13 {
             return None;
         }
         let num = |i: usize| f[i].parse::<f64>().ok();
+        let stderr = if f.len() == 13 {
+            [num(9)?, num(10)?, num(11)?, num(12)?]
+        } else {
+            [f64::NAN; 4]
+        };
         Some(Self {
+            stderr,
             epoch: f[0].parse().ok()?,
             step: f[1].parse().ok()?,
             lambda_max: num(2)?,
@@ -247,7 +255,7 @@ impl SpectrumRecord {
 
     fn csv(&self) -> String {
         format!(
-            "{},{},{:e},{:e},{:e},{:e},{},{},{}",
+            "{},{},{:e},{:e},{:e},{:e},{},{},{},{:e},{:e},{:e},{:e}",
             self.epoch,
             self.step,
             self.lambda_max,
@@ -256,7 +264,11 @@ impl SpectrumRecord {
             self.frobenius,
             self.negative_mass,
             self.degenerate_mass,
-            self.outliers
+            self.outliers,
+            self.stderr[0],
+            self.stderr[1],
+            self.stderr[2],
+            self.stderr[3]
         )
     }
 }
@@ -405,7 +417,9 @@ enum Opt<BB: Backend, M: AutodiffModule<Autodiff<BB>>> {
 fn build_optimizer<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
     c: &TrainConfig,
 ) -> Result<Opt<BB, M>> {
-    let mode = if c.decoupled || matches!(c.optimizer.as_str(), "adamw" | "adam-d" | "gadam") {
+    // Adam-D is Adam with a large ε (damping paper §6): L2 weight decay like Adam unless
+    // `decoupled` is set; AdamW and Gadam decouple it.
+    let mode = if c.decoupled || matches!(c.optimizer.as_str(), "adamw" | "gadam") {
         WeightDecayMode::Decoupled
     } else {
         WeightDecayMode::L2
@@ -439,8 +453,13 @@ fn build_optimizer<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
                 .init::<BB>()?,
             FixedDamping::new(fixed.unwrap_or(c.damping_floor))?,
         ),
-        _ => {
-            let eps = fixed.unwrap_or(c.eps);
+        other => {
+            // Adam-D's ε is its damping: `damping` if set, else the paper's 5e-3.
+            let eps = match (fixed, other) {
+                (Some(d), _) => d,
+                (None, "adam-d") => ADAM_D_EPSILON,
+                (None, _) => c.eps,
+            };
             let cell = DampingCell::new(eps)?;
             let adam = AdamConfig::new()
                 .with_epsilon(eps)
@@ -533,6 +552,13 @@ where
     let quiet = options.progress == ProgressMode::Quiet;
     let mut opt = build_optimizer::<BB, M>(config)?;
     let auto = matches!(config.damping, Some(DampingSetting::Auto(_)));
+    if auto && train.len().min(10_000) <= 128 {
+        return Err(invalid(
+            "damping",
+            "auto",
+            "RMT auto-damping estimates the Hessian variance on batches of 128 and needs more than 128 training examples (at least two batches)",
+        ));
+    }
     let floor = match opt {
         Opt::Kfac(..) | Opt::Lanczos(..) => config.damping_floor,
         _ => config.eps,
@@ -542,7 +568,11 @@ where
         batches_done: 0,
         steps: 0,
         rmt: if auto {
-            Some(RmtDamping::new(floor)?.with_schedule(config.damping_interval, 0.7)?)
+            Some(
+                RmtDamping::new(floor)?
+                    .with_schedule(config.damping_interval, 0.7)?
+                    .for_training_batch(config.batch_size.min(train.len()), Some(train.len()))?,
+            )
         } else {
             None
         },
@@ -647,11 +677,14 @@ where
             let t = epoch as f64 + i as f64 / n_batches as f64;
             lr = sched.learning_rate(config.lr, t, config.epochs as f64);
             if let Some(rmt) = &mut state.rmt {
+                // Fresh vectors at every re-estimate (seeded by the step count: resumable).
+                let cfg = rmt.next_config(&HessianVarianceConfig::new().with_seed(config.seed));
+                let training_batch = rmt.training_batch;
                 rmt.step(|| {
                     let objective =
                         Objective::new(model.valid(), Loss::CrossEntropy, subsample.clone())?;
-                    let cfg = HessianVarianceConfig::new().with_seed(config.seed);
-                    Ok(curvature_core::hessian_variance(&objective, &cfg)?.variance)
+                    let variance = curvature_core::hessian_variance(&objective, &cfg)?;
+                    RmtDamping::estimate_for(training_batch, &variance)
                 })?;
             }
             let damping = |fixed: &FixedDamping| -> FixedDamping {
@@ -830,6 +863,7 @@ fn record_spectrum<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
         config.spectrum_steps,
         1,
         config.seed,
+        curvature_core::OutlierRule::default(),
         progress,
     )?;
     let dir = paths.spectra();
@@ -867,6 +901,12 @@ fn record_spectrum<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
         negative_mass: s.negative_mass,
         degenerate_mass: s.degenerate_mass,
         outliers: s.outliers,
+        stderr: [
+            s.trace_stderr,
+            s.frobenius_stderr,
+            s.negative_mass_stderr,
+            s.degenerate_mass_stderr,
+        ],
     };
     append_line(&paths.spectra_csv(), &record.csv())
 }

@@ -1,16 +1,19 @@
-//! `curvature variance`: the Hessian variance of Granziol & Baskerville (Algorithm 1, eq. 15)
-//! at given weights and the optimal damping it implies.
+//! `curvature variance`: the Hessian variance of Granziol & Baskerville (eq. 15) at given
+//! weights, its standard error, the per-example variance and the optimal damping it implies for
+//! a training batch size.
 //!
-//! With mini-batch Hessians `H_i` of batch size `B` and a unit Gaussian `v`,
-//! `σ² = mean_i ‖H_i v‖² − (mean_i vᵀH_i v)²`; the optimal damping of a preconditioned step is
-//! `δ* = P⁻¹ Tr X² ≈ σ²` (eq. 15). The batch variance relates to the per-example one by
-//! `σ²_B = σ²_1 (1/B − 1/N)` for `N` examples, reported as `per_example_variance`.
+//! The estimator is [`curvature_core::hessian_variance`] (unbiased by default; Algorithm 1 as
+//! printed on request): on `n` batches of the estimation size `B_est` covering a sub-sample of
+//! `S` examples, `V_batch = P⁻¹ Tr Σ_i w_i (H_i − H̄)²` averaged over random unit vectors; the
+//! per-example variance `s²/P = V_batch · S/(n − 1)`; and `δ* = (s²/P)(1/B − 1/N)` for training
+//! batches of `B` drawn from the `N` examples of the split.
 
 use std::path::PathBuf;
 
 use burn::tensor::backend::Backend;
 use curvature_core::{
-    BatchNormMode, CurvatureModel, HessianVarianceConfig, Loss, Objective, hessian_variance,
+    BatchNormMode, CurvatureModel, HessianVariance, HessianVarianceConfig, Loss, Objective,
+    VarianceEstimator, hessian_variance,
 };
 use serde::Serialize;
 
@@ -28,65 +31,101 @@ pub struct VarianceRequest {
     pub weights: Option<PathBuf>,
     /// `train` or `val`.
     pub split: String,
-    /// Mini-batch size `B` of the `H_i` (128 in the paper).
+    /// Mini-batch size `B_est` of the `H_i` (128 in the paper).
     pub batch_size: usize,
     /// Sub-sample size `S` (10 000 in the paper).
     pub max_examples: usize,
+    /// Random unit vectors averaged (≥ 2 for a standard error).
+    pub vectors: usize,
+    /// The single-vector estimator.
+    pub estimator: VarianceEstimator,
+    /// Training batch size `B` the damping `δ*` is reported for.
+    pub train_batch_size: usize,
     /// Batch-norm mode.
     pub bn_mode: BatchNormMode,
-    /// Seed of `v`.
+    /// Seed of the vectors.
     pub seed: u64,
     /// Backend, device and precision.
     pub backend: BackendChoice,
 }
 
-/// The result (serialised as the JSON of `--json`).
+/// The result (serialised as the JSON of `--json`: the fields of [`HessianVariance`] and those
+/// below).
 #[derive(Debug, Clone, Serialize)]
 pub struct VarianceResult {
-    /// `σ²` of the batch Hessians.
-    pub variance: f64,
-    /// `vᵀH̄v`.
-    pub mean_quadratic_form: f64,
-    /// `mean ‖H_i v‖²`.
-    pub mean_squared_norm: f64,
-    /// Batches `n`.
-    pub batches: usize,
-    /// Examples used `S`.
-    pub examples: usize,
-    /// Batch size `B`.
+    /// The estimate.
+    #[serde(flatten)]
+    pub variance: HessianVariance,
+    /// Estimation batch size `B_est`.
     pub batch_size: usize,
-    /// `δ* ≈ σ²` (eq. 15).
-    pub optimal_damping: f64,
-    /// `σ² / (1/B − 1/N)` (`null` when `B ≥ N`).
-    pub per_example_variance: Option<f64>,
+    /// What the estimator computes.
+    pub estimator_description: &'static str,
+    /// Training batch size `B` of `optimal_damping`.
+    pub train_batch_size: usize,
+    /// Examples `N` of the split (the training population of `optimal_damping`).
+    pub population: usize,
+    /// `δ* = (s²/P)(1/B − 1/N)` (eq. 15 for training batches of `B`; `null` for one batch).
+    pub optimal_damping: Option<f64>,
+    /// Its standard error over the vectors.
+    pub optimal_damping_stderr: Option<f64>,
+}
+
+/// `value ± error`, or why there is no error bar.
+fn with_error(value: f64, error: Option<f64>) -> String {
+    match error {
+        Some(e) => format!("{value:>13.6e} ± {e:.2e}"),
+        None => format!("{value:>13.6e} (one vector: no error bar)"),
+    }
 }
 
 impl std::fmt::Display for VarianceResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = &self.variance;
         writeln!(
             f,
-            "Hessian variance over {} batches of {} ({} examples), Algorithm 1",
-            self.batches, self.batch_size, self.examples
+            "Hessian variance over {} batch(es) of {} ({} examples), {} random vector(s)",
+            v.batches,
+            self.batch_size,
+            v.examples,
+            v.vectors()
         )?;
-        writeln!(f, "  σ²                    {:>13.6e}", self.variance)?;
+        writeln!(f, "  estimator             {}", self.estimator_description)?;
         writeln!(
             f,
-            "  vᵀH̄v                  {:>13.6e}",
-            self.mean_quadratic_form
+            "  batch variance        {}   P⁻¹ Tr Σ w_i (H_i − H̄)², batches of {}",
+            with_error(v.batch_variance, v.batch_variance_stderr),
+            self.batch_size
         )?;
-        writeln!(
-            f,
-            "  mean ‖H_i v‖²         {:>13.6e}",
-            self.mean_squared_norm
-        )?;
-        if let Some(p) = self.per_example_variance {
-            writeln!(f, "  per-example variance  {p:>13.6e}   σ² / (1/B − 1/N)")?;
+        match v.per_example_variance {
+            Some(p) => writeln!(
+                f,
+                "  per-example variance  {}   × S/(n − 1)",
+                with_error(p, v.per_example_variance_stderr)
+            )?,
+            None => writeln!(
+                f,
+                "  per-example variance  not estimable from a single batch (use a smaller --batch-size)"
+            )?,
         }
         writeln!(
             f,
-            "  optimal damping δ*    {:>13.6e}   ≈ σ² (eq. 15)",
-            self.optimal_damping
-        )
+            "  vᵀH̄v                  {:>13.6e}",
+            v.mean_quadratic_form
+        )?;
+        writeln!(f, "  Σ w_i ‖H_i v‖²        {:>13.6e}", v.mean_squared_norm)?;
+        match self.optimal_damping {
+            Some(d) => writeln!(
+                f,
+                "  optimal damping δ*    {}   eq. 15 for training batches of {} from {} examples: (s²/P)(1/B − 1/N)",
+                with_error(d, self.optimal_damping_stderr),
+                self.train_batch_size,
+                self.population
+            ),
+            None => writeln!(
+                f,
+                "  optimal damping δ*    not estimable from a single batch"
+            ),
+        }
     }
 }
 
@@ -99,6 +138,8 @@ pub fn measure_variance(request: &VarianceRequest) -> Result<VarianceResult> {
     require_positive(&[
         ("batch_size", request.batch_size),
         ("max_examples", request.max_examples),
+        ("vectors", request.vectors),
+        ("train_batch_size", request.train_batch_size),
     ])?;
     let data = split(&request.config, &request.split)?;
     let n = data.len();
@@ -115,20 +156,18 @@ pub fn measure_variance(request: &VarianceRequest) -> Result<VarianceResult> {
         data.num_classes,
         visitor,
     )?;
-    let factor = 1.0 / batch as f64 - 1.0 / n as f64;
     Ok(VarianceResult {
-        variance: v.variance,
-        mean_quadratic_form: v.mean_quadratic_form,
-        mean_squared_norm: v.mean_squared_norm,
-        batches: v.batches,
-        examples: v.examples,
+        optimal_damping: v.damping_for(request.train_batch_size, Some(n)),
+        optimal_damping_stderr: v.damping_stderr_for(request.train_batch_size, Some(n)),
+        estimator_description: v.estimator.description(),
+        variance: v,
         batch_size: batch,
-        optimal_damping: v.variance,
-        per_example_variance: (factor > 0.0).then(|| v.variance / factor),
+        train_batch_size: request.train_batch_size,
+        population: n,
     })
 }
 
-/// Algorithm 1 on whichever model the request names.
+/// The Hessian variance of whichever model the request names.
 struct WithModel<'a> {
     request: &'a VarianceRequest,
     data: curvature_data::ClassificationData,
@@ -136,7 +175,7 @@ struct WithModel<'a> {
 }
 
 impl ModelVisitor for WithModel<'_> {
-    type Output = curvature_core::HessianVariance;
+    type Output = HessianVariance;
     fn visit<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
         self,
         model: M,
@@ -150,6 +189,8 @@ impl ModelVisitor for WithModel<'_> {
         };
         let config = HessianVarianceConfig::new()
             .with_max_examples(request.max_examples)
+            .with_vectors(request.vectors)
+            .with_estimator(request.estimator)
             .with_seed(request.seed);
         let o = Objective::new(model, Loss::CrossEntropy, batches)?.with_bn_mode(request.bn_mode);
         Ok(hessian_variance(&o, &config)?)

@@ -37,6 +37,9 @@ pub struct AdamConfig {
     pub weight_decay_mode: WeightDecayMode,
 }
 
+/// Adam-D's default ε (damping), the damping paper's CIFAR-100 value (§6, Table 2).
+pub const ADAM_D_EPSILON: f64 = 5e-3;
+
 impl AdamConfig {
     /// AdamW: decoupled weight decay `λ`.
     pub fn adamw(weight_decay: f64) -> Self {
@@ -45,10 +48,14 @@ impl AdamConfig {
             .with_weight_decay_mode(WeightDecayMode::Decoupled)
     }
 
-    /// The damping paper's "Adam-D": Adam with a large ε (the paper's CIFAR-100 VGG-16 value
-    /// is `ε = 5e-3`) and decoupled weight decay `λ`.
+    /// The damping paper's "Adam-D" (Granziol & Baskerville §6, Table 2): Adam with a large
+    /// ε — its damping — and otherwise Adam's update, including L2 weight decay `λ` added to the
+    /// gradient (not AdamW's decoupled decay; set the mode explicitly for that). The paper's
+    /// CIFAR-100 VGG-16 value is `ε = 5e-3` ([`ADAM_D_EPSILON`]).
     pub fn adam_d(epsilon: f64, weight_decay: f64) -> Self {
-        Self::adamw(weight_decay).with_epsilon(epsilon)
+        Self::new()
+            .with_epsilon(epsilon)
+            .with_weight_decay(weight_decay)
     }
 
     /// Check and build the update rule.

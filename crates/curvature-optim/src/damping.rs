@@ -5,12 +5,15 @@
 //! Random Matrix Theory Approach to Damping in Deep Learning*) read this as linear shrinkage,
 //! eq. 13: `1/(λ + δ) = (1/κ)·1/(βλ + 1 − β)`, `β = 1/(1 + δ)`, and derive the optimal damping
 //! `δ* = P⁻¹ Tr X²` — the variance of the mini-batch Hessian noise `X` (eq. 15), estimated by
-//! Algorithm 1 ([`curvature_core::hessian_variance`]).
+//! by [`curvature_core::hessian_variance`] (unbiased; Algorithm 1 as printed on request).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use curvature_core::{CurvatureModel, HessianVarianceConfig, Objective, hessian_variance};
+use curvature_core::{
+    CurvatureModel, HessianVariance, HessianVarianceConfig, Objective, derive_seed,
+    hessian_variance,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
@@ -94,22 +97,23 @@ impl DampingPolicy for FixedDamping {
     }
 }
 
-/// Levenberg–Marquardt adaptation (Martens & Grosse 2015, §6.5): every `interval` steps, with
-/// the reduction ratio `ρ = (L(w_new) − L(w)) / (q(Δ) − q(0))` of the actual to the
-/// quadratic model's predicted change, `δ ← ω δ` if `ρ > 3/4`, `δ ← δ / ω` if `ρ < 1/4`
-/// (`ω = 19/20`, `interval = 5`).
+/// Levenberg–Marquardt adaptation (Martens & Grosse 2015, §6.5): every `T₁ = interval` steps,
+/// with the reduction ratio `ρ = (L(w_new) − L(w)) / (q(Δ) − q(0))` of the actual to the
+/// quadratic model's predicted change, `δ ← ω δ` if `ρ > 3/4`, `δ ← δ / ω` if `ρ < 1/4`, with
+/// `ω = (19/20)^{T₁}` — the per-step factor 19/20 of Martens (2010) compounded over the `T₁`
+/// steps between adaptations (K-FAC paper §6.5; `T₁ = 5`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LevenbergMarquardt {
     delta: f64,
-    /// Decay factor `ω ∈ (0, 1)`.
-    pub omega: f64,
-    /// Steps between adaptations `T_adapt`.
-    pub interval: usize,
+    /// Decay factor `ω = (19/20)^{T₁}`.
+    omega: f64,
+    /// Steps between adaptations `T₁`.
+    interval: usize,
     steps: usize,
 }
 
 impl LevenbergMarquardt {
-    /// Start at `δ₀` with `ω = 19/20`, `T_adapt = 5`.
+    /// Start at `δ₀` with `T₁ = 5`, `ω = (19/20)⁵`.
     ///
     /// # Errors
     /// `δ₀ ≤ 0`.
@@ -124,17 +128,50 @@ impl LevenbergMarquardt {
         }
         Ok(Self {
             delta: initial,
-            omega: 19.0 / 20.0,
+            omega: Self::factor(5),
             interval: 5,
             steps: 0,
         })
+    }
+
+    /// `ω = (19/20)^{T₁}`.
+    fn factor(interval: usize) -> f64 {
+        (19.0f64 / 20.0).powi(interval as i32)
+    }
+
+    /// Adapt every `T₁ = interval` steps, with `ω = (19/20)^{T₁}`.
+    ///
+    /// # Errors
+    /// `interval = 0`.
+    pub fn with_interval(mut self, interval: usize) -> Result<Self> {
+        if interval == 0 {
+            return Err(invalid(
+                "LevenbergMarquardt",
+                "interval",
+                0,
+                "must be positive",
+            ));
+        }
+        self.interval = interval;
+        self.omega = Self::factor(interval);
+        Ok(self)
+    }
+
+    /// The factor `ω`.
+    pub fn omega(&self) -> f64 {
+        self.omega
+    }
+
+    /// The adaptation interval `T₁`.
+    pub fn interval(&self) -> usize {
+        self.interval
     }
 
     /// Record one step's reduction ratio; adapts every `interval` steps. A non-finite ratio
     /// (a failed step) counts as a bad step.
     pub fn observe(&mut self, reduction_ratio: f64) {
         self.steps += 1;
-        if self.interval == 0 || self.steps % self.interval != 0 {
+        if self.steps % self.interval != 0 {
             return;
         }
         if !reduction_ratio.is_finite() || reduction_ratio < 0.25 {
@@ -152,9 +189,12 @@ impl DampingPolicy for LevenbergMarquardt {
 }
 
 /// RMT auto-damping (damping paper §7): start at the floor `δ*`; every `interval` steps
-/// (100 in the paper) estimate the Hessian variance `σ²` (Algorithm 1, on a sub-sample of
-/// 10 000 examples in batches of 128), smooth it with an exponential moving average
-/// `δ ← ema·δ + (1 − ema)·σ²` (`ema = 0.7`), and never go below the floor.
+/// (100 in the paper) estimate the optimal damping of eq. 15 for the training batch
+/// ([`HessianVariance::damping_for`](curvature_core::HessianVariance::damping_for): the
+/// unbiased Hessian variance on a sub-sample of 10 000 examples in batches of 128, rescaled from
+/// the estimation batch size to the training batch size), smooth it with an exponential moving
+/// average `δ ← ema·δ + (1 − ema)·δ̂` (`ema = 0.7`), and never go below the floor. Every
+/// re-estimate draws fresh random vectors, as Algorithm 1 draws a new `v`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RmtDamping {
     floor: f64,
@@ -166,6 +206,10 @@ pub struct RmtDamping {
     steps: usize,
     /// `(step, δ)` after every update — the damping trajectory.
     pub trajectory: Vec<(usize, f64)>,
+    /// Training batch size `B` and training-set size `N` the damping is for (`None`: the
+    /// estimation batches themselves, `δ̂ = V_batch`).
+    #[serde(default)]
+    pub training_batch: Option<(usize, Option<usize>)>,
 }
 
 impl RmtDamping {
@@ -184,7 +228,65 @@ impl RmtDamping {
             delta: floor,
             steps: 0,
             trajectory: Vec::new(),
+            training_batch: None,
         })
+    }
+
+    /// Estimate the damping for training batches of `batch_size` examples drawn from
+    /// `population` examples (`None`: an infinite population): `δ̂ = (s²/P)(1/B − 1/N)`.
+    ///
+    /// # Errors
+    /// `batch_size = 0`.
+    pub fn for_training_batch(
+        mut self,
+        batch_size: usize,
+        population: Option<usize>,
+    ) -> Result<Self> {
+        if batch_size == 0 {
+            return Err(invalid("RmtDamping", "batch_size", 0, "must be positive"));
+        }
+        self.training_batch = Some((batch_size, population));
+        Ok(self)
+    }
+
+    /// The damping `δ̂` one variance estimate implies for this policy's training batch.
+    ///
+    /// # Errors
+    /// A training batch is set but the estimate has a single batch, from which the
+    /// per-example variance cannot be told.
+    pub fn estimate_from(&self, variance: &HessianVariance) -> Result<f64> {
+        Self::estimate_for(self.training_batch, variance)
+    }
+
+    /// [`estimate_from`](Self::estimate_from) for a given [`training_batch`](Self::training_batch)
+    /// — for callers that build the estimate inside [`step`](Self::step)'s closure.
+    ///
+    /// # Errors
+    /// As [`estimate_from`](Self::estimate_from).
+    pub fn estimate_for(
+        training_batch: Option<(usize, Option<usize>)>,
+        variance: &HessianVariance,
+    ) -> Result<f64> {
+        match training_batch {
+            None => Ok(variance.batch_variance),
+            Some((b, n)) => variance.damping_for(b, n).ok_or_else(|| {
+                invalid(
+                    "RmtDamping",
+                    "sub-sample",
+                    format!("{} example(s) in {} batch", variance.examples, variance.batches),
+                    "needs at least two estimation batches to rescale the Hessian variance to the training batch size",
+                )
+            }),
+        }
+    }
+
+    /// The configuration of the next re-estimate: `config` with a seed derived from its seed
+    /// and the step count, so that every re-estimate draws fresh vectors (and a resumed run
+    /// draws the same ones).
+    pub fn next_config(&self, config: &HessianVarianceConfig) -> HessianVarianceConfig {
+        config
+            .clone()
+            .with_seed(derive_seed(config.seed, self.steps as u64))
     }
 
     /// Set the re-estimation interval and EMA coefficient.
@@ -228,17 +330,20 @@ impl RmtDamping {
         Ok(true)
     }
 
-    /// [`step`](Self::step) with the estimate from Algorithm 1 on `objective` (whose data is
-    /// the sub-sample, in batches).
+    /// [`step`](Self::step) with the estimate of [`hessian_variance`] on `objective` (whose
+    /// data is the sub-sample, in batches of the estimation size), fresh vectors each time
+    /// ([`next_config`](Self::next_config)), rescaled by [`estimate_from`](Self::estimate_from).
     ///
     /// # Errors
-    /// Errors of [`hessian_variance`].
+    /// Errors of [`hessian_variance`] and [`estimate_from`](Self::estimate_from).
     pub fn step_with<B: burn::tensor::backend::Backend, M: CurvatureModel<B, D>, const D: usize>(
         &mut self,
         objective: &Objective<B, M, D>,
         config: &HessianVarianceConfig,
     ) -> Result<bool> {
-        self.step(|| Ok(hessian_variance(objective, config)?.variance))
+        let config = self.next_config(config);
+        let training_batch = self.training_batch;
+        self.step(|| Self::estimate_for(training_batch, &hessian_variance(objective, &config)?))
     }
 }
 
@@ -287,11 +392,30 @@ mod tests {
         }
         assert_eq!(lm.damping(), 1.0, "no change before T_adapt = 5 steps");
         lm.observe(0.9);
-        assert!((lm.damping() - 0.95).abs() < 1e-15, "good model: δ ← ωδ");
+        // Martens & Grosse §6.5: ω = (19/20)^{T₁} = 0.95⁵ = 0.7737809375 for T₁ = 5.
+        assert!(
+            (lm.damping() - 0.773_780_937_5).abs() < 1e-15,
+            "good model: δ ← ωδ with ω = (19/20)^5, got {}",
+            lm.damping()
+        );
         for _ in 0..5 {
             lm.observe(0.1);
         }
         assert!((lm.damping() - 1.0).abs() < 1e-12, "bad model: δ ← δ/ω");
+        // T₁ = 1 is Martens (2010)'s per-step rule, ω = 19/20.
+        let mut every = LevenbergMarquardt::new(1.0)
+            .unwrap()
+            .with_interval(1)
+            .unwrap();
+        every.observe(0.9);
+        assert_eq!(every.damping(), 0.95);
+        assert_eq!((every.interval(), lm.interval()), (1, 5));
+        assert!(
+            LevenbergMarquardt::new(1.0)
+                .unwrap()
+                .with_interval(0)
+                .is_err()
+        );
         for _ in 0..5 {
             lm.observe(0.5);
         }

@@ -29,7 +29,7 @@ mod schedule;
 mod sgd;
 mod weight_decay;
 
-pub use adam::{Adam, AdamConfig, AdamState};
+pub use adam::{ADAM_D_EPSILON, Adam, AdamConfig, AdamState};
 pub use averaging::{
     AveragingSchedule, IterateAverage, IterateAverageRecord, IterateAveraging,
     IterateAveragingRecord, gadam,

@@ -166,26 +166,41 @@ fn batch_norm_statistics_are_recomputed_for_the_averaged_model() {
     }
     let averaged = opt.averaged(model).unwrap().unwrap().valid();
     recompute_running_stats(&averaged, &batches).unwrap();
-    // Reference: mean over batches of the first convolution's per-channel output means.
-    let mut expected = vec![0.0; 3];
+    // Reference, computed on the host from the first convolution's outputs: the mean over
+    // batches of each channel's mean and of its unbiased variance (n = 40 · 64 values per
+    // channel; PyTorch's `update_bn` with momentum None, an equal-weight cumulative average).
+    let (mut expected, mut expected_var) = (vec![0.0; 3], vec![0.0; 3]);
     for b in &batches {
         let h = averaged.convs[0].forward(b.inputs.clone());
-        let m: Tensor<B, 1> = h
+        let values: Vec<f64> = h
             .swap_dims(0, 1)
             .reshape([3, 40 * 64])
-            .mean_dim(1)
-            .reshape([3]);
-        for (e, v) in expected.iter_mut().zip(m.into_data().iter::<f64>()) {
-            *e += v / batches.len() as f64;
+            .into_data()
+            .iter::<f64>()
+            .collect();
+        for (c, channel) in values.chunks(40 * 64).enumerate() {
+            let n = channel.len() as f64;
+            let mean = channel.iter().sum::<f64>() / n;
+            let var = channel.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            expected[c] += mean / batches.len() as f64;
+            expected_var[c] += var / batches.len() as f64;
         }
     }
-    let got: Vec<f64> = averaged.norms[0]
-        .running_mean
-        .value()
-        .into_data()
-        .iter::<f64>()
-        .collect();
+    let read = |t: Tensor<B, 1>| -> Vec<f64> { t.into_data().iter::<f64>().collect() };
+    let got = read(averaged.norms[0].running_mean.value());
     assert_rel_close(&got, &expected, 1e-12, "recomputed running mean");
+    let got_var = read(averaged.norms[0].running_var.value());
+    assert_rel_close(
+        &got_var,
+        &expected_var,
+        1e-12,
+        "recomputed running variance",
+    );
+    // The recomputed statistics replace the raw iterate's: not the initial ones either.
+    assert!(
+        got_var.iter().all(|v| (v - 1.0).abs() > 1e-6),
+        "{got_var:?}"
+    );
     let empty: Vec<Batch<B, 4>> = Vec::new();
     assert!(recompute_running_stats(&averaged, &empty).is_err());
 }

@@ -139,3 +139,147 @@ fn state_round_trips_and_training_continues_bit_identically() {
     let (hi, lo) = r.curvature_range.unwrap();
     assert_eq!(r.curvature_ratio, Some(1.0 + (hi - lo) / 0.5));
 }
+
+/// Eq. 9 with `k < P`: least squares with a linear model has the Hessian
+/// `H = (2/(K N)) I_K ⊗ X̃ᵀX̃` (layout `[weight (K×d), bias (K)]`), whose `m = d + 1 = 4` distinct
+/// eigenvalues each have multiplicity `K = 3` (`P = 12`). From the start vector `v`, the Krylov
+/// space is spanned by the projections `Π_j v` onto the eigenspaces, so `k = m` Lanczos steps
+/// give exactly the Ritz pairs `(μ_j, Π_j v/‖Π_j v‖)` and the closed form
+/// `u = (1/η) Σ_j φ_j φ_jᵀ g/(μ_j + δ) + (1/δ)(g − Σ_j φ_j φ_jᵀ g)`, here with `η = 3`. The
+/// reference is built from the analytic `X̃ᵀX̃` and nalgebra's eigendecomposition.
+#[test]
+fn lanczos_opt_with_k_below_p_is_eq_9_on_the_krylov_space() {
+    use burn::tensor::{Tensor, TensorData};
+    use curvature_core::{Batch, gaussian_vector};
+    let device = Default::default();
+    let (k, d, n) = (3usize, 3usize, 10usize);
+    let x: Vec<f64> = (0..n * d)
+        .map(|i| ((i * 7919) % 23) as f64 / 11.0 - 1.0)
+        .collect();
+    let y: Vec<f64> = (0..n * k).map(|i| ((i * 31) % 5) as f64 - 2.0).collect();
+    let batch = Batch::regression(
+        Tensor::from_data(TensorData::new(x.clone(), [n, d]), &device),
+        Tensor::from_data(TensorData::new(y, [n, k]), &device),
+    )
+    .unwrap();
+    let model = LogisticRegressionConfig::new(d, k)
+        .init::<B>(&device)
+        .unwrap();
+    let mut objective = Objective::new(model, Loss::MeanSquaredError, vec![batch]).unwrap();
+    let p = objective.dim();
+    assert_eq!(p, 12);
+    // X̃ᵀX̃ (4 × 4) and its eigenvectors e_j; H's eigenspaces are I_K ⊗ e_j.
+    let xt = nalgebra::DMatrix::from_fn(n, d + 1, |r, c| if c < d { x[r * d + c] } else { 1.0 });
+    let gram = xt.transpose() * &xt;
+    let eig = gram.symmetric_eigen();
+    let index = |class: usize, feature: usize| {
+        if feature < d {
+            class * d + feature
+        } else {
+            k * d + class
+        }
+    };
+    let (eta, delta, lr) = (3.0, 0.2, 0.5);
+    let w0 = to_vec(&objective.params());
+    let (_, g) = objective.gradient().unwrap();
+    let g = DVector::from_vec(to_vec(&g));
+    // LanczosOPT's first refresh starts from the seeded Gaussian of seed 0.
+    let v = DVector::from_vec(to_vec(&gaussian_vector::<B>(p, 0, &device)));
+    let mut update = g.clone() / delta;
+    for j in 0..=d {
+        let mu = 2.0 / (k * n) as f64 * eig.eigenvalues[j];
+        // Π_j = I_K ⊗ e_j e_jᵀ in the flat layout.
+        let mut pj = nalgebra::DMatrix::<f64>::zeros(p, p);
+        for c in 0..k {
+            for a in 0..=d {
+                for b in 0..=d {
+                    pj[(index(c, a), index(c, b))] =
+                        eig.eigenvectors[(a, j)] * eig.eigenvectors[(b, j)];
+                }
+            }
+        }
+        let phi = &pj * &v;
+        let phi = &phi / phi.norm();
+        let c = phi.dot(&g);
+        update += &phi * (c / (eta * (mu + delta)) - c / delta);
+    }
+    let expected: Vec<f64> = w0
+        .iter()
+        .zip(update.iter())
+        .map(|(w, u)| w - lr * u)
+        .collect();
+    let mut opt = LanczosOptConfig::new()
+        .with_rank(d + 1)
+        .with_eta(eta)
+        .init::<B>()
+        .unwrap();
+    opt.step(&mut objective, lr, &FixedDamping::new(delta).unwrap())
+        .unwrap();
+    assert_rel_close(
+        &to_vec(&objective.params()),
+        &expected,
+        NEWTON_TOL,
+        "LanczosOPT(k = m < P, η = 3) vs eq. 9",
+    );
+}
+
+/// Eq. 9 with `f(λ) = |λ|` (the default) on an indefinite Hessian — a tanh MLP at its
+/// initialisation, `P = 17` — with `k = P` and `η = 3`:
+/// `u = (1/η) Σ_i u_i u_iᵀ g/(|λ_i| + δ)`, from nalgebra's eigendecomposition of the dense
+/// Hessian.
+#[test]
+fn lanczos_opt_uses_absolute_eigenvalues_on_an_indefinite_hessian() {
+    use curvature_nets::{Activation, MlpConfig};
+    let device = Default::default();
+    let model = MlpConfig::new(2, vec![3], 2)
+        .with_activation(Activation::Tanh)
+        .init::<B>(&device)
+        .unwrap();
+    let mut objective = Objective::new(
+        model,
+        Loss::CrossEntropy,
+        vec![random_classification_batch([30, 2], 2, 4, &device)],
+    )
+    .unwrap();
+    let p = objective.dim();
+    assert_eq!(p, 17);
+    let h = dense_matrix(&objective.hessian(), DenseReferenceConfig::default()).unwrap();
+    let eig = h.symmetric_eigen();
+    assert!(
+        eig.eigenvalues.iter().any(|l| *l < -1e-6),
+        "the test needs an indefinite Hessian: {:?}",
+        eig.eigenvalues
+    );
+    let (eta, delta, lr) = (3.0, 0.05, 0.4);
+    let w0 = to_vec(&objective.params());
+    let (_, g) = objective.gradient().unwrap();
+    let g = DVector::from_vec(to_vec(&g));
+    let mut update = DVector::<f64>::zeros(p);
+    for i in 0..p {
+        let u = eig.eigenvectors.column(i);
+        update += u * (u.dot(&g) / (eta * (eig.eigenvalues[i].abs() + delta)));
+    }
+    let expected: Vec<f64> = w0
+        .iter()
+        .zip(update.iter())
+        .map(|(w, u)| w - lr * u)
+        .collect();
+    let mut opt = LanczosOptConfig::new()
+        .with_rank(p)
+        .with_eta(eta)
+        .init::<B>()
+        .unwrap();
+    assert_eq!(opt_negative_default(), NegativeCurvature::Absolute);
+    opt.step(&mut objective, lr, &FixedDamping::new(delta).unwrap())
+        .unwrap();
+    assert_rel_close(
+        &to_vec(&objective.params()),
+        &expected,
+        1e-8,
+        "LanczosOPT(|λ|, η = 3) vs eq. 9 on an indefinite Hessian",
+    );
+}
+
+fn opt_negative_default() -> NegativeCurvature {
+    LanczosOptConfig::new().negative
+}

@@ -1,11 +1,11 @@
-//! RMT auto-damping recovers the Hessian noise variance of a problem where it is known in
-//! closed form: least squares with a linear model, whose mini-batch Hessians are
+//! RMT auto-damping recovers the Hessian noise variance (unbiased estimator, rescaled to the
+//! training batch) of a problem where it is known in closed form: least squares with a linear model, whose mini-batch Hessians are
 //! `H_i = (2/K)(1/B) Σ_{n∈i} I_K ⊗ x̃_n x̃_nᵀ`.
 
 use burn::backend::NdArray;
 use burn::tensor::{Tensor, TensorData};
 use curvature_core::testing::to_vec;
-use curvature_core::{Batch, HessianVarianceConfig, Loss, Objective, gaussian_vector};
+use curvature_core::{Batch, HessianVarianceConfig, Loss, Objective};
 use curvature_data::optdigits;
 use curvature_nets::LogisticRegressionConfig;
 use curvature_optim::{DampingPolicy, RmtDamping};
@@ -40,49 +40,115 @@ fn rmt_damping_recovers_the_known_hessian_variance() {
         .unwrap();
     let objective = Objective::new(model, Loss::MeanSquaredError, batches).unwrap();
     let seed = 5;
-    // The estimator normalises the seeded Gaussian v; do the same for the closed form.
-    let v = to_vec(&gaussian_vector::<B>(objective.dim(), seed, &device));
-    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let v: Vec<f64> = v.iter().map(|x| x / norm).collect();
-    let (vw, vb) = v.split_at(k * d);
-    let (mut quad, mut sq) = (Vec::new(), Vec::new());
-    for s in (0..data.len()).step_by(bsz) {
-        let mut hv = vec![0.0f64; k * (d + 1)];
-        for n in s..s + bsz {
-            let x: Vec<f64> = data.inputs[n * d..(n + 1) * d]
-                .iter()
-                .map(|&p| p as f64)
-                .collect();
-            for c in 0..k {
-                let u = (0..d).map(|a| vw[c * d + a] * x[a]).sum::<f64>() + vb[c];
-                let scale = 2.0 / k as f64 / bsz as f64;
-                for a in 0..d {
-                    hv[c * d + a] += scale * u * x[a];
-                }
-                hv[k * d + c] += scale * u;
-            }
-        }
-        quad.push(hv.iter().zip(&v).map(|(a, b)| a * b).sum::<f64>());
-        sq.push(hv.iter().map(|a| a * a).sum::<f64>());
-    }
-    let n = quad.len() as f64;
-    let sigma2 = sq.iter().sum::<f64>() / n - (quad.iter().sum::<f64>() / n).powi(2);
-    assert!(sigma2 > 0.0);
-    // EMA 0 and interval 1: the damping is the estimate itself after one step.
+    // EMA 0 and interval 1: the damping is the estimate itself after one step. The damping is
+    // for training batches of 32 drawn from the 640 examples.
     let mut damping = RmtDamping::new(1e-12)
         .unwrap()
         .with_schedule(1, 0.0)
+        .unwrap()
+        .for_training_batch(32, Some(640))
         .unwrap();
+    let config = HessianVarianceConfig::new().with_seed(seed);
+    // The vectors of the next re-estimate (fresh ones each time, derived from the step count);
+    // the estimator normalises them, and so does the closed form.
+    let vectors = damping
+        .next_config(&config)
+        .random_vectors::<B>(objective.dim(), &device);
+    assert_eq!(vectors.len(), 4);
+    let mut estimates = Vec::new();
+    for v in &vectors {
+        let v = to_vec(v);
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let v: Vec<f64> = v.iter().map(|x| x / norm).collect();
+        let (vw, vb) = v.split_at(k * d);
+        let (mut hvs, mut sq) = (Vec::new(), 0.0);
+        for s in (0..data.len()).step_by(bsz) {
+            let mut hv = vec![0.0f64; k * (d + 1)];
+            for n in s..s + bsz {
+                let x: Vec<f64> = data.inputs[n * d..(n + 1) * d]
+                    .iter()
+                    .map(|&p| p as f64)
+                    .collect();
+                for c in 0..k {
+                    let u = (0..d).map(|a| vw[c * d + a] * x[a]).sum::<f64>() + vb[c];
+                    let scale = 2.0 / k as f64 / bsz as f64;
+                    for a in 0..d {
+                        hv[c * d + a] += scale * u * x[a];
+                    }
+                    hv[k * d + c] += scale * u;
+                }
+            }
+            sq += hv.iter().map(|a| a * a).sum::<f64>() / 10.0;
+            hvs.push(hv);
+        }
+        // Σ_i w_i ‖H_i v‖² − ‖H̄v‖², equal weights 1/10.
+        let mean: Vec<f64> = (0..hvs[0].len())
+            .map(|j| hvs.iter().map(|h| h[j]).sum::<f64>() / 10.0)
+            .collect();
+        estimates.push(sq - mean.iter().map(|a| a * a).sum::<f64>());
+    }
+    let v_batch = estimates.iter().sum::<f64>() / 4.0;
+    assert!(v_batch > 0.0);
+    // δ = V_batch · S/(n − 1) · (1/B − 1/N) with S = N = 640, n = 10, B = 32.
+    let expected = v_batch * 640.0 / 9.0 * (1.0 / 32.0 - 1.0 / 640.0);
+    assert!(damping.step_with(&objective, &config).unwrap());
     assert!(
-        damping
+        (damping.damping() - expected).abs() <= TOL * expected,
+        "δ = {} vs {expected}",
+        damping.damping()
+    );
+    // The next re-estimate draws other vectors.
+    let next = damping
+        .next_config(&config)
+        .random_vectors::<B>(objective.dim(), &device);
+    assert_ne!(to_vec(&next[0]), to_vec(&vectors[0]));
+    // Without a training batch the damping is the batch variance itself (the paper's setting
+    // of equal estimation and training batches).
+    let mut plain = RmtDamping::new(1e-12)
+        .unwrap()
+        .with_schedule(1, 0.0)
+        .unwrap();
+    let config = plain.next_config(&HessianVarianceConfig::new().with_seed(seed));
+    let variance = curvature_core::hessian_variance(&objective, &config).unwrap();
+    assert!(
+        plain
             .step_with(&objective, &HessianVarianceConfig::new().with_seed(seed))
             .unwrap()
     );
+    assert_eq!(plain.damping(), variance.batch_variance);
+    // One estimation batch cannot be rescaled to a training batch: a clear error.
+    let one = Objective::new(
+        objective.model(),
+        Loss::MeanSquaredError,
+        vec![objective_first_batch(&objective)],
+    )
+    .unwrap();
+    let mut one_batch = RmtDamping::new(1e-12)
+        .unwrap()
+        .with_schedule(1, 0.0)
+        .unwrap()
+        .for_training_batch(32, None)
+        .unwrap();
+    let err = one_batch
+        .step_with(&one, &HessianVarianceConfig::new())
+        .unwrap_err();
     assert!(
-        (damping.damping() - sigma2).abs() <= TOL * sigma2,
-        "δ = {} vs σ² = {sigma2}",
-        damping.damping()
+        err.to_string().contains("at least two estimation batches"),
+        "{err}"
     );
+}
+
+fn objective_first_batch(
+    objective: &Objective<B, curvature_nets::LogisticRegression<B>, 2>,
+) -> Batch<B, 2> {
+    let mut first = None;
+    objective
+        .for_each_batch(&mut |b| {
+            first.get_or_insert_with(|| b.clone());
+            Ok(())
+        })
+        .unwrap();
+    first.unwrap()
 }
 
 /// Adam's ε is its damping: a [`DampingCell`] carries a learned δ (here from [`RmtDamping`])
