@@ -678,13 +678,11 @@ where
             lr = sched.learning_rate(config.lr, t, config.epochs as f64);
             if let Some(rmt) = &mut state.rmt {
                 // Fresh vectors at every re-estimate (seeded by the step count: resumable).
-                let cfg = rmt.next_config(&HessianVarianceConfig::new().with_seed(config.seed));
-                let training_batch = rmt.training_batch;
-                rmt.step(|| {
+                let base = HessianVarianceConfig::new().with_seed(config.seed);
+                rmt.step_estimating(&base, |cfg| {
                     let objective =
                         Objective::new(model.valid(), Loss::CrossEntropy, subsample.clone())?;
-                    let variance = curvature_core::hessian_variance(&objective, &cfg)?;
-                    RmtDamping::estimate_for(training_batch, &variance)
+                    Ok(curvature_core::hessian_variance(&objective, cfg)?)
                 })?;
             }
             let damping = |fixed: &FixedDamping| -> FixedDamping {

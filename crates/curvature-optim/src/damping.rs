@@ -105,8 +105,6 @@ impl DampingPolicy for FixedDamping {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LevenbergMarquardt {
     delta: f64,
-    /// Decay factor `ω = (19/20)^{T₁}`.
-    omega: f64,
     /// Steps between adaptations `T₁`.
     interval: usize,
     steps: usize,
@@ -128,15 +126,9 @@ impl LevenbergMarquardt {
         }
         Ok(Self {
             delta: initial,
-            omega: Self::factor(5),
             interval: 5,
             steps: 0,
         })
-    }
-
-    /// `ω = (19/20)^{T₁}`.
-    fn factor(interval: usize) -> f64 {
-        (19.0f64 / 20.0).powi(interval as i32)
     }
 
     /// Adapt every `T₁ = interval` steps, with `ω = (19/20)^{T₁}`.
@@ -153,13 +145,12 @@ impl LevenbergMarquardt {
             ));
         }
         self.interval = interval;
-        self.omega = Self::factor(interval);
         Ok(self)
     }
 
-    /// The factor `ω`.
+    /// The factor `ω = (19/20)^{T₁}` (Martens & Grosse §6.5), derived from the interval.
     pub fn omega(&self) -> f64 {
-        self.omega
+        (19.0f64 / 20.0).powi(self.interval as i32)
     }
 
     /// The adaptation interval `T₁`.
@@ -175,9 +166,9 @@ impl LevenbergMarquardt {
             return;
         }
         if !reduction_ratio.is_finite() || reduction_ratio < 0.25 {
-            self.delta /= self.omega;
+            self.delta /= self.omega();
         } else if reduction_ratio > 0.75 {
-            self.delta *= self.omega;
+            self.delta *= self.omega();
         }
     }
 }
@@ -255,29 +246,7 @@ impl RmtDamping {
     /// A training batch is set but the estimate has a single batch, from which the
     /// per-example variance cannot be told.
     pub fn estimate_from(&self, variance: &HessianVariance) -> Result<f64> {
-        Self::estimate_for(self.training_batch, variance)
-    }
-
-    /// [`estimate_from`](Self::estimate_from) for a given [`training_batch`](Self::training_batch)
-    /// — for callers that build the estimate inside [`step`](Self::step)'s closure.
-    ///
-    /// # Errors
-    /// As [`estimate_from`](Self::estimate_from).
-    pub fn estimate_for(
-        training_batch: Option<(usize, Option<usize>)>,
-        variance: &HessianVariance,
-    ) -> Result<f64> {
-        match training_batch {
-            None => Ok(variance.batch_variance),
-            Some((b, n)) => variance.damping_for(b, n).ok_or_else(|| {
-                invalid(
-                    "RmtDamping",
-                    "sub-sample",
-                    format!("{} example(s) in {} batch", variance.examples, variance.batches),
-                    "needs at least two estimation batches to rescale the Hessian variance to the training batch size",
-                )
-            }),
-        }
+        damping_estimate(self.training_batch, variance)
     }
 
     /// The configuration of the next re-estimate: `config` with a seed derived from its seed
@@ -330,9 +299,26 @@ impl RmtDamping {
         Ok(true)
     }
 
-    /// [`step`](Self::step) with the estimate of [`hessian_variance`] on `objective` (whose
-    /// data is the sub-sample, in batches of the estimation size), fresh vectors each time
-    /// ([`next_config`](Self::next_config)), rescaled by [`estimate_from`](Self::estimate_from).
+    /// [`step`](Self::step) with a Hessian-variance estimate: `estimate` is called (only when
+    /// the interval is reached) with the configuration of this re-estimate — fresh vectors each
+    /// time ([`next_config`](Self::next_config)) — and its result is rescaled by
+    /// [`estimate_from`](Self::estimate_from). For callers that build the sub-sample's
+    /// objective only when it is needed.
+    ///
+    /// # Errors
+    /// Errors of `estimate` and [`estimate_from`](Self::estimate_from).
+    pub fn step_estimating(
+        &mut self,
+        config: &HessianVarianceConfig,
+        estimate: impl FnOnce(&HessianVarianceConfig) -> Result<HessianVariance>,
+    ) -> Result<bool> {
+        let config = self.next_config(config);
+        let training_batch = self.training_batch;
+        self.step(|| damping_estimate(training_batch, &estimate(&config)?))
+    }
+
+    /// [`step_estimating`](Self::step_estimating) with [`hessian_variance`] on `objective`
+    /// (whose data is the sub-sample, in batches of the estimation size).
     ///
     /// # Errors
     /// Errors of [`hessian_variance`] and [`estimate_from`](Self::estimate_from).
@@ -341,9 +327,25 @@ impl RmtDamping {
         objective: &Objective<B, M, D>,
         config: &HessianVarianceConfig,
     ) -> Result<bool> {
-        let config = self.next_config(config);
-        let training_batch = self.training_batch;
-        self.step(|| Self::estimate_for(training_batch, &hessian_variance(objective, &config)?))
+        self.step_estimating(config, |c| Ok(hessian_variance(objective, c)?))
+    }
+}
+
+/// `δ̂` for training batches `(B, N)` (`None`: the estimation batches themselves).
+fn damping_estimate(
+    training_batch: Option<(usize, Option<usize>)>,
+    variance: &HessianVariance,
+) -> Result<f64> {
+    match training_batch {
+        None => Ok(variance.batch_variance),
+        Some((b, n)) => variance.damping_for(b, n).ok_or_else(|| {
+            invalid(
+                "RmtDamping",
+                "sub-sample",
+                format!("{} example(s) in {} batch", variance.examples, variance.batches),
+                "needs at least two estimation batches to rescale the Hessian variance to the training batch size",
+            )
+        }),
     }
 }
 
