@@ -30,6 +30,15 @@ fn rows(dir: &Path) -> Vec<String> {
 }
 
 /// A JSON file the binary wrote.
+/// The command failed and its output names `needle`.
+fn assert_fails_with(o: &Output, needle: &str) {
+    assert!(
+        !o.status.success() && text(o).contains(needle),
+        "{}",
+        text(o)
+    );
+}
+
 fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -344,11 +353,7 @@ fn bad_input_gives_clear_errors_and_never_overwrites() {
         ],
         d,
     );
-    assert!(
-        !o.status.success() && text(&o).contains("convolutional models need image data"),
-        "{}",
-        text(&o)
-    );
+    assert_fails_with(&o, "convolutional models need image data");
     std::fs::create_dir(d.join("empty")).unwrap();
     for (data, file) in [
         ("cifar10", "data_batch_1.bin"),
@@ -366,21 +371,13 @@ fn bad_input_gives_clear_errors_and_never_overwrites() {
         assert!(!d.join("a").exists(), "nothing written for a failed start");
     }
     let o = curvature(&["train", "--out", "a", "--damping=-1"], d);
-    assert!(
-        !o.status.success() && text(&o).contains("damping"),
-        "{}",
-        text(&o)
-    );
+    assert_fails_with(&o, "damping");
     let quick = [
         "train", "--quiet", "--out", "a", "--epochs", "1", "--model", "logistic",
     ];
     assert!(curvature(&quick, d).status.success());
     let o = curvature(&quick, d);
-    assert!(
-        !o.status.success() && text(&o).contains("already holds a run"),
-        "{}",
-        text(&o)
-    );
+    assert_fails_with(&o, "already holds a run");
     let mut forced = quick.to_vec();
     forced.push("--force");
     assert!(curvature(&forced, d).status.success());
@@ -423,11 +420,7 @@ fn bad_input_gives_clear_errors_and_never_overwrites() {
     );
     assert!(!o.status.success(), "{}", text(&o));
     let o = curvature(&["train", "--resume", "nowhere"], d);
-    assert!(
-        !o.status.success() && text(&o).contains("config.json"),
-        "{}",
-        text(&o)
-    );
+    assert_fails_with(&o, "config.json");
     // Divergence stops with the step number and keeps no bad checkpoint.
     let o = curvature(
         &[
@@ -521,11 +514,7 @@ fn dense_spectrum_agrees_with_the_library_reference_and_json_has_the_documented_
     // A GPU backend this binary was built without is refused with the rebuild command.
     if !cfg!(feature = "cuda") {
         let o = curvature(&["spectrum", "--run", "r", "--backend", "cuda"], d);
-        assert!(
-            !o.status.success() && text(&o).contains("--features cuda"),
-            "{}",
-            text(&o)
-        );
+        assert_fails_with(&o, "--features cuda");
     }
     // Lanczos JSON: the field names of the spectrum summary.
     let o = curvature(
@@ -727,17 +716,9 @@ fn variance_interpolate_block_spectra_and_plots() {
             > 0.0
     );
     let o = curvature(&["variance", "--run", "a", "--estimator", "paper"], d);
-    assert!(
-        !o.status.success() && text(&o).contains("valid: unbiased, as-printed"),
-        "{}",
-        text(&o)
-    );
+    assert_fails_with(&o, "valid: unbiased, as-printed");
     let o = curvature(&["variance", "--run", "a", "--vectors", "0"], d);
-    assert!(
-        !o.status.success() && text(&o).contains("vectors"),
-        "{}",
-        text(&o)
-    );
+    assert_fails_with(&o, "vectors");
 
     // interpolate: α = 0 and α = 1 are the two runs' own final losses.
     let o = curvature(
@@ -788,11 +769,7 @@ fn variance_interpolate_block_spectra_and_plots() {
         ],
         d,
     );
-    assert!(
-        !o.status.success() && text(&o).contains("START < END"),
-        "{}",
-        text(&o)
-    );
+    assert_fails_with(&o, "START < END");
 
     // A layer block: P = 640 weights of the logistic regression, and a stem plot.
     let o = curvature(
@@ -817,17 +794,9 @@ fn variance_interpolate_block_spectra_and_plots() {
     let svg = std::fs::read_to_string(d.join("w.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("<circle"));
     let o = curvature(&["spectrum", "--run", "a", "--block", "fc9"], d);
-    assert!(
-        !o.status.success() && text(&o).contains("valid: linear.weight, linear.bias"),
-        "{}",
-        text(&o)
-    );
+    assert_fails_with(&o, "valid: linear.weight, linear.bias");
     let o = curvature(&["spectrum", "--run", "a", "--plot", "p.jpg"], d);
-    assert!(
-        !o.status.success() && text(&o).contains(".svg or .png"),
-        "{}",
-        text(&o)
-    );
+    assert_fails_with(&o, ".svg or .png");
     let o = curvature(&["spectrum", "--run", "a", "--plot", "p.png"], d);
     assert!(o.status.success(), "{}", text(&o));
     let png = std::fs::read(d.join("p.png")).unwrap();
@@ -947,11 +916,7 @@ fn every_mini_preset_runs_at_a_tiny_size() {
         ],
         d,
     );
-    assert!(
-        !o.status.success() && text(&o).contains("another configuration"),
-        "{}",
-        text(&o)
-    );
+    assert_fails_with(&o, "another configuration");
     let o = curvature(&["sweep", "--preset", "no-such", "--out", "x"], d);
     assert!(!o.status.success());
     assert!(text(&o).contains("kfac-grid-mini"), "{}", text(&o));
