@@ -36,6 +36,7 @@ pub mod random_vector;
 pub mod reduce;
 pub mod slq;
 pub mod spectrum;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod variance;
 

@@ -36,7 +36,7 @@ pub enum LabError {
     OutputExists(PathBuf),
     /// Training diverged.
     #[error(
-        "the loss became {loss} at step {step} (epoch {epoch}); {}",
+        "the loss became {loss}{cause} at step {step} (epoch {epoch}); {}",
         match checkpoint {
             Some(p) => format!("the last good checkpoint is kept in {} (lower --lr or raise the damping, then --resume)", p.display()),
             None => "no checkpoint had been written yet (lower --lr or raise the damping)".to_string(),
@@ -45,6 +45,9 @@ pub enum LabError {
     Diverged {
         /// The loss value.
         loss: f64,
+        /// Why that loss counts as divergence: empty for a non-finite loss, else the blow-up
+        /// rule it broke (`TrainConfig::divergence_factor`).
+        cause: String,
         /// Global step.
         step: usize,
         /// Epoch.
@@ -92,14 +95,13 @@ pub(crate) fn io(path: impl Into<PathBuf>, e: impl std::fmt::Display) -> LabErro
     }
 }
 
-/// Write `bytes` to `path` atomically: to `path` + `.tmp` first, then renamed over `path`, so
-/// an interrupted run leaves the old file or the new one, never half of one.
-pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+/// Write `bytes` to `path` atomically ([`curvature_nets::write_atomic`]: a unique temporary
+/// file, fsynced, renamed over `path`).
+///
+/// # Errors
+/// [`LabError::Io`] naming `path`.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    curvature_nets::write_atomic(path, bytes).map_err(|e| io(path, e))
 }
 
 /// Refuse the first of `(field, value)` that is zero ("must be positive").

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::backend::BackendChoice;
 use crate::config::TrainConfig;
-use crate::error::{Result, invalid, io};
+use crate::error::{Result, invalid, io, write_atomic};
 use crate::plot::{LineChart, Series, save_both};
 use crate::progress::{Progress, ProgressMode};
 use crate::setup::{ModelVisitor, load_weights, shaped_dataset, with_model};
@@ -91,7 +91,7 @@ pub fn interpolate(request: &InterpolateRequest, out: &Path) -> Result<Vec<LineP
         ));
     }
     let path = out.join("interpolation.csv");
-    std::fs::write(&path, csv).map_err(|e| io(&path, e))?;
+    write_atomic(&path, csv.as_bytes())?;
     let series = |name: &str, f: fn(&LinePoint) -> f64| Series {
         name: name.into(),
         points: points.iter().map(|p| (p.alpha, f(p))).collect(),

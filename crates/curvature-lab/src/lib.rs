@@ -25,7 +25,7 @@ pub mod plot;
 pub mod presets;
 pub mod progress;
 pub mod raster;
-mod setup;
+pub mod setup;
 pub mod spectrum;
 pub mod sweep;
 pub mod train;
@@ -33,7 +33,7 @@ pub mod variance;
 
 pub use backend::{BackendChoice, BackendVisitor, on_backend};
 pub use config::{DampingSetting, TrainConfig};
-pub use error::{LabError, Result};
+pub use error::{LabError, Result, write_atomic};
 pub use interpolate::{InterpolateRequest, LinePoint, interpolate};
 pub use presets::{Preset, preset, presets};
 pub use spectrum::{SpectrumRequest, SpectrumResult, measure};

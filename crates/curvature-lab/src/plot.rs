@@ -20,7 +20,8 @@ const RIGHT: f64 = 24.0;
 const TOP: f64 = 44.0;
 const BOTTOM: f64 = 62.0;
 /// Text colour.
-const TEXT: &str = "#000000";
+/// The colour of text and axes.
+pub const TEXT: &str = "#000000";
 /// Line colours (the "tab10" palette).
 const PALETTE: [&str; 8] = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -109,8 +110,15 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+impl Default for Scene {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Scene {
-    fn new() -> Self {
+    /// An empty scene of the default size.
+    pub fn new() -> Self {
         Self {
             width: WIDTH,
             height: HEIGHT,
@@ -275,7 +283,7 @@ pub fn save_both(scene: &Scene, dir: &Path, stem: &str) -> Result<()> {
 
 /// An axis: a data range mapped onto a pixel range, linear or log₁₀.
 #[derive(Debug, Clone, Copy)]
-struct Axis {
+pub struct Axis {
     lo: f64,
     hi: f64,
     log: bool,
@@ -285,7 +293,7 @@ struct Axis {
 
 impl Axis {
     /// Cover `values` (finite; positive ones only when `log`), padded a little.
-    fn fit(values: impl Iterator<Item = f64>, log: bool, p0: f64, p1: f64) -> Self {
+    pub fn fit(values: impl Iterator<Item = f64>, log: bool, p0: f64, p1: f64) -> Self {
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
         for v in values.filter(|v| v.is_finite() && (!log || *v > 0.0)) {
             let v = if log { v.log10() } else { v };
@@ -309,13 +317,14 @@ impl Axis {
         }
     }
 
-    fn map(&self, v: f64) -> f64 {
+    /// The pixel coordinate of data value `v`.
+    pub fn map(&self, v: f64) -> f64 {
         let t = if self.log { v.log10() } else { v };
         self.p0 + (t - self.lo) / (self.hi - self.lo) * (self.p1 - self.p0)
     }
 
     /// Tick positions (data values) and labels.
-    fn ticks(&self) -> Vec<(f64, String)> {
+    pub fn ticks(&self) -> Vec<(f64, String)> {
         if self.log {
             let (a, b) = (self.lo.ceil() as i32, self.hi.floor() as i32);
             if b - a >= 2 {
@@ -686,128 +695,5 @@ impl Heatmap {
         );
         scene.vertical_text(20.0, (t + b) / 2.0, self.y_label.clone(), 13.0);
         scene
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn axes_map_ends_and_ticks_are_round_numbers() {
-        let a = Axis::fit([0.0, 10.0].into_iter(), false, 0.0, 100.0);
-        assert!(a.map(0.0) > 0.0 && a.map(10.0) < 100.0);
-        assert!((a.map(5.0) - 50.0).abs() < 1e-9);
-        let ticks: Vec<String> = a.ticks().into_iter().map(|t| t.1).collect();
-        assert_eq!(ticks, ["0", "2", "4", "6", "8", "10"]);
-        let g = Axis::fit([1e-4, 0.5, -1.0].into_iter(), true, 100.0, 0.0);
-        assert!(
-            g.map(1e-4) < 100.0 && g.map(0.5) > 0.0,
-            "log axis ignores -1"
-        );
-        let ticks: Vec<String> = g.ticks().into_iter().map(|t| t.1).collect();
-        assert_eq!(ticks, ["1e-4", "1e-3", "1e-2", "1e-1"]);
-        // Less than two decades: 1-2-5 ticks in plain decimals, or every digit.
-        let l = Axis::fit([0.3, 2.5].into_iter(), true, 100.0, 0.0);
-        let ticks: Vec<String> = l.ticks().into_iter().map(|t| t.1).collect();
-        assert_eq!(ticks, ["0.5", "1", "2"]);
-        let n = Axis::fit([2.1e-7, 3.9e-7].into_iter(), true, 100.0, 0.0);
-        let ticks: Vec<String> = n.ticks().into_iter().map(|t| t.1).collect();
-        assert_eq!(ticks, ["3e-7"], "a single digit tick in a narrow range");
-        let w = Axis::fit([0.2, 0.9].into_iter(), true, 100.0, 0.0);
-        let ticks: Vec<String> = w.ticks().into_iter().map(|t| t.1).collect();
-        assert_eq!(
-            ticks,
-            ["0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9"]
-        );
-    }
-
-    #[test]
-    fn charts_draw_their_data_and_svg_is_well_formed() {
-        let chart = LineChart {
-            title: "loss <train>".into(),
-            x_label: "epoch".into(),
-            y_label: "loss".into(),
-            log_y: true,
-            series: vec![
-                Series {
-                    name: "train".into(),
-                    points: vec![(1.0, 1.0), (2.0, 0.5), (3.0, f64::NAN), (4.0, 0.1)],
-                },
-                Series {
-                    name: "val".into(),
-                    points: vec![(1.0, 1.2), (2.0, 0.7)],
-                },
-            ],
-        };
-        let scene = chart.render();
-        let lines = scene
-            .shapes
-            .iter()
-            .filter(|s| matches!(s, Shape::Polyline { width, .. } if *width == 2.0))
-            .count();
-        let dots = scene
-            .shapes
-            .iter()
-            .filter(|s| matches!(s, Shape::Circle { .. }))
-            .count();
-        assert_eq!((lines, dots), (2, 1), "NaN splits the train curve");
-        let svg = scene.to_svg();
-        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert!(svg.contains("loss &lt;train&gt;"), "text is escaped");
-        assert_eq!(svg.matches("<text").count(), svg.matches("</text>").count());
-
-        let stems = StemChart {
-            title: "Hessian".into(),
-            x_label: "eigenvalue".into(),
-            stems: vec![(-0.1, 0.01), (0.0, 0.9), (3.0, 0.0), (5.0, 0.09)],
-            density: None,
-        }
-        .render();
-        let circles = stems
-            .shapes
-            .iter()
-            .filter(|s| matches!(s, Shape::Circle { .. }))
-            .count();
-        assert_eq!(circles, 3, "zero weights have no stem on a log axis");
-
-        let heat = Heatmap {
-            title: "grid".into(),
-            x_label: "δ".into(),
-            y_label: "lr".into(),
-            x_ticks: vec!["a".into(), "b".into(), "c".into()],
-            y_ticks: vec!["1".into()],
-            values: vec![vec![Some(0.1), None, Some(10.0)]],
-            log: true,
-        }
-        .render();
-        assert!(heat.to_svg().contains("×"), "missing cells are marked");
-        let label_color = |label: &str| {
-            heat.shapes.iter().find_map(|s| match s {
-                Shape::Text { text, color, .. } if text == label => Some(color.clone()),
-                _ => None,
-            })
-        };
-        assert_eq!(label_color("0.100").as_deref(), Some("#ffffff"), "on dark");
-        assert_eq!(label_color("10.000").as_deref(), Some(TEXT), "on light");
-    }
-
-    #[test]
-    fn svg_and_png_are_written_and_other_formats_refused() {
-        let dir = std::env::temp_dir().join(format!("curvature-plot-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let e = save(&Scene::new(), &dir.join("a.jpg")).unwrap_err();
-        assert!(e.to_string().contains(".svg or .png"), "{e}");
-        save(&Scene::new(), &dir.join("a.svg")).unwrap();
-        save(&Scene::new(), &dir.join("a.PNG")).unwrap();
-        let png = std::fs::read(dir.join("a.PNG")).unwrap();
-        assert_eq!(&png[..4], b"\x89PNG");
-        let mut names: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["a.PNG", "a.svg"], "no temporary files left");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -316,7 +316,7 @@ fn subset(data: ClassificationData, n: Option<usize>, seed: u64) -> Result<Class
 /// # Errors
 /// Unknown names; a data directory without the dataset's files (naming them and where to get
 /// them); a `val_size` that leaves no training examples.
-pub(crate) fn dataset(config: &TrainConfig) -> Result<(ClassificationData, ClassificationData)> {
+pub fn dataset(config: &TrainConfig) -> Result<(ClassificationData, ClassificationData)> {
     let held_out = |mut all: ClassificationData| -> Result<_> {
         if config.val_size >= all.len() {
             return Err(invalid(
@@ -386,9 +386,7 @@ pub(crate) fn dataset(config: &TrainConfig) -> Result<(ClassificationData, Class
 ///
 /// # Errors
 /// Those of [`dataset`] and [`shape_for_model`].
-pub(crate) fn shaped_dataset(
-    config: &TrainConfig,
-) -> Result<(ClassificationData, ClassificationData)> {
+pub fn shaped_dataset(config: &TrainConfig) -> Result<(ClassificationData, ClassificationData)> {
     let (mut train, mut val) = dataset(config)?;
     shape_for_model(config, &mut train)?;
     shape_for_model(config, &mut val)?;
@@ -450,79 +448,4 @@ pub(crate) fn split(config: &TrainConfig, which: &str) -> Result<ClassificationD
     }
     let (train, val) = shaped_dataset(config)?;
     Ok(if which == "train" { train } else { val })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_names_parse_and_unknown_ones_list_the_valid_patterns() {
-        assert_eq!(
-            ModelSpec::parse("wrn-28-10").unwrap(),
-            ModelSpec::WideResNet {
-                depth: 28,
-                widen: 10
-            }
-        );
-        assert_eq!(
-            ModelSpec::parse("preresnet-110").unwrap(),
-            ModelSpec::PreResNet { depth: 110 }
-        );
-        assert_eq!(
-            ModelSpec::parse("vgg16-bn").unwrap(),
-            ModelSpec::Vgg16 { batch_norm: true }
-        );
-        for bad in [
-            "wrn-28",
-            "wrn-x-10",
-            "preresnet-",
-            "resnet50",
-            "preresnet-0",
-        ] {
-            let e = ModelSpec::parse(bad).unwrap_err().to_string();
-            assert!(e.contains(&format!("unknown model `{bad}`")), "{e}");
-            assert!(e.contains("wrn-<depth>-<k>"), "{e}");
-        }
-    }
-
-    #[test]
-    fn optdigits_is_an_image_for_cnns_and_flat_for_mlps() {
-        let mut c = TrainConfig {
-            model: "cnn".into(),
-            ..Default::default()
-        };
-        let (train, val) = shaped_dataset(&c).unwrap();
-        assert_eq!(
-            (train.example_shape.clone(), val.len()),
-            (vec![1, 8, 8], 297)
-        );
-        c.model = "mlp".into();
-        assert_eq!(shaped_dataset(&c).unwrap().0.example_shape, vec![64]);
-        c.model = "cnn".into();
-        c.data = "clusters".into();
-        let e = shaped_dataset(&c).unwrap_err().to_string();
-        assert!(e.contains("need image data"), "{e}");
-    }
-
-    #[test]
-    fn a_directory_without_the_files_names_them() {
-        let dir = tempfile::tempdir().unwrap();
-        for (data, file) in [
-            ("mnist", "train-images-idx3-ubyte"),
-            ("cifar10", "data_batch_1.bin"),
-            ("cifar100", "train.bin"),
-        ] {
-            let c = TrainConfig {
-                data: data.into(),
-                data_dir: Some(dir.path().into()),
-                ..Default::default()
-            };
-            let e = dataset(&c).unwrap_err().to_string();
-            assert!(
-                e.contains(file) && e.contains(&dir.path().display().to_string()),
-                "{data}: {e}"
-            );
-        }
-    }
 }

@@ -160,6 +160,7 @@ pub fn sweep(
                  --set changed since it ran); choose another --out or delete that run",
             ));
         }
+        paths.recover_checkpoint()?;
         let result = if paths.summary().exists() {
             if !quiet {
                 eprintln!(
@@ -207,7 +208,12 @@ fn value_of(m: &EpochMetrics, metric: &str) -> f64 {
     }
 }
 
-fn write_summary(
+/// Write `summary.csv`, `summary.md`, the heat map of `metric` and, with a `seed` axis,
+/// `summary-over-seeds.{csv,md}` (mean ± sample standard deviation per setting) for `cells`.
+///
+/// # Errors
+/// File errors.
+pub fn write_summary(
     axes: &[(String, Vec<serde_json::Value>)],
     cells: &[SweepCell],
     out: &Path,
@@ -442,151 +448,4 @@ fn write_seed_summary(
 fn write_tables(out: &Path, stem: &str, csv: &str, md: &str) -> Result<()> {
     write_atomic(&out.join(format!("{stem}.csv")), csv.as_bytes())?;
     write_atomic(&out.join(format!("{stem}.md")), md.as_bytes())
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn table_values_set_several_keys_and_label_their_points() {
-        let base = TrainConfig::default();
-        let named = json!({"name": "gadam-slow", "optimizer": "gadam", "lr": 0.003});
-        let c = with_key(&base, "optimizer", &named).unwrap();
-        assert_eq!((c.optimizer.as_str(), c.lr), ("gadam", 0.003));
-        assert_eq!(label("optimizer", &named), "gadam-slow");
-        let plain = json!({"optimizer": "sgd", "lr": 0.1});
-        assert_eq!(label("optimizer", &plain), "sgd");
-        let all = label("run", &plain);
-        assert!(
-            all.contains("lr=0.1") && all.contains("optimizer=sgd"),
-            "{all}"
-        );
-        let e = with_key(&base, "optimizer", &json!({"lrr": 1}))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("unknown configuration key"), "{e}");
-    }
-
-    #[test]
-    fn points_with_the_same_label_are_refused_before_anything_runs() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("sweep");
-        let axes = vec![(
-            "damping".to_string(),
-            vec![
-                json!({"damping": "auto", "damping_floor": 1e-4}),
-                json!({"damping": "auto", "damping_floor": 1e-3}),
-            ],
-        )];
-        let base = TrainConfig {
-            optimizer: "kfac".into(),
-            ..Default::default()
-        };
-        let e = sweep(&base, &axes, &out, "val_accuracy", RunOptions::default())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("same label") && e.contains("damping=auto"),
-            "{e}"
-        );
-        assert!(!out.exists(), "nothing written");
-    }
-
-    /// A finished (or, with `None`, diverged) run of a hand-made grid point.
-    fn cell(point: &[(&str, serde_json::Value)], val_acc: Option<f64>, lmax: f64) -> SweepCell {
-        SweepCell {
-            point: point
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-            dir: PathBuf::new(),
-            last: val_acc.map(|a| EpochMetrics {
-                epoch: 1,
-                step: 1,
-                lr: 0.1,
-                damping: None,
-                train_loss: 0.5,
-                train_accuracy: 1.0,
-                val_loss: 1.0 - a,
-                val_accuracy: a,
-                seconds: 0.0,
-            }),
-            status: String::new(),
-            lambda_max: Some(lmax),
-        }
-    }
-
-    #[test]
-    fn a_seed_axis_is_summarised_as_mean_and_sample_std_per_setting() {
-        let dir = tempfile::tempdir().unwrap();
-        let axes = vec![
-            ("weight_decay".to_string(), vec![json!(0.0), json!(0.01)]),
-            ("seed".to_string(), vec![json!(1), json!(2), json!(3)]),
-        ];
-        let (a, b) = (json!(0.0), json!(0.01));
-        let cells = vec![
-            cell(
-                &[("weight_decay", a.clone()), ("seed", json!(1))],
-                Some(0.90),
-                1.0,
-            ),
-            cell(
-                &[("weight_decay", a.clone()), ("seed", json!(2))],
-                Some(0.92),
-                2.0,
-            ),
-            cell(&[("weight_decay", a), ("seed", json!(3))], Some(0.97), 6.0),
-            cell(
-                &[("weight_decay", b.clone()), ("seed", json!(1))],
-                Some(0.95),
-                10.0,
-            ),
-            cell(
-                &[("weight_decay", b.clone()), ("seed", json!(2))],
-                None,
-                99.0,
-            ),
-            cell(&[("weight_decay", b), ("seed", json!(3))], Some(0.97), 12.0),
-        ];
-        write_summary(&axes, &cells, dir.path(), "val_accuracy").unwrap();
-        let csv = std::fs::read_to_string(dir.path().join("summary-over-seeds.csv")).unwrap();
-        let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
-        assert_eq!(rows.len(), 3, "{csv}");
-        let col = |name: &str| rows[0].iter().position(|c| *c == name).unwrap();
-        let num = |r: usize, name: &str| rows[r][col(name)].parse::<f64>().unwrap();
-        // Worked by hand: val acc {0.90, 0.92, 0.97}: mean 0.93, deviations −0.03, −0.01,
-        // 0.04, sample variance (9 + 1 + 16)e-4 / 2 = 1.3e-3, std 0.036056; λ_max {1, 2, 6}:
-        // mean 3, variance (4 + 1 + 9) / 2 = 7, std 2.645751.
-        assert_eq!(
-            (rows[1][0], rows[1][col("seeds")], rows[1][col("finished")]),
-            ("0.0", "3", "3")
-        );
-        assert!((num(1, "val_accuracy_mean") - 0.93).abs() < 1e-6);
-        assert!((num(1, "val_accuracy_std") - 0.036056).abs() < 1e-6);
-        assert!((num(1, "lambda_max_mean") - 3.0).abs() < 1e-6);
-        assert!((num(1, "lambda_max_std") - 2.645751).abs() < 1e-6);
-        // The diverged seed counts in `seeds`, not in `finished`, and not in the statistics
-        // (its λ_max of 99 included). {0.95, 0.97}: mean 0.96, std 0.014142; λ_max {10, 12}.
-        assert_eq!(
-            (rows[2][col("seeds")], rows[2][col("finished")]),
-            ("3", "2")
-        );
-        assert!((num(2, "val_accuracy_mean") - 0.96).abs() < 1e-6);
-        assert!((num(2, "val_accuracy_std") - 0.014142).abs() < 1e-6);
-        assert!((num(2, "lambda_max_mean") - 11.0).abs() < 1e-6);
-        let md = std::fs::read_to_string(dir.path().join("summary-over-seeds.md")).unwrap();
-        assert!(
-            md.contains("| 0.01 | 2/3 |") && md.contains("96.00 ± 1.41 %"),
-            "{md}"
-        );
-        assert!(dir.path().join("heatmap.png").exists());
-
-        // Without a seed axis there is no seed summary.
-        let other = tempfile::tempdir().unwrap();
-        write_summary(&axes[..1], &cells[..2], other.path(), "val_accuracy").unwrap();
-        assert!(!other.path().join("summary-over-seeds.csv").exists());
-    }
 }

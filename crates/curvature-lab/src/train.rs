@@ -157,6 +157,26 @@ impl RunPaths {
     pub fn checkpoint(&self) -> PathBuf {
         self.out.join("checkpoint")
     }
+    /// `OUT/checkpoint.old`: the previous checkpoint during the swap in [`checkpoint`].
+    fn previous_checkpoint(&self) -> PathBuf {
+        self.out.join("checkpoint.old")
+    }
+    /// After a crash between the two renames of the checkpoint swap only `checkpoint.old`
+    /// exists (complete: it was the checkpoint until then): move it back so that resuming,
+    /// `--checkpoint` and sweeps find it.
+    ///
+    /// # Errors
+    /// The rename's I/O error.
+    pub fn recover_checkpoint(&self) -> Result<()> {
+        let (ck, old) = (self.checkpoint(), self.previous_checkpoint());
+        if !ck.join("state.json").exists() && old.join("state.json").exists() {
+            if ck.exists() {
+                std::fs::remove_dir_all(&ck).map_err(|e| io(&ck, e))?;
+            }
+            std::fs::rename(&old, &ck).map_err(|e| io(&old, e))?;
+        }
+        Ok(())
+    }
     /// `OUT/weights.safetensors`.
     pub fn weights(&self) -> PathBuf {
         self.out.join("weights.safetensors")
@@ -282,6 +302,33 @@ struct State {
     batches_done: usize,
     steps: usize,
     rmt: Option<RmtDamping>,
+    /// The first step's mini-batch loss: the yardstick of the blow-up rule.
+    #[serde(default)]
+    first_loss: Option<f64>,
+    /// Consecutive steps so far with a loss above `divergence_factor × first_loss`.
+    #[serde(default)]
+    steps_above: usize,
+}
+
+impl State {
+    /// Record a step's loss; `Some(cause)` when the run has blown up
+    /// ([`TrainConfig::divergence_factor`], [`TrainConfig::divergence_patience`]).
+    fn blown_up(&mut self, loss: f64, config: &TrainConfig) -> Option<String> {
+        let first = *self.first_loss.get_or_insert(loss);
+        let limit = config.divergence_factor * first.abs();
+        self.steps_above = if loss > limit {
+            self.steps_above + 1
+        } else {
+            0
+        };
+        (self.steps_above >= config.divergence_patience).then(|| {
+            format!(
+                " (above {} × the first loss {first:.4} for {} steps in a row; \
+                 configurable: divergence_factor, divergence_patience)",
+                config.divergence_factor, self.steps_above
+            )
+        })
+    }
 }
 
 /// Train from scratch into `out`.
@@ -335,6 +382,7 @@ pub fn resume(out: &Path, options: RunOptions) -> Result<Vec<EpochMetrics>> {
             "no run to resume here (config.json is missing)",
         ));
     }
+    paths.recover_checkpoint()?;
     let config = TrainConfig::from_file(&paths.config())?;
     config.validate()?;
     dispatch(&config, &paths, true, options)
@@ -567,6 +615,8 @@ where
         epochs_done: 0,
         batches_done: 0,
         steps: 0,
+        first_loss: None,
+        steps_above: 0,
         rmt: if auto {
             Some(
                 RmtDamping::new(floor)?
@@ -730,6 +780,7 @@ where
                     bar.finish();
                     return Err(LabError::Diverged {
                         loss,
+                        cause: String::new(),
                         step: state.steps,
                         epoch: epoch + 1,
                         checkpoint: Some(paths.checkpoint()).filter(|p| p.exists()),
@@ -737,6 +788,16 @@ where
                 }
                 Err((_, e)) => return Err(e.into()),
             };
+            if let Some(cause) = state.blown_up(loss, config) {
+                bar.finish();
+                return Err(LabError::Diverged {
+                    loss,
+                    cause,
+                    step: state.steps,
+                    epoch: epoch + 1,
+                    checkpoint: Some(paths.checkpoint()).filter(|p| p.exists()),
+                });
+            }
             if let Some(a) = &mut average {
                 a.observe(&model)?;
             }
@@ -1009,7 +1070,10 @@ where
     checked_step(opt, lr, model, loss)
 }
 
-/// Write model, optimiser and state to `checkpoint.tmp`, then swap it in.
+/// Write model, optimiser and state to `checkpoint.tmp`, flush every file to disk, then swap
+/// it in: `checkpoint` → `checkpoint.old`, `checkpoint.tmp` → `checkpoint`, remove
+/// `checkpoint.old`. At every instant a complete checkpoint exists under one of the two names
+/// ([`RunPaths::recover_checkpoint`] takes the old one back after a crash in between).
 fn checkpoint<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
     paths: &RunPaths,
     model: &M,
@@ -1042,8 +1106,10 @@ fn checkpoint<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
         serde_json::to_string_pretty(state).expect("serialisable"),
     )
     .map_err(|e| io(tmp.join("state.json"), e))?;
+    sync_dir(&tmp).map_err(|e| io(&tmp, e))?;
+    paths.recover_checkpoint()?;
     let ck = paths.checkpoint();
-    let old = paths.out.join("checkpoint.old");
+    let old = paths.previous_checkpoint();
     if ck.exists() {
         if old.exists() {
             std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
@@ -1051,8 +1117,23 @@ fn checkpoint<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
         std::fs::rename(&ck, &old).map_err(|e| io(&ck, e))?;
     }
     std::fs::rename(&tmp, &ck).map_err(|e| io(&ck, e))?;
+    // The renames themselves reach the disk before the old checkpoint goes.
+    std::fs::File::open(&paths.out)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(&paths.out, e))?;
     if old.exists() {
         std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
     }
     Ok(())
+}
+
+/// `fsync` every file of `dir`, then `dir` itself.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() {
+            std::fs::File::open(&path)?.sync_all()?;
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()
 }

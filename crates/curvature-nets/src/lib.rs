@@ -25,4 +25,4 @@ pub use layers::{
 };
 pub use models::*;
 pub use running_stats::{StatsUpdate, recompute_running_stats, with_running_stats};
-pub use weights::{load_safetensors, module_path, save_safetensors};
+pub use weights::{load_safetensors, module_path, save_safetensors, write_atomic};

@@ -86,9 +86,27 @@ pub fn save_safetensors<B: Backend, M: Module<B>>(
     }
     let bytes =
         safetensors::serialize(views, None).map_err(|e| weights_error(path, e.to_string()))?;
-    let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| weights_error(&tmp, e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| weights_error(path, e.to_string()))
+    write_atomic(path, &bytes).map_err(|e| weights_error(path, e.to_string()))
+}
+
+/// Write `bytes` to `path` atomically: into a uniquely named temporary file beside it,
+/// flushed to disk (`fsync`), then renamed over `path` (`tempfile`'s `persist`). A crash or an
+/// interrupted run leaves the old file or the new one, never half of one, and two writers
+/// never share a temporary name. Every file Curvature writes goes through this.
+///
+/// # Errors
+/// The I/O error of creating, writing, syncing or renaming.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 struct Importer<'a, 'd> {

@@ -3,10 +3,10 @@
 
 use burn::backend::NdArray;
 use burn::tensor::Tensor;
-use curvature::core::testing::{assert_rel_close, dot, from_slice, relative_error, to_vec};
-use curvature::core::*;
-use curvature::data::{ClassificationData, optdigits};
-use curvature::nets::{LogisticRegression, LogisticRegressionConfig};
+use curvature_core::testing::{assert_rel_close, dot, from_slice, relative_error, to_vec};
+use curvature_core::*;
+use curvature_data::{ClassificationData, optdigits};
+use curvature_nets::{LogisticRegression, LogisticRegressionConfig};
 use nalgebra::DMatrix;
 
 type B = NdArray<f64>;

@@ -4,10 +4,10 @@ use burn::backend::NdArray;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use curvature::core::testing::{from_slice, to_vec};
-use curvature::core::*;
-use curvature::data::optdigits;
-use curvature::nets::{Dense, DenseConfig, LogisticRegressionConfig, MlpConfig};
+use curvature_core::testing::{from_slice, to_vec};
+use curvature_core::*;
+use curvature_data::optdigits;
+use curvature_nets::{Dense, DenseConfig, LogisticRegressionConfig, MlpConfig};
 
 type B = NdArray<f64>;
 

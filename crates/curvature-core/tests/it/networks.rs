@@ -3,10 +3,10 @@
 
 use burn::backend::NdArray;
 use burn::tensor::Tensor;
-use curvature::core::testing::{assert_rel_close, norm, richardson_hvp, to_vec};
-use curvature::core::*;
-use curvature::data::{ClassificationData, optdigits};
-use curvature::nets::{Activation, Mlp, MlpConfig, Pooling, SimpleCnn, SimpleCnnConfig};
+use curvature_core::testing::{assert_rel_close, norm, richardson_hvp, to_vec};
+use curvature_core::*;
+use curvature_data::{ClassificationData, optdigits};
+use curvature_nets::{Activation, Mlp, MlpConfig, Pooling, SimpleCnn, SimpleCnnConfig};
 use nalgebra::{DMatrix, DVector};
 
 type B = NdArray<f64>;
@@ -174,7 +174,7 @@ fn mlp_ggn_equals_jt_h_j_from_finite_differences_of_the_outputs() {
 }
 
 fn from_slice(v: &[f64]) -> Tensor<B, 1> {
-    curvature::core::testing::from_slice::<B>(v, &Default::default())
+    curvature_core::testing::from_slice::<B>(v, &Default::default())
 }
 
 fn cnn_objective(mode: BatchNormMode) -> Objective<B, SimpleCnn<B>, 4> {

@@ -1,0 +1,186 @@
+//! Flags shared by several commands: backend, model and data, where weights come from.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use curvature_lab::{BackendChoice, TrainConfig};
+
+/// Where a command computes.
+#[derive(Args)]
+pub struct BackendArgs {
+    /// Backend: ndarray (CPU), wgpu or cuda (the latter two need a binary built with
+    /// `--features wgpu` / `--features cuda`).
+    #[arg(long, default_value = "ndarray")]
+    pub backend: String,
+    /// Device index for wgpu (discrete GPU N) and cuda.
+    #[arg(long)]
+    pub device: Option<usize>,
+    /// Float precision: f32, or f64 (ndarray only).
+    #[arg(long, default_value = "f32")]
+    pub precision: String,
+}
+
+impl BackendArgs {
+    pub fn choice(&self) -> Result<BackendChoice> {
+        Ok(BackendChoice::new(
+            &self.backend,
+            self.device,
+            &self.precision,
+        )?)
+    }
+}
+
+/// Model, data and seed flags shared by every command; each overrides its configuration key.
+#[derive(Args)]
+pub struct ModelArgs {
+    /// Model: logistic, mlp, cnn, vgg16, vgg16-bn, preresnet-<depth> (e.g. preresnet-110),
+    /// wrn-<depth>-<k> (e.g. wrn-28-10).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Hidden widths of the MLP, e.g. 100 or 100,50.
+    #[arg(long, value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+    /// Output channels of the conv blocks of `cnn`, e.g. 16,32.
+    #[arg(long, value_delimiter = ',')]
+    pub channels: Option<Vec<usize>>,
+    /// Dataset: optdigits, clusters (both offline), mnist, fashion-mnist, cifar10, cifar100
+    /// (read from --data-dir).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Directory of the dataset's files (default data/<name>).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Keep a seeded random subset of this many training examples.
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    /// Keep a seeded random subset of this many validation / test examples.
+    #[arg(long)]
+    pub test_size: Option<usize>,
+    /// Seed of initialisation, data split, shuffling and estimators.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl ModelArgs {
+    pub fn apply(&self, c: &mut TrainConfig) {
+        if let Some(m) = &self.model {
+            c.model = m.clone();
+        }
+        if let Some(h) = &self.hidden {
+            c.hidden = h.clone();
+        }
+        if let Some(ch) = &self.channels {
+            c.channels = ch.clone();
+        }
+        if let Some(d) = &self.data {
+            c.data = d.clone();
+        }
+        if let Some(d) = &self.data_dir {
+            c.data_dir = Some(d.clone());
+        }
+        if self.train_size.is_some() {
+            c.train_size = self.train_size;
+        }
+        if self.test_size.is_some() {
+            c.test_size = self.test_size;
+        }
+        if let Some(s) = self.seed {
+            c.seed = s;
+        }
+    }
+}
+
+/// The configuration file's keys, or the defaults.
+pub fn base_config(path: Option<&Path>) -> Result<TrainConfig> {
+    Ok(match path {
+        Some(p) => TrainConfig::from_file(p)?,
+        None => TrainConfig::default(),
+    })
+}
+
+/// Where a model's weights come from: a run directory, or a weights file plus model flags.
+#[derive(Args)]
+pub struct SourceArgs {
+    /// A training run directory: its config.json names the model and data, its
+    /// weights.safetensors holds the weights.
+    #[arg(long, conflicts_with_all = ["weights", "config", "checkpoint"])]
+    pub run: Option<PathBuf>,
+    /// A training run's checkpoint (the run directory or its checkpoint/): the iterate of the
+    /// last checkpoint (also of an unfinished or interrupted run), model and data from the
+    /// run's config.json.
+    #[arg(long, conflicts_with_all = ["weights", "config"])]
+    pub checkpoint: Option<PathBuf>,
+    /// Weights (safetensors with the model's PyTorch names); without it and without --run, the
+    /// seeded initialisation.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// A TOML or JSON run configuration naming model and data (as for `train`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+impl SourceArgs {
+    /// The configuration (model, data, seed) and the weights file.
+    pub fn resolve(&self) -> Result<(TrainConfig, Option<PathBuf>)> {
+        let (mut config, weights) = match (&self.run, &self.checkpoint) {
+            (Some(dir), _) => (
+                TrainConfig::from_file(&dir.join("config.json"))?,
+                Some(dir.join("weights.safetensors")),
+            ),
+            (None, Some(dir)) => {
+                curvature_lab::RunPaths { out: dir.clone() }.recover_checkpoint()?;
+                let (run, ck) = if dir.join("checkpoint").is_dir() {
+                    (dir.clone(), dir.join("checkpoint"))
+                } else {
+                    (
+                        dir.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                        dir.clone(),
+                    )
+                };
+                if !ck.join("model.bin").exists() {
+                    anyhow::bail!(
+                        "--checkpoint {}: no checkpoint there (expected {})",
+                        dir.display(),
+                        ck.join("model.bin").display()
+                    );
+                }
+                (TrainConfig::from_file(&run.join("config.json"))?, Some(ck))
+            }
+            (None, None) => (base_config(self.config.as_deref())?, self.weights.clone()),
+        };
+        self.model.apply(&mut config);
+        Ok((config, weights))
+    }
+}
+
+pub fn bn_mode(name: &str) -> Result<curvature_core::BatchNormMode> {
+    match name {
+        "train" => Ok(curvature_core::BatchNormMode::Train),
+        "eval" => Ok(curvature_core::BatchNormMode::Eval),
+        other => anyhow::bail!("unknown --bn-mode `{other}`; valid: train, eval"),
+    }
+}
+
+/// A command-line value as JSON: numbers and booleans as such, anything else a string.
+pub fn json_value(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()))
+}
+
+pub fn key_value(text: &str, flag: &str) -> Result<(String, String)> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .with_context(|| format!("{flag} `{text}`: expected KEY=VALUE"))
+}
+
+/// Write `value` as pretty-printed JSON (`--json FILE`).
+pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
+    Ok(curvature_lab::write_atomic(
+        path,
+        serde_json::to_string_pretty(value)?.as_bytes(),
+    )?)
+}

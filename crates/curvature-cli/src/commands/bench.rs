@@ -1,0 +1,170 @@
+//! `curvature bench`: time gradients, HVPs, GGN products, Lanczos and optimiser steps on a backend.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use curvature_lab::progress::ProgressMode;
+use curvature_lab::{BackendVisitor, on_backend};
+
+use crate::args::BackendArgs;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// Models, comma-separated: any model name of `train` (logistic, mlp [3072-512-512-10],
+    /// cnn [16-32], vgg16, vgg16-bn, preresnet-<depth>, wrn-<depth>-<k>) on CIFAR-shaped input.
+    /// Default: mlp,cnn on ndarray; mlp,cnn,vgg16-bn,wrn-28-10 on a GPU.
+    #[arg(long, value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// Timed calls per operation (the median is reported).
+    #[arg(long, default_value_t = 10)]
+    pub repeats: usize,
+    /// Untimed calls before timing.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Lanczos steps m of the Lanczos row.
+    #[arg(long, default_value_t = 10)]
+    pub lanczos_steps: usize,
+    /// Lanczos steps k of the LanczosOPT row.
+    #[arg(long, default_value_t = 5)]
+    pub lanczos_opt_rank: usize,
+    /// Skip KFAC's inversion step (a host eigendecomposition per factor: ≈ 50 s for VGG-16-BN on 2 cores).
+    #[arg(long)]
+    pub no_kfac_inversion: bool,
+    /// No KFAC rows (its first step eigendecomposes every factor on the host: minutes on
+    /// VGG-16 and WRN-28-10).
+    #[arg(long)]
+    pub no_kfac: bool,
+    /// Curvature operations only, no optimiser steps.
+    #[arg(long)]
+    pub no_optimisers: bool,
+    /// Optimiser steps only, no curvature operations (gradient, HVP, GGN, Lanczos).
+    #[arg(long, conflicts_with = "no_optimisers")]
+    pub no_curvature: bool,
+    /// Input image shape C,H,W (dense models see it flattened); the papers' CIFAR models are
+    /// built for 3,32,32.
+    #[arg(long, value_delimiter = ',', default_values_t = [3, 32, 32], value_name = "C,H,W")]
+    pub image: Vec<usize>,
+    /// Also write the rows as CSV (the columns of benches/pytorch/bench.py).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    fn options(&self, gpu: bool) -> Result<curvature_lab::bench::BenchOptions> {
+        use curvature_lab::bench::{BenchOptions, TABLE_MODELS};
+        let models = if self.models.is_empty() {
+            let n = if gpu { TABLE_MODELS.len() } else { 2 };
+            TABLE_MODELS[..n].iter().map(|m| m.to_string()).collect()
+        } else {
+            self.models.iter().map(|m| m.trim().to_string()).collect()
+        };
+        let image: [usize; 3] = self.image.as_slice().try_into().map_err(|_| {
+            anyhow::anyhow!(
+                "--image {:?}: expected three sizes C,H,W, e.g. 3,32,32",
+                self.image
+            )
+        })?;
+        Ok(BenchOptions {
+            models,
+            batch: self.batch,
+            repeats: self.repeats,
+            warmup: self.warmup,
+            lanczos_steps: self.lanczos_steps,
+            lanczos_opt_rank: self.lanczos_opt_rank,
+            kfac_inversion: !self.no_kfac_inversion,
+            skip_curvature: self.no_curvature,
+            skip_optimisers: self.no_optimisers,
+            skip_kfac: self.no_kfac,
+            image,
+        })
+    }
+}
+
+/// Run `curvature bench` on backend `B`, print the table and write the CSV.
+fn bench_on<B: burn::tensor::backend::Backend>(
+    args: &BenchArgs,
+    device: B::Device,
+    gpu: bool,
+    progress: ProgressMode,
+) -> Result<()> {
+    let options = args.options(gpu)?;
+    let backend = std::any::type_name::<B>();
+    let quiet = matches!(progress, ProgressMode::Quiet);
+    if !quiet {
+        eprintln!("backend {backend}, device {device:?}");
+    }
+    println!(
+        "curvature bench: {} on {device:?}, batch {}, median of {} after {} warm-up calls, {}",
+        args.backend.backend,
+        options.batch,
+        options.repeats,
+        options.warmup,
+        args.backend.precision
+    );
+    println!("{}", curvature_lab::bench::table_header());
+    let mut csv_error = None;
+    // Rows are printed, and the CSV rewritten, as soon as each is measured.
+    let mut done = Vec::new();
+    curvature_lab::bench::run::<B>(&device, &options, &mut |event| match event {
+        curvature_lab::bench::BenchEvent::Starting(line) => {
+            if !quiet {
+                eprintln!("timing {line}");
+            }
+        }
+        curvature_lab::bench::BenchEvent::Row(row) => {
+            println!("{}", curvature_lab::bench::table_row(row));
+            done.push(row.clone());
+            if let Some(path) = &args.csv {
+                if let Err(e) = curvature_lab::write_atomic(
+                    path,
+                    curvature_lab::bench::to_csv(&done).as_bytes(),
+                ) {
+                    csv_error.get_or_insert(e.to_string());
+                }
+            }
+        }
+    })?;
+    if let Some(e) = csv_error {
+        anyhow::bail!(e);
+    }
+    if let Some(path) = &args.csv {
+        println!("written: {}", path.display());
+    }
+    Ok(())
+}
+
+/// Run the command.
+pub fn run(args: &BenchArgs, progress: ProgressMode) -> Result<()> {
+    let choice = args.backend.choice()?;
+    on_backend(
+        &choice,
+        BenchOn {
+            args,
+            gpu: choice.is_gpu(),
+            progress,
+        },
+    )?
+}
+
+/// [`bench_on`] for the chosen backend.
+pub struct BenchOn<'a> {
+    pub args: &'a BenchArgs,
+    pub gpu: bool,
+    pub progress: ProgressMode,
+}
+
+impl BackendVisitor for BenchOn<'_> {
+    type Output = Result<()>;
+    fn visit<BB: burn::tensor::backend::Backend>(
+        self,
+        device: BB::Device,
+    ) -> curvature_lab::Result<Result<()>> {
+        Ok(bench_on::<BB>(self.args, device, self.gpu, self.progress))
+    }
+}

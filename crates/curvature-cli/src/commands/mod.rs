@@ -1,0 +1,10 @@
+//! One file per subcommand, each with its flags and its `run`.
+
+pub mod bench;
+pub mod interpolate;
+pub mod presets;
+pub mod quickstart;
+pub mod spectrum;
+pub mod sweep;
+pub mod train;
+pub mod variance;

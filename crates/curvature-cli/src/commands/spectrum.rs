@@ -1,0 +1,100 @@
+//! `curvature spectrum`: the Hessian / GGN / Hessian−GGN spectrum of a model over a dataset.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use curvature_lab::progress::ProgressMode;
+use curvature_lab::{SpectrumRequest, measure};
+
+use crate::args::{SourceArgs, bn_mode, write_json};
+
+#[derive(Args)]
+pub struct SpectrumArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Which part of the data: train, or test (= val: the held-out part of optdigits and the
+    /// clusters, the official test split of MNIST and CIFAR).
+    #[arg(long, default_value = "train")]
+    pub split: String,
+    /// hessian, ggn or hessian-minus-ggn.
+    #[arg(long, default_value = "hessian")]
+    pub operator: String,
+    /// Batch-norm mode: train or eval.
+    #[arg(long, default_value = "train")]
+    pub bn_mode: String,
+    /// Lanczos steps m.
+    #[arg(long, default_value_t = 80)]
+    pub steps: usize,
+    /// Random start vectors n_v (the trace, Frobenius norm and masses are averaged over them;
+    /// every estimate is printed with its standard error).
+    #[arg(long, default_value_t = 4)]
+    pub vectors: usize,
+    /// Outlier rule: mp (Marchenko–Pastur bulk edge fitted to the SLQ moments + Tracy–Widom
+    /// width) or gap (clusters split at gaps > 10 × the median gap).
+    #[arg(long, default_value = "mp")]
+    pub outliers: String,
+    /// Exact eigenvalues from the dense matrix (models up to 5 000 parameters).
+    #[arg(long)]
+    pub dense: bool,
+    /// Examples per batch when summing over the data.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Write the summary as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// One parameter block only (a layer's weight or bias, e.g. `layers.0.weight`): its
+    /// diagonal block of the operator. An unknown name lists the valid ones.
+    #[arg(long)]
+    pub block: Option<String>,
+    /// Draw the stem plot (log-scale y axis, like the papers' figures) to this .svg or .png file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Add the Gaussian-smoothed density to the plot.
+    #[arg(long)]
+    pub smooth: bool,
+    /// Measure over N augmented training examples (random crop + flip, each example drawn
+    /// anew; the "true" Hessian of the augmented data distribution) instead of the plain
+    /// training set. The run's `augment` setting, or crop-flip.
+    #[arg(long, value_name = "N")]
+    pub augmented: Option<usize>,
+}
+
+impl SpectrumArgs {
+    fn request(&self, progress: ProgressMode) -> Result<SpectrumRequest> {
+        let (config, weights) = self.source.resolve()?;
+        Ok(SpectrumRequest {
+            seed: config.seed,
+            config,
+            weights,
+            split: self.split.clone(),
+            operator: self.operator.clone(),
+            bn_mode: bn_mode(&self.bn_mode)?,
+            steps: self.steps,
+            vectors: self.vectors,
+            outliers: self.outliers.parse()?,
+            dense: self.dense,
+            batch_size: self.batch_size,
+            augmented: self.augmented,
+            block: self.block.clone(),
+            plot: self.plot.clone(),
+            smooth: self.smooth,
+            progress,
+            backend: self.source.backend.choice()?,
+        })
+    }
+}
+
+/// Run the command.
+pub fn run(args: SpectrumArgs, progress: ProgressMode) -> Result<()> {
+    let result = measure(&args.request(progress)?)?;
+    println!("{}", result.text.trim_end());
+    if let Some(path) = &args.json {
+        write_json(path, &result.json)?;
+        println!("summary written to {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        println!("plot written to {}", path.display());
+    }
+    Ok(())
+}

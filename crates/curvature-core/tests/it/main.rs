@@ -1,0 +1,5 @@
+//! One integration-test binary for the crate (one link of burn instead of one per file).
+
+mod networks;
+mod objective_errors;
+mod optdigits_logreg;

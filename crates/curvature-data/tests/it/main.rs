@@ -1,0 +1,3 @@
+//! One integration-test binary for the crate (one link of burn instead of one per file).
+
+mod formats;

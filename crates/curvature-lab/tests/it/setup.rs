@@ -1,0 +1,74 @@
+//! `curvature_lab::setup`.
+
+use curvature_lab::TrainConfig;
+use curvature_lab::setup::*;
+
+#[test]
+fn model_names_parse_and_unknown_ones_list_the_valid_patterns() {
+    assert_eq!(
+        ModelSpec::parse("wrn-28-10").unwrap(),
+        ModelSpec::WideResNet {
+            depth: 28,
+            widen: 10
+        }
+    );
+    assert_eq!(
+        ModelSpec::parse("preresnet-110").unwrap(),
+        ModelSpec::PreResNet { depth: 110 }
+    );
+    assert_eq!(
+        ModelSpec::parse("vgg16-bn").unwrap(),
+        ModelSpec::Vgg16 { batch_norm: true }
+    );
+    for bad in [
+        "wrn-28",
+        "wrn-x-10",
+        "preresnet-",
+        "resnet50",
+        "preresnet-0",
+    ] {
+        let e = ModelSpec::parse(bad).unwrap_err().to_string();
+        assert!(e.contains(&format!("unknown model `{bad}`")), "{e}");
+        assert!(e.contains("wrn-<depth>-<k>"), "{e}");
+    }
+}
+
+#[test]
+fn optdigits_is_an_image_for_cnns_and_flat_for_mlps() {
+    let mut c = TrainConfig {
+        model: "cnn".into(),
+        ..Default::default()
+    };
+    let (train, val) = shaped_dataset(&c).unwrap();
+    assert_eq!(
+        (train.example_shape.clone(), val.len()),
+        (vec![1, 8, 8], 297)
+    );
+    c.model = "mlp".into();
+    assert_eq!(shaped_dataset(&c).unwrap().0.example_shape, vec![64]);
+    c.model = "cnn".into();
+    c.data = "clusters".into();
+    let e = shaped_dataset(&c).unwrap_err().to_string();
+    assert!(e.contains("need image data"), "{e}");
+}
+
+#[test]
+fn a_directory_without_the_files_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    for (data, file) in [
+        ("mnist", "train-images-idx3-ubyte"),
+        ("cifar10", "data_batch_1.bin"),
+        ("cifar100", "train.bin"),
+    ] {
+        let c = TrainConfig {
+            data: data.into(),
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        let e = dataset(&c).unwrap_err().to_string();
+        assert!(
+            e.contains(file) && e.contains(&dir.path().display().to_string()),
+            "{data}: {e}"
+        );
+    }
+}
