@@ -53,8 +53,8 @@ use crate::setup::{ModelSpec, ModelVisitor, build_model};
 pub const TABLE_MODELS: [&str; 4] = ["mlp", "cnn", "vgg16-bn", "wrn-28-10"];
 
 /// The configuration `curvature bench` builds model `name` from: any name of
-/// [`MODELS`](crate::config::MODELS) (logistic, mlp, cnn, vgg16, vgg16-bn, preresnet-<depth>,
-/// wrn-<depth>-<k>), with the MLP's hidden widths 512-512 and the CNN's channels 16-32, seed 0.
+/// [`MODELS`](crate::config::MODELS) (logistic, mlp, cnn, vgg16, vgg16-bn, `preresnet-<depth>`,
+/// `wrn-<depth>-<k>`), with the MLP's hidden widths 512-512 and the CNN's channels 16-32, seed 0.
 pub fn bench_config(name: &str) -> TrainConfig {
     TrainConfig {
         model: name.to_string(),
@@ -249,7 +249,7 @@ pub trait Measure {
 const HEAVY_REPEATS: usize = 3;
 
 /// `curvature bench`'s [`Measure`]: `warmup` untimed calls, then the median of `repeats` timed
-/// calls (heavy operations: at most one warm-up and [`HEAVY_REPEATS`] timed calls).
+/// calls (heavy operations: at most one warm-up and `HEAVY_REPEATS` timed calls).
 #[derive(Debug, Clone, Copy)]
 pub struct MedianTimer {
     /// Untimed calls first.
@@ -726,22 +726,24 @@ pub const CSV_HEADER: &str = "model,params,operation,ms,ratio,baseline,note,firs
 
 /// The rows as CSV (header [`CSV_HEADER`]).
 pub fn to_csv(rows: &[BenchRow]) -> String {
-    let mut out = format!("{CSV_HEADER}\n");
-    for r in rows {
-        let _ = writeln!(
-            out,
-            "{},{},\"{}\",{:.4},{},{},\"{}\",{}",
-            r.model,
-            r.params,
-            r.operation.replace('"', "'"),
-            r.ms,
-            r.ratio.map(|x| format!("{x:.3}")).unwrap_or_default(),
-            r.baseline,
-            r.note.replace('"', "'"),
-            r.first_ms.map(|x| format!("{x:.1}")).unwrap_or_default()
-        );
-    }
-    out
+    let table: Vec<Vec<String>> =
+        std::iter::once(CSV_HEADER.split(',').map(String::from).collect())
+            .chain(rows.iter().map(|r| {
+                vec![
+                    r.model.clone(),
+                    r.params.to_string(),
+                    r.operation.clone(),
+                    format!("{:.4}", r.ms),
+                    r.ratio.map(|x| format!("{x:.3}")).unwrap_or_default(),
+                    r.baseline.to_string(),
+                    r.note.clone(),
+                    r.first_ms.map(|x| format!("{x:.1}")).unwrap_or_default(),
+                ]
+            }))
+            .collect();
+    let bytes = crate::csv_table::to_bytes(std::path::Path::new("bench.csv"), &table)
+        .expect("rows of one width");
+    String::from_utf8(bytes).expect("UTF-8 fields")
 }
 
 /// The header line of [`table_row`]'s table.

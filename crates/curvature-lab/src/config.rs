@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LabError, Result, invalid, require_positive};
+use crate::names::{AugmentKind, OptimizerKind, ScheduleKind};
 
 /// The model names (`<depth>`, `<k>`: numbers, e.g. `preresnet-110`, `wrn-28-10`).
 pub const MODELS: [&str; 7] = [
@@ -25,40 +26,6 @@ pub const DATASETS: [&str; 6] = [
     "cifar10",
     "cifar100",
 ];
-/// Optimisers (`gadam` = Adam + decoupled weight decay + iterate averaging, *Flatness* §5).
-pub const OPTIMIZERS: [&str; 7] = [
-    "sgd",
-    "adam",
-    "adamw",
-    "adam-d",
-    "gadam",
-    "kfac",
-    "lanczos-opt",
-];
-/// Learning-rate schedules (`averaging-decay` is *Flatness* eq. 13, for iterate averaging).
-pub const SCHEDULES: [&str; 5] = [
-    "constant",
-    "cosine",
-    "linear-decay",
-    "averaging-decay",
-    "warm-ramp",
-];
-/// Training-time augmentations of image data: none, a random crop of the image padded by
-/// side/8 pixels of black (4 for CIFAR's 32×32, 1 for optdigits' 8×8), or that and a random
-/// horizontal flip (the CIFAR recipe).
-pub const AUGMENTATIONS: [&str; 3] = ["none", "crop", "crop-flip"];
-
-/// The augmentation named `name` (see [`AUGMENTATIONS`]) for images of side `side`: padding
-/// side/8 (at least 1) pixels; `None` for `none` and unknown names.
-pub fn augmentation(name: &str, side: usize) -> Option<curvature_data::Augmentation> {
-    let pad = (side / 8).max(1);
-    match name {
-        "crop" => Some(curvature_data::Augmentation { pad, flip: false }),
-        "crop-flip" => Some(curvature_data::Augmentation { pad, flip: true }),
-        _ => None,
-    }
-}
-
 /// Damping: a number, or `auto` (RMT auto-damping from the Hessian variance, damping paper §7).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -111,8 +78,8 @@ pub struct TrainConfig {
     pub train_size: Option<usize>,
     /// Keep a seeded random subset of this many validation / test examples.
     pub test_size: Option<usize>,
-    /// Optimiser name (see [`OPTIMIZERS`]).
-    pub optimizer: String,
+    /// Optimiser.
+    pub optimizer: OptimizerKind,
     /// Base learning rate `α₀`.
     pub lr: f64,
     /// Momentum (SGD, KFAC).
@@ -141,8 +108,8 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Seed of initialisation, shuffling and estimators.
     pub seed: u64,
-    /// Schedule name (see [`SCHEDULES`]).
-    pub schedule: String,
+    /// Learning-rate schedule.
+    pub schedule: ScheduleKind,
     /// Start from these weights (safetensors, PyTorch names) instead of the seeded
     /// initialisation.
     pub init_weights: Option<std::path::PathBuf>,
@@ -156,8 +123,8 @@ pub struct TrainConfig {
     pub spectrum_every: usize,
     /// Lanczos steps of those spectra.
     pub spectrum_steps: usize,
-    /// Training-time augmentation (see [`AUGMENTATIONS`]), drawn anew every epoch.
-    pub augment: String,
+    /// Training-time augmentation of image data, drawn anew every epoch.
+    pub augment: AugmentKind,
     /// Iterate averaging (SWA / Gadam): average the weights after every `average_every`-th
     /// step from the end of this epoch on; evaluation, spectra and the final weights then use
     /// the average (batch-norm statistics recomputed). `gadam` defaults to ⌊epochs/2⌋.
@@ -177,7 +144,7 @@ impl Default for TrainConfig {
             val_size: 297,
             train_size: None,
             test_size: None,
-            optimizer: "sgd".into(),
+            optimizer: OptimizerKind::Sgd,
             lr: 0.05,
             momentum: 0.9,
             weight_decay: 0.0,
@@ -191,14 +158,14 @@ impl Default for TrainConfig {
             epochs: 10,
             batch_size: 100,
             seed: 0,
-            schedule: "constant".into(),
+            schedule: ScheduleKind::Constant,
             init_weights: None,
             classes: 10,
             rank: 20,
             eta: 1.0,
             spectrum_every: 0,
             spectrum_steps: 30,
-            augment: "none".into(),
+            augment: AugmentKind::None,
             average_from: None,
             average_every: 1,
         }
@@ -222,12 +189,12 @@ impl TrainConfig {
     /// for `gadam`; `None`: no averaging.
     pub fn averaging_start(&self) -> Option<usize> {
         self.average_from
-            .or((self.optimizer == "gadam").then_some(self.epochs / 2))
+            .or((self.optimizer == OptimizerKind::Gadam).then_some(self.epochs / 2))
     }
 
     /// The augmentation of `augment`, for images of side `side` (`None` for `none`).
     pub fn augmentation(&self, side: usize) -> Option<curvature_data::Augmentation> {
-        augmentation(&self.augment, side)
+        self.augment.for_side(side)
     }
 
     /// Check every key.
@@ -237,15 +204,12 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         crate::setup::ModelSpec::parse(&self.model)?;
         check_name("dataset", &self.data, &DATASETS)?;
-        check_name("optimizer", &self.optimizer, &OPTIMIZERS)?;
-        check_name("schedule", &self.schedule, &SCHEDULES)?;
-        check_name("augmentation", &self.augment, &AUGMENTATIONS)?;
-        if self.augment != "none"
+        if self.augment != AugmentKind::None
             && (matches!(self.model.as_str(), "logistic" | "mlp") || self.data == "clusters")
         {
             return Err(invalid(
                 "augment",
-                &self.augment,
+                self.augment,
                 "crops and flips need image examples and a convolutional model (cnn, vgg16, preresnet-*, wrn-*)",
             ));
         }
@@ -257,7 +221,7 @@ impl TrainConfig {
                     "must be smaller than epochs (averaging would never start)",
                 ));
             }
-            Some(0) if self.schedule == "averaging-decay" => {
+            Some(0) if self.schedule == ScheduleKind::AveragingDecay => {
                 return Err(invalid(
                     "average_from",
                     0,
@@ -265,7 +229,7 @@ impl TrainConfig {
                      at least epoch 1",
                 ));
             }
-            None if self.schedule == "averaging-decay" => {
+            None if self.schedule == ScheduleKind::AveragingDecay => {
                 return Err(invalid(
                     "schedule",
                     "averaging-decay",
@@ -293,15 +257,10 @@ impl TrainConfig {
         {
             return Err(invalid("damping", d, "must be positive"));
         }
-        if self.damping.is_some()
-            && !matches!(
-                self.optimizer.as_str(),
-                "kfac" | "adam" | "adamw" | "adam-d" | "gadam" | "lanczos-opt"
-            )
-        {
+        if self.damping.is_some() && !self.optimizer.has_damping() {
             return Err(invalid(
                 "damping",
-                &self.optimizer,
+                self.optimizer,
                 "only KFAC, LanczosOPT and the Adam family have a damping (Adam: its ε)",
             ));
         }

@@ -29,6 +29,17 @@ pub enum LabError {
         /// Why.
         reason: &'static str,
     },
+    /// A grid value or `--set` value that does not fit its configuration key (serde's message
+    /// names the key and, for a name, the valid ones).
+    #[error("grid or --set value {key} = {value}: {message}")]
+    GridValue {
+        /// The key.
+        key: String,
+        /// The value as JSON.
+        value: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The output directory holds another run.
     #[error(
         "{0} already holds a run (config.json); choose another --out, add --force to overwrite, or --resume it"

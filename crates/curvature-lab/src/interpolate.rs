@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use crate::backend::BackendChoice;
 use crate::config::TrainConfig;
-use crate::error::{Result, invalid, io, write_atomic};
+use crate::csv_table;
+use crate::error::{Result, invalid, io};
 use crate::plot::{LineChart, Series, save_both};
 use crate::progress::{Progress, ProgressMode};
 use crate::setup::{ModelVisitor, load_weights, shaped_dataset, with_model};
@@ -83,15 +84,24 @@ pub fn interpolate(request: &InterpolateRequest, out: &Path) -> Result<Vec<LineP
         visitor,
     )?;
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
-    let mut csv = String::from("alpha,train_loss,train_accuracy,val_loss,val_accuracy\n");
-    for p in &points {
-        csv.push_str(&format!(
-            "{},{:.6},{:.6},{:.6},{:.6}\n",
-            p.alpha, p.train_loss, p.train_accuracy, p.val_loss, p.val_accuracy
-        ));
-    }
-    let path = out.join("interpolation.csv");
-    write_atomic(&path, csv.as_bytes())?;
+    let header = [
+        "alpha",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+    ];
+    let rows: Vec<Vec<String>> = std::iter::once(header.map(String::from).to_vec())
+        .chain(points.iter().map(|p| {
+            std::iter::once(p.alpha.to_string())
+                .chain(
+                    [p.train_loss, p.train_accuracy, p.val_loss, p.val_accuracy]
+                        .map(|x| format!("{x:.6}")),
+                )
+                .collect()
+        }))
+        .collect();
+    csv_table::write(&out.join("interpolation.csv"), &rows)?;
     let series = |name: &str, f: fn(&LinePoint) -> f64| Series {
         name: name.into(),
         points: points.iter().map(|p| (p.alpha, f(p))).collect(),

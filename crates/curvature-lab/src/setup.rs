@@ -1,6 +1,6 @@
 //! Models and datasets by name, shared by every command.
 //!
-//! A command builds its model through [`with_model`], which calls a [`ModelVisitor`] with the
+//! A command builds its model through `with_model`, which calls a `ModelVisitor` with the
 //! concrete network type and its input rank `D` (2 for flat inputs, 4 for images), so one
 //! generic body serves every model.
 
@@ -22,6 +22,7 @@ use curvature_nets::{
 use crate::backend::{BackendChoice, BackendVisitor, on_backend};
 use crate::config::{DATASETS, MODELS, TrainConfig};
 use crate::error::{LabError, Result, invalid};
+use crate::names::SplitKind;
 
 /// A parsed model name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,7 +307,7 @@ fn subset(data: ClassificationData, n: Option<usize>, seed: u64) -> Result<Class
 }
 
 /// `(train, validation)` of `config.data`, examples in their natural shape (images `[C, H, W]`;
-/// see [`shape_for_model`]).
+/// see `shape_for_model`).
 ///
 /// optdigits and the Gaussian clusters hold out `val_size` seeded examples for validation;
 /// MNIST, Fashion-MNIST and CIFAR use their official test split. `train_size` / `test_size`
@@ -385,7 +386,7 @@ pub fn dataset(config: &TrainConfig) -> Result<(ClassificationData, Classificati
 /// [`dataset`] with the examples shaped for `config.model`.
 ///
 /// # Errors
-/// Those of [`dataset`] and [`shape_for_model`].
+/// Those of [`dataset`] and `shape_for_model`.
 pub fn shaped_dataset(config: &TrainConfig) -> Result<(ClassificationData, ClassificationData)> {
     let (mut train, mut val) = dataset(config)?;
     shape_for_model(config, &mut train)?;
@@ -438,14 +439,10 @@ pub(crate) fn load_weights<BB: Backend, M: burn::module::Module<BB>>(
 
 /// The training part of `config.data`, or its validation / test part (`val` and `test` name
 /// the same examples), shaped for `config.model`.
-pub(crate) fn split(config: &TrainConfig, which: &str) -> Result<ClassificationData> {
-    if !matches!(which, "train" | "val" | "test") {
-        return Err(LabError::UnknownName {
-            kind: "split",
-            name: which.to_string(),
-            valid: vec!["train", "test", "val"],
-        });
-    }
+pub(crate) fn split(config: &TrainConfig, which: SplitKind) -> Result<ClassificationData> {
     let (train, val) = shaped_dataset(config)?;
-    Ok(if which == "train" { train } else { val })
+    Ok(match which {
+        SplitKind::Train => train,
+        SplitKind::Test => val,
+    })
 }

@@ -16,14 +16,12 @@ use curvature_data::AugmentedStream;
 use serde::Serialize;
 
 use crate::backend::BackendChoice;
-use crate::config::{TrainConfig, augmentation};
-use crate::error::{LabError, Result, invalid, require_positive};
+use crate::config::TrainConfig;
+use crate::error::{Result, invalid, require_positive};
+use crate::names::{AugmentKind, OperatorKind, SplitKind};
 use crate::plot::{StemChart, check_format, save};
 use crate::progress::{Counted, Progress, ProgressMode};
 use crate::setup::{ModelVisitor, load_weights, split, with_model};
-
-/// Operators whose spectrum can be taken.
-pub const OPERATORS: [&str; 3] = ["hessian", "ggn", "hessian-minus-ggn"];
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -32,10 +30,10 @@ pub struct SpectrumRequest {
     pub config: TrainConfig,
     /// Weights (safetensors, PyTorch names); `None` = the seeded initialisation.
     pub weights: Option<PathBuf>,
-    /// `train` or `val`.
-    pub split: String,
-    /// One of [`OPERATORS`].
-    pub operator: String,
+    /// Which part of the data.
+    pub split: SplitKind,
+    /// The curvature operator.
+    pub operator: OperatorKind,
     /// Batch-norm mode.
     pub bn_mode: BatchNormMode,
     /// Lanczos steps `m`.
@@ -79,7 +77,7 @@ pub struct SpectrumResult {
 
 #[derive(Serialize)]
 struct DenseJson<'a> {
-    operator: &'a str,
+    operator: OperatorKind,
     num_params: usize,
     eigenvalues: &'a [f64],
     lambda_max: f64,
@@ -96,22 +94,15 @@ struct DenseJson<'a> {
 /// large for a dense matrix).
 pub fn measure(request: &SpectrumRequest) -> Result<SpectrumResult> {
     request.config.validate()?;
-    if !OPERATORS.contains(&request.operator.as_str()) {
-        return Err(LabError::UnknownName {
-            kind: "operator",
-            name: request.operator.clone(),
-            valid: OPERATORS.to_vec(),
-        });
-    }
     require_positive(&[
         ("steps", request.steps),
         ("vectors", request.vectors),
         ("batch_size", request.batch_size),
     ])?;
-    if request.augmented.is_some() && request.split != "train" {
+    if request.augmented.is_some() && request.split != SplitKind::Train {
         return Err(invalid(
             "augmented",
-            &request.split,
+            request.split,
             "augments the training split only (use --split train)",
         ));
     }
@@ -121,7 +112,7 @@ pub fn measure(request: &SpectrumRequest) -> Result<SpectrumResult> {
     if let Some(path) = &request.plot {
         check_format(path)?;
     }
-    let data = split(&request.config, &request.split)?;
+    let data = split(&request.config, request.split)?;
     let (example, k) = (data.example_shape.clone(), data.num_classes);
     let visitor = WithModel {
         request,
@@ -157,11 +148,11 @@ impl ModelVisitor for WithModel<'_> {
                     .copied()
                     .min()
                     .unwrap_or(0);
-                let name = match request.config.augment.as_str() {
-                    "none" => "crop-flip",
+                let kind = match request.config.augment {
+                    AugmentKind::None => AugmentKind::CropFlip,
                     other => other,
                 };
-                let augmentation = augmentation(name, side).expect("a known augmentation");
+                let augmentation = kind.for_side(side).expect("not AugmentKind::None");
                 let stream = AugmentedStream::<BB>::new(
                     Arc::new(data.clone()),
                     augmentation,
@@ -179,10 +170,12 @@ impl ModelVisitor for WithModel<'_> {
         }
         .with_bn_mode(request.bn_mode);
         let layout = objective.layout();
-        match request.operator.as_str() {
-            "ggn" => pick_block(request, layout, objective.ggn()),
-            "hessian-minus-ggn" => pick_block(request, layout, objective.hessian_minus_ggn()),
-            _ => pick_block(request, layout, objective.hessian()),
+        match request.operator {
+            OperatorKind::Hessian => pick_block(request, layout, objective.hessian()),
+            OperatorKind::Ggn => pick_block(request, layout, objective.ggn()),
+            OperatorKind::HessianMinusGgn => {
+                pick_block(request, layout, objective.hessian_minus_ggn())
+            }
         }
     }
 }
@@ -235,7 +228,7 @@ fn pick_block<BB: Backend, A: LinearOperator<BB>>(
     if let Some(path) = &request.plot {
         let what = match &request.block {
             Some(b) => format!("{} block `{b}`", request.operator),
-            None => request.operator.clone(),
+            None => request.operator.to_string(),
         };
         let title = if request.dense {
             format!("{what}: exact eigenvalues (each of weight 1/P)")
@@ -348,7 +341,7 @@ fn run<BB: Backend, A: LinearOperator<BB>>(
         let (lo, hi) = (ev[0], ev[ev.len() - 1]);
         let trace: f64 = ev.iter().sum();
         let json = serde_json::to_value(DenseJson {
-            operator: &request.operator,
+            operator: request.operator,
             num_params: ev.len(),
             eigenvalues: ev,
             lambda_max: hi,

@@ -10,15 +10,15 @@
 //! from their checkpoint and starts the rest; a diverged run is recorded as such and the sweep
 //! goes on.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::config::TrainConfig;
+use crate::csv_table;
 use crate::error::{LabError, Result, invalid, io, write_atomic};
+use crate::names::Metric;
 use crate::plot::{Heatmap, save_both};
 use crate::train::{EpochMetrics, RunOptions, RunPaths, resume, train};
-
-/// Metrics a sweep can tabulate and map.
-pub const METRICS: [&str; 4] = ["val_accuracy", "val_loss", "train_loss", "train_accuracy"];
 
 /// One cell of the grid.
 #[derive(Debug, Clone)]
@@ -52,13 +52,13 @@ pub fn with_key(base: &TrainConfig, key: &str, value: &serde_json::Value) -> Res
         }
         v => json[key] = v.clone(),
     }
-    serde_json::from_value(json).map_err(|e| LabError::InvalidConfig {
-        field: "grid",
-        value: format!("{key} = {value}"),
-        reason: if e.to_string().contains("unknown field") {
-            "unknown configuration key"
+    serde_json::from_value(json).map_err(|e| LabError::GridValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        message: if e.to_string().contains("unknown field") {
+            format!("unknown configuration key ({e})")
         } else {
-            "value of the wrong type for this key"
+            e.to_string()
         },
     })
 }
@@ -89,16 +89,9 @@ pub fn sweep(
     base: &TrainConfig,
     axes: &[(String, Vec<serde_json::Value>)],
     out: &Path,
-    metric: &str,
+    metric: Metric,
     options: RunOptions,
 ) -> Result<Vec<SweepCell>> {
-    if !METRICS.contains(&metric) {
-        return Err(LabError::UnknownName {
-            kind: "metric",
-            name: metric.into(),
-            valid: METRICS.to_vec(),
-        });
-    }
     if axes.is_empty() || axes.iter().any(|(_, v)| v.is_empty()) {
         return Err(invalid(
             "grid",
@@ -137,15 +130,23 @@ pub fn sweep(
             "two grid points have the same label (give table values a distinct `name`)",
         ));
     }
+    // Every point's configuration is read and validated before anything runs: a typo in the
+    // last point must not surface after hours of runs.
+    let configs = points
+        .iter()
+        .map(|point| {
+            point
+                .iter()
+                .try_fold(base.clone(), |c, (k, v)| with_key(&c, k, v))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for config in &configs {
+        config.validate()?;
+    }
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let quiet = options.progress == crate::progress::ProgressMode::Quiet;
     let mut cells = Vec::new();
-    for (i, (point, name)) in points.iter().zip(&names).enumerate() {
-        let mut config = base.clone();
-        for (k, v) in point {
-            config = with_key(&config, k, v)?;
-        }
-        config.validate()?;
+    for (i, ((point, name), config)) in points.iter().zip(&names).zip(configs).enumerate() {
         let dir = out.join(name.replace(['/', ' '], "_"));
         let paths = RunPaths { out: dir.clone() };
         if !quiet {
@@ -199,12 +200,28 @@ pub fn sweep(
     Ok(cells)
 }
 
-fn value_of(m: &EpochMetrics, metric: &str) -> f64 {
+fn value_of(m: &EpochMetrics, metric: Metric) -> f64 {
     match metric {
-        "val_loss" => m.val_loss,
-        "train_loss" => m.train_loss,
-        "train_accuracy" => m.train_accuracy,
-        _ => m.val_accuracy,
+        Metric::ValAccuracy => m.val_accuracy,
+        Metric::ValLoss => m.val_loss,
+        Metric::TrainLoss => m.train_loss,
+        Metric::TrainAccuracy => m.train_accuracy,
+    }
+}
+
+/// A column of the summary over seeds: a final metric, or λ_max of the last spectrum.
+#[derive(Debug, Clone, Copy)]
+enum Column {
+    Metric(Metric),
+    LambdaMax,
+}
+
+impl fmt::Display for Column {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Metric(m) => m.fmt(f),
+            Self::LambdaMax => f.write_str("lambda_max"),
+        }
     }
 }
 
@@ -217,13 +234,25 @@ pub fn write_summary(
     axes: &[(String, Vec<serde_json::Value>)],
     cells: &[SweepCell],
     out: &Path,
-    metric: &str,
+    metric: Metric,
 ) -> Result<()> {
     let keys: Vec<&str> = axes.iter().map(|(k, _)| k.as_str()).collect();
-    let mut csv = format!(
-        "{},train_loss,train_accuracy,val_loss,val_accuracy,lambda_max,status\n",
-        keys.join(",")
-    );
+    let mut csv: Vec<Vec<String>> = vec![
+        keys.iter()
+            .map(|k| k.to_string())
+            .chain(
+                [
+                    "train_loss",
+                    "train_accuracy",
+                    "val_loss",
+                    "val_accuracy",
+                    "lambda_max",
+                    "status",
+                ]
+                .map(String::from),
+            )
+            .collect(),
+    ];
     let mut md = format!(
         "| {} | train loss | train acc. | val loss | val acc. | λ_max |\n|{}---|---|---|---|---|\n",
         keys.join(" | "),
@@ -234,14 +263,16 @@ pub fn write_summary(
         let lmax = c.lambda_max.map_or(String::new(), |l| format!("{l:.4e}"));
         match &c.last {
             Some(m) => {
-                csv.push_str(&format!(
-                    "{},{:.6},{:.6},{:.6},{:.6},{lmax},ok\n",
-                    vals.join(","),
-                    m.train_loss,
-                    m.train_accuracy,
-                    m.val_loss,
-                    m.val_accuracy
-                ));
+                csv.push(
+                    vals.iter()
+                        .cloned()
+                        .chain(
+                            [m.train_loss, m.train_accuracy, m.val_loss, m.val_accuracy]
+                                .map(|x| format!("{x:.6}")),
+                        )
+                        .chain([lmax.clone(), "ok".into()])
+                        .collect(),
+                );
                 md.push_str(&format!(
                     "| {} | {:.4} | {:.2}% | {:.4} | {:.2}% | {lmax} |\n",
                     vals.join(" | "),
@@ -252,7 +283,13 @@ pub fn write_summary(
                 ));
             }
             None => {
-                csv.push_str(&format!("{},,,,,,diverged\n", vals.join(",")));
+                csv.push(
+                    vals.iter()
+                        .cloned()
+                        .chain(std::iter::repeat_n(String::new(), 5))
+                        .chain(["diverged".into()])
+                        .collect(),
+                );
                 md.push_str(&format!("| {} | diverged | | | | |\n", vals.join(" | ")));
             }
         }
@@ -306,7 +343,7 @@ pub fn write_summary(
         }),
         y_ticks: rows_axis.1.iter().map(|v| label(&rows_axis.0, v)).collect(),
         values,
-        log: metric.ends_with("loss"),
+        log: metric.is_loss(),
     };
     save_both(&heat.render(), out, "heatmap")
 }
@@ -341,18 +378,18 @@ fn mean_std(values: &[f64]) -> Option<(f64, f64)> {
 
 impl SeedGroup<'_> {
     /// `metric` (or `lambda_max`) of the runs that finished.
-    fn values(&self, metric: &str) -> Vec<f64> {
+    fn values(&self, column: Column) -> Vec<f64> {
         self.runs
             .iter()
-            .filter_map(|c| match metric {
-                "lambda_max" => c.last.as_ref().and(c.lambda_max),
-                m => c.last.as_ref().map(|last| value_of(last, m)),
+            .filter_map(|c| match column {
+                Column::LambdaMax => c.last.as_ref().and(c.lambda_max),
+                Column::Metric(m) => c.last.as_ref().map(|last| value_of(last, m)),
             })
             .collect()
     }
 
-    fn mean(&self, metric: &str) -> Option<f64> {
-        mean_std(&self.values(metric)).map(|(m, _)| m)
+    fn mean(&self, metric: Metric) -> Option<f64> {
+        mean_std(&self.values(Column::Metric(metric))).map(|(m, _)| m)
     }
 }
 
@@ -392,23 +429,24 @@ fn write_seed_summary(
     groups: &[SeedGroup<'_>],
     out: &Path,
 ) -> Result<()> {
-    const COLUMNS: [&str; 5] = [
-        "train_loss",
-        "train_accuracy",
-        "val_loss",
-        "val_accuracy",
-        "lambda_max",
+    const COLUMNS: [Column; 5] = [
+        Column::Metric(Metric::TrainLoss),
+        Column::Metric(Metric::TrainAccuracy),
+        Column::Metric(Metric::ValLoss),
+        Column::Metric(Metric::ValAccuracy),
+        Column::LambdaMax,
     ];
     let keys: Vec<&str> = axes
         .iter()
         .map(|(k, _)| k.as_str())
         .filter(|k| *k != SEED)
         .collect();
-    let mut csv = format!("{},seeds,finished", keys.join(","));
+    let mut header: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    header.extend(["seeds".into(), "finished".into()]);
     for c in COLUMNS {
-        csv.push_str(&format!(",{c}_mean,{c}_std"));
+        header.extend([format!("{c}_mean"), format!("{c}_std")]);
     }
-    csv.push('\n');
+    let mut csv = vec![header];
     let mut md = format!(
         "| {} | finished | train loss | train acc. | val loss | val acc. | λ_max |\n|{}---|---|---|---|---|---|\n",
         keys.join(" | "),
@@ -416,24 +454,30 @@ fn write_seed_summary(
     );
     for g in groups {
         let vals: Vec<String> = g.point.iter().map(|(k, v)| label(k, v)).collect();
-        let finished = g.values("val_loss").len();
-        csv.push_str(&format!("{},{},{finished}", vals.join(","), g.runs.len()));
+        let finished = g.values(Column::Metric(Metric::ValLoss)).len();
+        let mut row = vals.clone();
+        row.extend([g.runs.len().to_string(), finished.to_string()]);
         let mut cells = Vec::new();
         for c in COLUMNS {
             let stats = mean_std(&g.values(c));
-            csv.push_str(&match stats {
-                Some((m, s)) => format!(",{m:.6},{s:.6}"),
-                None => ",,".into(),
+            row.extend(match stats {
+                Some((m, s)) => [format!("{m:.6}"), format!("{s:.6}")],
+                None => [String::new(), String::new()],
             });
             cells.push(match stats {
                 None => String::new(),
-                Some((m, s)) if c.ends_with("accuracy") => {
+                Some((m, s))
+                    if matches!(
+                        c,
+                        Column::Metric(Metric::TrainAccuracy | Metric::ValAccuracy)
+                    ) =>
+                {
                     format!("{:.2} ± {:.2} %", 100.0 * m, 100.0 * s)
                 }
                 Some((m, s)) => format!("{m:.4} ± {s:.4}"),
             });
         }
-        csv.push('\n');
+        csv.push(row);
         md.push_str(&format!(
             "| {} | {finished}/{} | {} |\n",
             vals.join(" | "),
@@ -444,8 +488,9 @@ fn write_seed_summary(
     write_tables(out, "summary-over-seeds", &csv, &md)
 }
 
-/// `out/stem.csv` and `out/stem.md`, each written atomically.
-fn write_tables(out: &Path, stem: &str, csv: &str, md: &str) -> Result<()> {
-    write_atomic(&out.join(format!("{stem}.csv")), csv.as_bytes())?;
+/// `out/stem.csv` (the `csv` crate: a label such as `[32,16]` is quoted, not split into two
+/// columns) and `out/stem.md`, each written atomically.
+fn write_tables(out: &Path, stem: &str, csv: &[Vec<String>], md: &str) -> Result<()> {
+    csv_table::write(&out.join(format!("{stem}.csv")), csv)?;
     write_atomic(&out.join(format!("{stem}.md")), md.as_bytes())
 }

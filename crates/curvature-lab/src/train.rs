@@ -19,7 +19,6 @@
 //! A raised [`Interrupt`] (Ctrl-C in the command) stops the run after the current step with a
 //! checkpoint of that step; `--resume` then continues mid-epoch, still bit-identically.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -47,7 +46,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendChoice;
 use crate::config::{DampingSetting, TrainConfig};
+use crate::csv_table;
 use crate::error::{LabError, Result, invalid, io, write_atomic};
+use crate::names::{OptimizerKind, ScheduleKind};
 use crate::plot::{LineChart, Series, save_both};
 use crate::progress::{Interrupt, Progress, ProgressMode};
 use crate::setup::{ModelVisitor, load_weights, shaped_dataset, with_model};
@@ -101,9 +102,8 @@ const HEADER: &str =
 const SPECTRA_HEADER: &str = "epoch,step,lambda_max,lambda_min,trace,frobenius,negative_mass,degenerate_mass,outliers,trace_stderr,frobenius_stderr,negative_mass_stderr,degenerate_mass_stderr";
 
 impl EpochMetrics {
-    /// Parse a row of `metrics.csv` (`None` for the header or a malformed line).
-    pub fn parse(line: &str) -> Option<Self> {
-        let f: Vec<&str> = line.split(',').collect();
+    /// Read a row of `metrics.csv` (`None` for a malformed row).
+    pub fn from_record(f: &csv::StringRecord) -> Option<Self> {
         if f.len() != 9 {
             return None;
         }
@@ -121,19 +121,19 @@ impl EpochMetrics {
         })
     }
 
-    fn csv(&self) -> String {
-        format!(
-            "{},{},{:e},{},{:.6},{:.6},{:.6},{:.6},{:.3}",
-            self.epoch,
-            self.step,
-            self.lr,
+    /// The fields of its `metrics.csv` row.
+    fn fields(&self) -> Vec<String> {
+        vec![
+            self.epoch.to_string(),
+            self.step.to_string(),
+            format!("{:e}", self.lr),
             self.damping.map_or(String::new(), |d| format!("{d:e}")),
-            self.train_loss,
-            self.train_accuracy,
-            self.val_loss,
-            self.val_accuracy,
-            self.seconds
-        )
+            format!("{:.6}", self.train_loss),
+            format!("{:.6}", self.train_accuracy),
+            format!("{:.6}", self.val_loss),
+            format!("{:.6}", self.val_accuracy),
+            format!("{:.3}", self.seconds),
+        ]
     }
 }
 
@@ -202,8 +202,9 @@ impl RunPaths {
     /// # Errors
     /// An unreadable file.
     pub fn read_metrics(&self) -> Result<Vec<EpochMetrics>> {
-        let text = std::fs::read_to_string(self.metrics()).map_err(|e| io(self.metrics(), e))?;
-        Ok(text.lines().filter_map(EpochMetrics::parse).collect())
+        let (_, rows) =
+            csv_table::read(&self.metrics())?.ok_or_else(|| io(self.metrics(), "not found"))?;
+        Ok(rows.iter().filter_map(EpochMetrics::from_record).collect())
     }
 
     /// The rows of `spectra.csv` (empty when the run recorded no spectra).
@@ -211,11 +212,13 @@ impl RunPaths {
     /// # Errors
     /// [`LabError::Io`] if the file exists but cannot be read.
     pub fn read_spectra(&self) -> Result<Vec<SpectrumRecord>> {
-        match std::fs::read_to_string(self.spectra_csv()) {
-            Ok(text) => Ok(text.lines().filter_map(SpectrumRecord::parse).collect()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(io(self.spectra_csv(), e)),
-        }
+        Ok(
+            csv_table::read(&self.spectra_csv())?.map_or_else(Vec::new, |(_, rows)| {
+                rows.iter()
+                    .filter_map(SpectrumRecord::from_record)
+                    .collect()
+            }),
+        )
     }
 }
 
@@ -247,9 +250,9 @@ pub struct SpectrumRecord {
 }
 
 impl SpectrumRecord {
-    /// Parse a row of `spectra.csv` (`None` for the header or a malformed line).
-    pub fn parse(line: &str) -> Option<Self> {
-        let f: Vec<&str> = line.split(',').collect();
+    /// Read a row of `spectra.csv` (`None` for a malformed row; rows of 9 columns, written
+    /// before the standard errors were recorded, read with NaN standard errors).
+    pub fn from_record(f: &csv::StringRecord) -> Option<Self> {
         if f.len() != 9 && f.len() != 13 {
             return None;
         }
@@ -273,23 +276,20 @@ impl SpectrumRecord {
         })
     }
 
-    fn csv(&self) -> String {
-        format!(
-            "{},{},{:e},{:e},{:e},{:e},{},{},{},{:e},{:e},{:e},{:e}",
-            self.epoch,
-            self.step,
-            self.lambda_max,
-            self.lambda_min,
-            self.trace,
-            self.frobenius,
-            self.negative_mass,
-            self.degenerate_mass,
-            self.outliers,
-            self.stderr[0],
-            self.stderr[1],
-            self.stderr[2],
-            self.stderr[3]
-        )
+    /// The fields of its `spectra.csv` row.
+    fn fields(&self) -> Vec<String> {
+        let mut f = vec![self.epoch.to_string(), self.step.to_string()];
+        f.extend(
+            [self.lambda_max, self.lambda_min, self.trace, self.frobenius]
+                .map(|x| format!("{x:e}")),
+        );
+        f.extend([
+            self.negative_mass.to_string(),
+            self.degenerate_mass.to_string(),
+            self.outliers.to_string(),
+        ]);
+        f.extend(self.stderr.map(|x| format!("{x:e}")));
+        f
     }
 }
 
@@ -467,7 +467,7 @@ fn build_optimizer<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
 ) -> Result<Opt<BB, M>> {
     // Adam-D is Adam with a large ε (damping paper §6): L2 weight decay like Adam unless
     // `decoupled` is set; AdamW and Gadam decouple it.
-    let mode = if c.decoupled || matches!(c.optimizer.as_str(), "adamw" | "gadam") {
+    let mode = if c.decoupled || c.optimizer.decouples_weight_decay() {
         WeightDecayMode::Decoupled
     } else {
         WeightDecayMode::L2
@@ -476,15 +476,15 @@ fn build_optimizer<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
         Some(DampingSetting::Fixed(d)) => Some(d),
         _ => None,
     };
-    Ok(match c.optimizer.as_str() {
-        "sgd" => Opt::Sgd(
+    Ok(match c.optimizer {
+        OptimizerKind::Sgd => Opt::Sgd(
             SgdConfig::new()
                 .with_momentum(c.momentum)
                 .with_weight_decay(c.weight_decay)
                 .with_weight_decay_mode(mode)
                 .init::<Autodiff<BB>, M>()?,
         ),
-        "kfac" => Opt::Kfac(
+        OptimizerKind::Kfac => Opt::Kfac(
             Box::new(
                 KfacConfig::new()
                     .with_momentum(c.momentum)
@@ -494,18 +494,21 @@ fn build_optimizer<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
             ),
             FixedDamping::new(fixed.unwrap_or(c.damping_floor))?,
         ),
-        "lanczos-opt" => Opt::Lanczos(
+        OptimizerKind::LanczosOpt => Opt::Lanczos(
             LanczosOptConfig::new()
                 .with_rank(c.rank)
                 .with_eta(c.eta)
                 .init::<BB>()?,
             FixedDamping::new(fixed.unwrap_or(c.damping_floor))?,
         ),
-        other => {
+        adam @ (OptimizerKind::Adam
+        | OptimizerKind::Adamw
+        | OptimizerKind::AdamD
+        | OptimizerKind::Gadam) => {
             // Adam-D's ε is its damping: `damping` if set, else the paper's 5e-3.
-            let eps = match (fixed, other) {
+            let eps = match (fixed, adam) {
                 (Some(d), _) => d,
-                (None, "adam-d") => ADAM_D_EPSILON,
+                (None, OptimizerKind::AdamD) => ADAM_D_EPSILON,
                 (None, _) => c.eps,
             };
             let cell = DampingCell::new(eps)?;
@@ -520,19 +523,19 @@ fn build_optimizer<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
 }
 
 fn schedule(config: &TrainConfig) -> Schedule {
-    match config.schedule.as_str() {
-        "cosine" => Schedule::Cosine { min_ratio: 0.0 },
-        "linear-decay" => Schedule::LinearDecay { ratio: 0.01 },
+    match config.schedule {
+        ScheduleKind::Constant => Schedule::Constant,
+        ScheduleKind::Cosine => Schedule::Cosine { min_ratio: 0.0 },
+        ScheduleKind::LinearDecay => Schedule::LinearDecay { ratio: 0.01 },
         // α_avg = α₀/2 as in the paper; validation guarantees averaging is on.
-        "averaging-decay" => Schedule::AveragingDecay {
+        ScheduleKind::AveragingDecay => Schedule::AveragingDecay {
             averaging_start: config.averaging_start().unwrap_or(config.epochs) as f64,
             avg_ratio: 0.5,
         },
-        "warm-ramp" => Schedule::WarmRamp {
+        ScheduleKind::WarmRamp => Schedule::WarmRamp {
             kappa: 5.0,
             ratio: 0.01,
         },
-        _ => Schedule::Constant,
     }
 }
 
@@ -842,7 +845,7 @@ where
             record_spectrum(config, paths, &reported, &subsample, &row, options.progress)?;
         }
         checkpoint(paths, &model, &opt, average.as_ref(), &state)?;
-        append_line(&paths.metrics(), &row.csv())?;
+        csv_table::append(&paths.metrics(), HEADER, &row.fields())?;
         plot_run(paths)?;
         if !quiet {
             eprintln!(
@@ -882,28 +885,18 @@ where
 
 /// Keep the header and the rows of epochs `≤ epochs` of a per-epoch CSV file (if it exists).
 fn truncate_csv(path: &Path, epochs: usize) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    let Some((header, rows)) = csv_table::read(path)? else {
         return Ok(());
     };
-    let kept: Vec<&str> = text
-        .lines()
-        .filter(|l| {
-            l.split(',')
-                .next()
+    let kept: Vec<Vec<String>> = std::iter::once(&header)
+        .chain(rows.iter().filter(|r| {
+            r.get(0)
                 .and_then(|e| e.parse::<usize>().ok())
                 .is_none_or(|e| e <= epochs)
-        })
+        }))
+        .map(|r| r.iter().map(str::to_string).collect())
         .collect();
-    write_atomic(path, format!("{}\n", kept.join("\n")).as_bytes())
-}
-
-fn append_line(path: &Path, line: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(|e| io(path, e))?;
-    writeln!(f, "{line}").map_err(|e| io(path, e))
+    csv_table::write(path, &kept)
 }
 
 /// The Hessian spectrum of the training sub-sample at the end of an epoch: a row of
@@ -944,12 +937,6 @@ fn record_spectrum<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
         false,
     );
     save_both(&chart.render(), &dir, &name)?;
-    if !paths.spectra_csv().exists() {
-        write_atomic(
-            &paths.spectra_csv(),
-            format!("{SPECTRA_HEADER}\n").as_bytes(),
-        )?;
-    }
     let record = SpectrumRecord {
         epoch: row.epoch,
         step: row.step,
@@ -967,7 +954,7 @@ fn record_spectrum<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
             s.degenerate_mass_stderr,
         ],
     };
-    append_line(&paths.spectra_csv(), &record.csv())
+    csv_table::append(&paths.spectra_csv(), SPECTRA_HEADER, &record.fields())
 }
 
 /// Redraw `plots/` from `metrics.csv` (and `spectra.csv`).

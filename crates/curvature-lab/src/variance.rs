@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::backend::BackendChoice;
 use crate::config::TrainConfig;
 use crate::error::{Result, require_positive};
+use crate::names::SplitKind;
 use crate::setup::{ModelVisitor, load_weights, split, with_model};
 
 /// What to measure.
@@ -30,7 +31,7 @@ pub struct VarianceRequest {
     /// Weights (safetensors); `None` = the seeded initialisation.
     pub weights: Option<PathBuf>,
     /// `train` or `val`.
-    pub split: String,
+    pub split: SplitKind,
     /// Mini-batch size `B_est` of the `H_i` (128 in the paper).
     pub batch_size: usize,
     /// Sub-sample size `S` (10 000 in the paper).
@@ -141,7 +142,7 @@ pub fn measure_variance(request: &VarianceRequest) -> Result<VarianceResult> {
         ("vectors", request.vectors),
         ("train_batch_size", request.train_batch_size),
     ])?;
-    let data = split(&request.config, &request.split)?;
+    let data = split(&request.config, request.split)?;
     let n = data.len();
     let batch = request.batch_size.min(n);
     let visitor = WithModel {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use curvature_lab::progress::ProgressMode;
-use curvature_lab::{SpectrumRequest, measure};
+use curvature_lab::{OperatorKind, SpectrumRequest, SplitKind, measure};
 
 use crate::args::{SourceArgs, bn_mode, write_json};
 
@@ -13,13 +13,12 @@ use crate::args::{SourceArgs, bn_mode, write_json};
 pub struct SpectrumArgs {
     #[command(flatten)]
     pub source: SourceArgs,
-    /// Which part of the data: train, or test (= val: the held-out part of optdigits and the
-    /// clusters, the official test split of MNIST and CIFAR).
-    #[arg(long, default_value = "train")]
-    pub split: String,
-    /// hessian, ggn or hessian-minus-ggn.
-    #[arg(long, default_value = "hessian")]
-    pub operator: String,
+    /// Which part of the data.
+    #[arg(long, value_enum, default_value_t = SplitKind::Train)]
+    pub split: SplitKind,
+    /// The curvature operator.
+    #[arg(long, value_enum, default_value_t = OperatorKind::Hessian)]
+    pub operator: OperatorKind,
     /// Batch-norm mode: train or eval.
     #[arg(long, default_value = "train")]
     pub bn_mode: String,
@@ -67,8 +66,8 @@ impl SpectrumArgs {
             seed: config.seed,
             config,
             weights,
-            split: self.split.clone(),
-            operator: self.operator.clone(),
+            split: self.split,
+            operator: self.operator,
             bn_mode: bn_mode(&self.bn_mode)?,
             steps: self.steps,
             vectors: self.vectors,

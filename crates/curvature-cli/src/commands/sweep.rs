@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use curvature_lab::RunOptions;
 use curvature_lab::progress::ProgressMode;
+use curvature_lab::{Metric, RunOptions};
 
 use crate::args::{BackendArgs, base_config, json_value, key_value};
 
@@ -26,9 +26,9 @@ pub struct SweepArgs {
     /// Override a configuration key of every run, KEY=VALUE (repeatable), e.g. epochs=1.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Metric of the heat map: val_accuracy, val_loss, train_loss, train_accuracy.
-    #[arg(long, default_value = "val_accuracy")]
-    pub metric: String,
+    /// Metric of the heat map.
+    #[arg(long, value_enum, default_value_t = Metric::ValAccuracy)]
+    pub metric: Metric,
     /// Output directory (one sub-directory per run; running again continues).
     #[arg(long)]
     pub out: PathBuf,
@@ -62,7 +62,7 @@ pub fn run(args: SweepArgs, progress: ProgressMode) -> Result<()> {
         &base,
         &axes,
         &args.out,
-        &args.metric,
+        args.metric,
         RunOptions {
             force: false,
             progress,

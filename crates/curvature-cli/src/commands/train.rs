@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use curvature_lab::progress::ProgressMode;
-use curvature_lab::{DampingSetting, RunOptions, TrainConfig, resume, train};
+use curvature_lab::{
+    AugmentKind, DampingSetting, OptimizerKind, RunOptions, ScheduleKind, TrainConfig, resume,
+    train,
+};
 
 use crate::args::{BackendArgs, ModelArgs, base_config};
 
@@ -35,11 +38,9 @@ pub struct TrainArgs {
     /// Validation examples held out.
     #[arg(long)]
     pub val_size: Option<usize>,
-    /// Optimiser: sgd, adam, adamw, adam-d (Adam with a large ε = --damping, default 5e-3;
-    /// the damping paper's Adam-D), gadam (Adam + decoupled weight decay + iterate averaging),
-    /// kfac, lanczos-opt.
-    #[arg(long)]
-    pub optimizer: Option<String>,
+    /// Optimiser (default sgd).
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
     /// Base learning rate.
     #[arg(long)]
     pub lr: Option<f64>,
@@ -77,10 +78,9 @@ pub struct TrainArgs {
     /// Mini-batch size (≥ the training set: full-batch gradient descent).
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Schedule: constant, cosine, linear-decay (eq. 12), averaging-decay (eq. 13, with
-    /// iterate averaging), warm-ramp (eq. 16).
-    #[arg(long)]
-    pub schedule: Option<String>,
+    /// Learning-rate schedule (default constant).
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleKind>,
     /// Start from these weights (safetensors with the model's PyTorch names).
     #[arg(long)]
     pub init_weights: Option<PathBuf>,
@@ -99,10 +99,9 @@ pub struct TrainArgs {
     /// Lanczos steps of those spectra.
     #[arg(long)]
     pub spectrum_steps: Option<usize>,
-    /// Training-time augmentation of images, new every epoch: none, crop (random crop of the
-    /// image padded by side/8 pixels of black) or crop-flip (and a random horizontal flip).
-    #[arg(long)]
-    pub augment: Option<String>,
+    /// Training-time augmentation of images, drawn anew every epoch (default none).
+    #[arg(long, value_enum)]
+    pub augment: Option<AugmentKind>,
     /// Iterate averaging (SWA, Gadam) from the end of this epoch: evaluation, spectra and the
     /// final weights use the averaged weights (batch-norm statistics recomputed). gadam
     /// defaults to half the epochs.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use curvature_lab::{VarianceRequest, measure_variance};
+use curvature_lab::{SplitKind, VarianceRequest, measure_variance};
 
 use crate::args::{SourceArgs, bn_mode, write_json};
 
@@ -12,10 +12,9 @@ use crate::args::{SourceArgs, bn_mode, write_json};
 pub struct VarianceArgs {
     #[command(flatten)]
     pub source: SourceArgs,
-    /// Which part of the data: train, or test (= val: the held-out part of optdigits and the
-    /// clusters, the official test split of MNIST and CIFAR).
-    #[arg(long, default_value = "train")]
-    pub split: String,
+    /// Which part of the data.
+    #[arg(long, value_enum, default_value_t = SplitKind::Train)]
+    pub split: SplitKind,
     /// Estimation batch size of the batch Hessians H_i (128 in the paper).
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
@@ -49,7 +48,7 @@ pub fn run(args: VarianceArgs) -> Result<()> {
         seed: config.seed,
         config,
         weights,
-        split: args.split.clone(),
+        split: args.split,
         batch_size: args.batch_size,
         max_examples: args.max_examples,
         vectors: args.vectors,

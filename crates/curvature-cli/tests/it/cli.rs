@@ -625,12 +625,31 @@ fn dense_spectrum_agrees_with_the_library_reference_and_json_has_the_documented_
             "{key} {est} ± {se} vs dense {exact}"
         );
     }
+    // Unknown names are refused by the enums' parsers with the valid ones listed.
     let o = curvature(&["spectrum", "--run", "r", "--operator", "fisher"], d);
+    assert_fails_with(&o, "'fisher'");
     assert!(
-        text(&o).contains("unknown operator `fisher`; valid: hessian, ggn, hessian-minus-ggn"),
+        text(&o).contains("[possible values: hessian, ggn, hessian-minus-ggn]"),
         "{}",
         text(&o)
     );
+    let sweep = ["sweep", "--preset", "kfac-grid-mini", "--out", "x"];
+    for (args, needle) in [
+        (vec!["train", "--out", "x", "--optimizer", "adan"], "adam-d"),
+        ([&sweep[..], &["--metric", "acc"]].concat(), "val_accuracy"),
+        (
+            [&sweep[..], &["--grid", "optimizer=sgd,adan"]].concat(),
+            "unknown variant `adan`",
+        ),
+    ] {
+        assert_fails_with(&curvature(&args, d), needle);
+    }
+    // `val` is another name of the held-out split.
+    let o = curvature(
+        &["spectrum", "--run", "r", "--split", "val", "--steps", "4"],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
 }
 
 /// `variance` equals the library's `hessian_variance` on the same objective; `interpolate`
@@ -1043,7 +1062,7 @@ fn bench_prints_the_table_and_writes_csv() {
         "lanczos step",
         "sgd step",
     ] {
-        assert!(csv.contains(&format!(",\"{op}\",")), "{op} missing: {csv}");
+        assert!(csv.contains(&format!(",{op},")), "{op} missing: {csv}");
     }
     if !cfg!(feature = "cuda") {
         let o = curvature(&["bench", "--backend", "cuda"], d);

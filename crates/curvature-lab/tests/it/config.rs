@@ -1,6 +1,7 @@
 //! `curvature_lab::config`.
 
 use curvature_lab::config::*;
+use curvature_lab::names::{AugmentKind, OptimizerKind, ScheduleKind};
 
 #[test]
 fn unknown_names_list_the_valid_ones_and_numbers_are_checked() {
@@ -22,7 +23,7 @@ fn unknown_names_list_the_valid_ones_and_numbers_are_checked() {
         c.validate().unwrap_err().to_string().contains("damping"),
         "SGD has no damping"
     );
-    c.optimizer = "kfac".into();
+    c.optimizer = OptimizerKind::Kfac;
     c.validate().unwrap();
     assert!("-3".parse::<DampingSetting>().is_err());
     let json = serde_json::to_string(&c).unwrap();
@@ -33,8 +34,8 @@ fn unknown_names_list_the_valid_ones_and_numbers_are_checked() {
         toml::from_str("optimizer = \"kfac\"\ndamping = \"auto\"\nhidden = [32, 16]").unwrap();
     assert_eq!(t.damping, Some(DampingSetting::Auto(AutoTag::Auto)));
     assert_eq!(
-        (t.optimizer.as_str(), t.hidden.clone()),
-        ("kfac", vec![32, 16])
+        (t.optimizer, t.hidden.clone()),
+        (OptimizerKind::Kfac, vec![32, 16])
     );
     let t: TrainConfig = toml::from_str("damping = 0.01").unwrap();
     assert_eq!(t.damping, Some(DampingSetting::Fixed(0.01)));
@@ -44,9 +45,9 @@ fn unknown_names_list_the_valid_ones_and_numbers_are_checked() {
 #[test]
 fn averaging_and_augmentation_keys_are_checked() {
     let gadam = TrainConfig {
-        optimizer: "gadam".into(),
+        optimizer: OptimizerKind::Gadam,
         epochs: 9,
-        schedule: "averaging-decay".into(),
+        schedule: ScheduleKind::AveragingDecay,
         ..Default::default()
     };
     gadam.validate().unwrap();
@@ -70,7 +71,7 @@ fn averaging_and_augmentation_keys_are_checked() {
         "{e}"
     );
     let e = TrainConfig {
-        schedule: "averaging-decay".into(),
+        schedule: ScheduleKind::AveragingDecay,
         ..Default::default()
     }
     .validate()
@@ -78,25 +79,34 @@ fn averaging_and_augmentation_keys_are_checked() {
     .to_string();
     assert!(e.contains("needs iterate averaging"), "{e}");
     let e = TrainConfig {
-        augment: "crop".into(),
+        augment: AugmentKind::Crop,
         ..Default::default()
     }
     .validate()
     .unwrap_err()
     .to_string();
     assert!(e.contains("image examples"), "mlp cannot be augmented: {e}");
+    // An unknown name in a configuration file is refused with the valid ones listed.
+    let e = toml::from_str::<TrainConfig>("model = \"cnn\"\naugment = \"flip\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unknown variant `flip`") && e.contains("`none`, `crop`, `crop-flip`"),
+        "{e}"
+    );
+    let e = serde_json::from_str::<TrainConfig>("{\"optimizer\": \"adan\"}")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`adam-d`") && e.contains("`lanczos-opt`"), "{e}");
     let mut cnn = TrainConfig {
         model: "cnn".into(),
-        augment: "flip".into(),
         ..Default::default()
     };
-    let e = cnn.validate().unwrap_err().to_string();
-    assert!(e.contains("none, crop, crop-flip"), "{e}");
-    cnn.augment = "crop-flip".into();
+    cnn.augment = AugmentKind::CropFlip;
     cnn.validate().unwrap();
     let a = |side| cnn.augmentation(side).map(|a| (a.pad, a.flip));
     assert_eq!((a(32), a(8)), (Some((4, true)), Some((1, true))));
-    assert_eq!(augmentation("none", 32), None);
+    assert_eq!(AugmentKind::None.for_side(32), None);
     assert!(
         TrainConfig {
             average_every: 0,

@@ -5,14 +5,14 @@ use serde_json::json;
 use std::path::PathBuf;
 
 use curvature_lab::sweep::*;
-use curvature_lab::{EpochMetrics, RunOptions, TrainConfig};
+use curvature_lab::{EpochMetrics, Metric, OptimizerKind, RunOptions, TrainConfig};
 
 #[test]
 fn table_values_set_several_keys_and_label_their_points() {
     let base = TrainConfig::default();
     let named = json!({"name": "gadam-slow", "optimizer": "gadam", "lr": 0.003});
     let c = with_key(&base, "optimizer", &named).unwrap();
-    assert_eq!((c.optimizer.as_str(), c.lr), ("gadam", 0.003));
+    assert_eq!((c.optimizer, c.lr), (OptimizerKind::Gadam, 0.003));
     assert_eq!(label("optimizer", &named), "gadam-slow");
     let plain = json!({"optimizer": "sgd", "lr": 0.1});
     assert_eq!(label("optimizer", &plain), "sgd");
@@ -39,12 +39,18 @@ fn points_with_the_same_label_are_refused_before_anything_runs() {
         ],
     )];
     let base = TrainConfig {
-        optimizer: "kfac".into(),
+        optimizer: OptimizerKind::Kfac,
         ..Default::default()
     };
-    let e = sweep(&base, &axes, &out, "val_accuracy", RunOptions::default())
-        .unwrap_err()
-        .to_string();
+    let e = sweep(
+        &base,
+        &axes,
+        &out,
+        Metric::ValAccuracy,
+        RunOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("same label") && e.contains("damping=auto"),
         "{e}"
@@ -108,7 +114,7 @@ fn a_seed_axis_is_summarised_as_mean_and_sample_std_per_setting() {
         ),
         cell(&[("weight_decay", b), ("seed", json!(3))], Some(0.97), 12.0),
     ];
-    write_summary(&axes, &cells, dir.path(), "val_accuracy").unwrap();
+    write_summary(&axes, &cells, dir.path(), Metric::ValAccuracy).unwrap();
     let csv = std::fs::read_to_string(dir.path().join("summary-over-seeds.csv")).unwrap();
     let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), 3, "{csv}");
@@ -143,6 +149,47 @@ fn a_seed_axis_is_summarised_as_mean_and_sample_std_per_setting() {
 
     // Without a seed axis there is no seed summary.
     let other = tempfile::tempdir().unwrap();
-    write_summary(&axes[..1], &cells[..2], other.path(), "val_accuracy").unwrap();
+    write_summary(&axes[..1], &cells[..2], other.path(), Metric::ValAccuracy).unwrap();
     assert!(!other.path().join("summary-over-seeds.csv").exists());
+}
+
+/// A grid value with a comma (`hidden = [32, 16]`) stays one CSV field: the tables go through
+/// the `csv` crate, and a standard CSV reader (the same crate's, RFC 4180) gets every row
+/// back with the header's width and the label intact.
+#[test]
+fn labels_with_commas_stay_one_csv_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wide, narrow) = (json!([32, 16]), json!([64]));
+    let axes = vec![
+        ("hidden".to_string(), vec![wide.clone(), narrow.clone()]),
+        ("seed".to_string(), vec![json!(0), json!(1)]),
+    ];
+    let cells = vec![
+        cell(
+            &[("hidden", wide.clone()), ("seed", json!(0))],
+            Some(0.9),
+            1.0,
+        ),
+        cell(&[("hidden", wide), ("seed", json!(1))], None, 1.0),
+        cell(
+            &[("hidden", narrow.clone()), ("seed", json!(0))],
+            Some(0.8),
+            2.0,
+        ),
+        cell(&[("hidden", narrow), ("seed", json!(1))], Some(0.7), 3.0),
+    ];
+    write_summary(&axes, &cells, dir.path(), Metric::ValAccuracy).unwrap();
+    for (file, rows) in [("summary.csv", 4), ("summary-over-seeds.csv", 2)] {
+        let mut reader = csv::Reader::from_path(dir.path().join(file)).unwrap();
+        let width = reader.headers().unwrap().len();
+        let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+        assert_eq!(records.len(), rows, "{file}");
+        assert!(records.iter().all(|r| r.len() == width), "{file}");
+        assert_eq!(&records[0][0], "[32,16]", "{file}");
+    }
+    let text = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
+    assert!(
+        text.lines().nth(1).unwrap().starts_with("\"[32,16]\","),
+        "{text}"
+    );
 }

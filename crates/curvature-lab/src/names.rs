@@ -1,0 +1,156 @@
+//! The closed sets of names of the experiment runner, one enum each.
+//!
+//! Each enum is the single source of its names: serde reads and writes them in configuration
+//! files, presets and `config.json` (kebab-case, as `"adam-d"` or `"crop-flip"`; the metrics
+//! in snake_case as the CSV columns), clap parses them on the command line and lists them in
+//! `--help` (`ValueEnum`), and an unknown name is refused with the valid ones listed — by
+//! serde (`unknown variant ..., expected one of ...`) or clap (`possible values: ...`). Code
+//! matches on the variants, so no name can fall through to a silent default.
+//!
+//! Model and dataset names stay strings with their own parser ([`crate::setup::ModelSpec`]:
+//! `preresnet-<depth>`, `wrn-<depth>-<k>` are families, not a closed set).
+
+use std::fmt;
+
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+/// `Display` as the name used in files and on the command line.
+macro_rules! display_as_value_name {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let value = self.to_possible_value().expect("no variant is skipped");
+                f.write_str(value.get_name())
+            }
+        }
+    )*};
+}
+
+/// The optimiser of a training run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    /// SGD with momentum.
+    Sgd,
+    /// Adam (L2 weight decay unless `decoupled`).
+    Adam,
+    /// Adam with decoupled weight decay.
+    Adamw,
+    /// Adam with a large ε = damping (damping paper §6; default ε 5e-3).
+    AdamD,
+    /// AdamW with iterate averaging (*Flatness* paper).
+    Gadam,
+    /// KFAC (dense and KFC convolution factors).
+    Kfac,
+    /// LanczosOPT (damping paper §5).
+    LanczosOpt,
+}
+
+impl OptimizerKind {
+    /// Whether the optimiser has a damping (`δ` of KFAC/LanczosOPT, `ε` of the Adam family).
+    pub fn has_damping(self) -> bool {
+        !matches!(self, Self::Sgd)
+    }
+    /// Whether weight decay is decoupled by default (AdamW, Gadam).
+    pub fn decouples_weight_decay(self) -> bool {
+        matches!(self, Self::Adamw | Self::Gadam)
+    }
+}
+
+/// The learning-rate schedule of a training run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleKind {
+    /// The base learning rate throughout.
+    Constant,
+    /// Cosine decay to zero.
+    Cosine,
+    /// *Flatness* eq. 12: constant, then linear decay to 1 % of the base rate.
+    LinearDecay,
+    /// *Flatness* eq. 13: eq. 12 towards α₀/2 at the averaging start (needs averaging).
+    AveragingDecay,
+    /// Damping paper eq. 16: warm ramp, then decay.
+    WarmRamp,
+}
+
+/// Training-time augmentation of image data, drawn anew every epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum AugmentKind {
+    /// No augmentation.
+    None,
+    /// A random crop of the image padded by side/8 pixels of black.
+    Crop,
+    /// A random crop and a random horizontal flip (the CIFAR recipe).
+    CropFlip,
+}
+
+impl AugmentKind {
+    /// The augmentation for images of side `side`: padding side/8 (at least 1) pixels
+    /// (4 for CIFAR's 32×32, 1 for optdigits' 8×8); `None` for [`AugmentKind::None`].
+    pub fn for_side(self, side: usize) -> Option<curvature_data::Augmentation> {
+        let pad = (side / 8).max(1);
+        match self {
+            Self::None => None,
+            Self::Crop => Some(curvature_data::Augmentation { pad, flip: false }),
+            Self::CropFlip => Some(curvature_data::Augmentation { pad, flip: true }),
+        }
+    }
+}
+
+/// A final metric of a run (the column names of `metrics.csv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum Metric {
+    /// Validation accuracy.
+    ValAccuracy,
+    /// Validation loss.
+    ValLoss,
+    /// Training loss.
+    TrainLoss,
+    /// Training accuracy.
+    TrainAccuracy,
+}
+
+impl Metric {
+    /// Whether lower is better (a loss; drawn on a log scale).
+    pub fn is_loss(self) -> bool {
+        matches!(self, Self::ValLoss | Self::TrainLoss)
+    }
+}
+
+/// The curvature operator of a spectrum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OperatorKind {
+    /// The exact Hessian of the loss.
+    Hessian,
+    /// The generalised Gauss–Newton matrix.
+    Ggn,
+    /// Hessian minus GGN (the part from the network's second derivatives).
+    HessianMinusGgn,
+}
+
+/// Which part of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SplitKind {
+    /// The training examples.
+    Train,
+    /// The held-out examples: the validation part of optdigits and the clusters, the
+    /// official test split of MNIST and CIFAR (also written `val`).
+    #[serde(alias = "val")]
+    #[value(alias = "val")]
+    Test,
+}
+
+display_as_value_name!(
+    OptimizerKind,
+    ScheduleKind,
+    AugmentKind,
+    Metric,
+    OperatorKind,
+    SplitKind
+);
