@@ -147,10 +147,21 @@ fn a_seed_axis_is_summarised_as_mean_and_sample_std_per_setting() {
     );
     assert!(dir.path().join("heatmap.png").exists());
 
-    // Without a seed axis there is no seed summary.
+    // Without a seed axis there is no seed summary (the cells' points then have no seed:
+    // rows and header must have one width, which the csv crate enforces).
     let other = tempfile::tempdir().unwrap();
-    write_summary(&axes[..1], &cells[..2], other.path(), Metric::ValAccuracy).unwrap();
+    let unseeded = [
+        cell(&[("weight_decay", json!(0.0))], Some(0.9), 1.0),
+        cell(&[("weight_decay", json!(0.01))], Some(0.95), 2.0),
+    ];
+    write_summary(&axes[..1], &unseeded, other.path(), Metric::ValAccuracy).unwrap();
+    assert!(other.path().join("summary.csv").exists());
     assert!(!other.path().join("summary-over-seeds.csv").exists());
+    // Cells whose points do not match the axes are refused, not written as a broken table.
+    let e = write_summary(&axes[..1], &cells[..2], other.path(), Metric::ValAccuracy)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("summary.csv"), "{e}");
 }
 
 /// A grid value with a comma (`hidden = [32, 16]`) stays one CSV field: the tables go through
