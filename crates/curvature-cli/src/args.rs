@@ -4,29 +4,28 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use curvature_lab::{BackendChoice, TrainConfig};
+use curvature_lab::{BackendChoice, BackendKind, Precision, TrainConfig};
 
 /// Where a command computes.
 #[derive(Args)]
 pub struct BackendArgs {
-    /// Backend: ndarray (CPU), wgpu or cuda (the latter two need a binary built with
-    /// `--features wgpu` / `--features cuda`).
-    #[arg(long, default_value = "ndarray")]
-    pub backend: String,
+    /// Backend (wgpu and cuda need a binary built with `--features wgpu` / `--features cuda`).
+    #[arg(long, value_enum, default_value_t)]
+    pub backend: BackendKind,
     /// Device index for wgpu (discrete GPU N) and cuda.
     #[arg(long)]
     pub device: Option<usize>,
-    /// Float precision: f32, or f64 (ndarray only).
-    #[arg(long, default_value = "f32")]
-    pub precision: String,
+    /// Float precision (f64 on ndarray only).
+    #[arg(long, value_enum, default_value_t)]
+    pub precision: Precision,
 }
 
 impl BackendArgs {
     pub fn choice(&self) -> Result<BackendChoice> {
         Ok(BackendChoice::new(
-            &self.backend,
+            self.backend,
             self.device,
-            &self.precision,
+            self.precision,
         )?)
     }
 }

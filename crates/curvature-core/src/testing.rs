@@ -90,3 +90,49 @@ pub fn random_classification_batch<B: Backend, const D: usize>(
     )
     .expect("a well-formed random batch")
 }
+
+/// The wgpu device for tests that compare wgpu with NdArray, or `None` (with a message) when
+/// no adapter exists on this machine: such a test cannot compare a backend that does not
+/// exist, and returns without checking anything. Except in CI: with `CI=true` and Mesa's
+/// software Vulkan driver lavapipe installed (`/usr/share/vulkan/icd.d/lvp_icd*`), a missing
+/// adapter panics, so the wgpu tests cannot pass vacuously there.
+///
+/// # Panics
+/// As above, and when the probe computes `1 + 2` wrongly.
+#[cfg(feature = "wgpu")]
+pub fn wgpu_device() -> Option<burn::backend::wgpu::WgpuDevice> {
+    use burn::backend::wgpu::WgpuDevice;
+    use std::sync::OnceLock;
+    static PROBE: OnceLock<bool> = OnceLock::new();
+    let ok = *PROBE.get_or_init(|| {
+        let probe = std::panic::catch_unwind(|| {
+            Tensor::<burn::backend::Wgpu<f32, i32>, 1>::from_floats(
+                [1.0, 2.0],
+                &WgpuDevice::DefaultDevice,
+            )
+            .sum()
+            .into_scalar()
+        });
+        match probe {
+            Ok(3.0) => true,
+            Ok(s) => panic!("wgpu computed 1 + 2 = {s}"),
+            Err(_) => false,
+        }
+    });
+    if !ok {
+        let lavapipe = std::fs::read_dir("/usr/share/vulkan/icd.d").is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("lvp_icd"))
+        });
+        assert!(
+            !(lavapipe && std::env::var("CI").is_ok_and(|v| v == "true")),
+            "CI=true and lavapipe is installed (/usr/share/vulkan/icd.d/lvp_icd*), but wgpu \
+             found no adapter: the wgpu tests would check nothing"
+        );
+        eprintln!(
+            "SKIPPED: no wgpu adapter on this machine; install a Vulkan driver (Debian: \
+             `apt-get install mesa-vulkan-drivers` for the software driver lavapipe)"
+        );
+    }
+    ok.then_some(WgpuDevice::DefaultDevice)
+}

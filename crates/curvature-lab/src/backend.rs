@@ -1,6 +1,6 @@
 //! Which burn backend a command runs on: NdArray (CPU, f32 or f64), wgpu or CUDA (f32; cargo
-//! features `wgpu` / `cuda`). Every command is generic over the backend; [`on_backend`] picks
-//! the concrete type at run time.
+//! features `wgpu` / `cuda`), named by [`BackendKind`] and [`Precision`]. Every command is
+//! generic over the backend; [`on_backend`] picks the concrete type at run time.
 
 use std::fmt;
 
@@ -8,66 +8,36 @@ use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LabError, Result};
-
-/// Backend names.
-pub const BACKENDS: [&str; 3] = ["ndarray", "wgpu", "cuda"];
+use crate::names::{BackendKind, Precision};
 
 /// A backend, its device and its float precision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendChoice {
-    /// `ndarray`, `wgpu` or `cuda`.
-    pub name: String,
+    /// NdArray, wgpu or CUDA.
+    pub backend: BackendKind,
     /// Device index (wgpu: discrete GPU N; cuda: GPU N); `None` = the default device.
     pub device: Option<usize>,
-    /// Use f64 (NdArray only).
-    pub f64: bool,
-}
-
-impl Default for BackendChoice {
-    fn default() -> Self {
-        Self {
-            name: "ndarray".into(),
-            device: None,
-            f64: false,
-        }
-    }
+    /// f32, or f64 (NdArray only).
+    pub precision: Precision,
 }
 
 impl fmt::Display for BackendChoice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.name)?;
+        write!(f, "{}", self.backend)?;
         if let Some(d) = self.device {
             write!(f, ":{d}")?;
         }
-        write!(f, " {}", if self.f64 { "f64" } else { "f32" })
+        write!(f, " {}", self.precision)
     }
 }
 
 impl BackendChoice {
-    /// Parse `--backend`, `--device` and `--precision`.
+    /// A backend with its device and precision (a device index on NdArray is dropped).
     ///
     /// # Errors
-    /// Unknown backend or precision names; f64 on a GPU backend.
-    pub fn new(name: &str, device: Option<usize>, precision: &str) -> Result<Self> {
-        if !BACKENDS.contains(&name) {
-            return Err(LabError::UnknownName {
-                kind: "backend",
-                name: name.to_string(),
-                valid: BACKENDS.to_vec(),
-            });
-        }
-        let f64 = match precision {
-            "f32" => false,
-            "f64" => true,
-            other => {
-                return Err(LabError::UnknownName {
-                    kind: "precision",
-                    name: other.to_string(),
-                    valid: vec!["f32", "f64"],
-                });
-            }
-        };
-        if f64 && name != "ndarray" {
+    /// f64 on a GPU backend.
+    pub fn new(backend: BackendKind, device: Option<usize>, precision: Precision) -> Result<Self> {
+        if precision == Precision::F64 && backend.is_gpu() {
             return Err(crate::error::invalid(
                 "precision",
                 "f64",
@@ -75,15 +45,15 @@ impl BackendChoice {
             ));
         }
         Ok(Self {
-            name: name.to_string(),
-            device: device.filter(|_| name != "ndarray"),
-            f64,
+            backend,
+            device: device.filter(|_| backend.is_gpu()),
+            precision,
         })
     }
 
     /// Whether the device runs asynchronously (GPU): timings must synchronise.
     pub fn is_gpu(&self) -> bool {
-        self.name != "ndarray"
+        self.backend.is_gpu()
     }
 }
 
@@ -111,11 +81,21 @@ fn without(name: &str) -> LabError {
 /// # Errors
 /// A backend this build does not include (naming the cargo feature), and the visitor's errors.
 pub fn on_backend<V: BackendVisitor>(choice: &BackendChoice, visitor: V) -> Result<V::Output> {
-    match (choice.name.as_str(), choice.f64) {
-        ("ndarray", false) => visitor.visit::<burn::backend::NdArray<f32>>(Default::default()),
-        ("ndarray", true) => visitor.visit::<burn::backend::NdArray<f64>>(Default::default()),
+    match (choice.backend, choice.precision) {
+        (BackendKind::Ndarray, Precision::F32) => {
+            visitor.visit::<burn::backend::NdArray<f32>>(Default::default())
+        }
+        (BackendKind::Ndarray, Precision::F64) => {
+            visitor.visit::<burn::backend::NdArray<f64>>(Default::default())
+        }
+        // `BackendChoice::new` refuses f64 on a GPU.
+        (BackendKind::Wgpu | BackendKind::Cuda, Precision::F64) => Err(crate::error::invalid(
+            "precision",
+            "f64",
+            "only the ndarray backend computes in f64 (GPUs run f32)",
+        )),
         #[cfg(feature = "wgpu")]
-        ("wgpu", _) => {
+        (BackendKind::Wgpu, Precision::F32) => {
             let device = match choice.device {
                 Some(n) => burn::backend::wgpu::WgpuDevice::DiscreteGpu(n),
                 None => burn::backend::wgpu::WgpuDevice::DefaultDevice,
@@ -123,17 +103,12 @@ pub fn on_backend<V: BackendVisitor>(choice: &BackendChoice, visitor: V) -> Resu
             visitor.visit::<burn::backend::Wgpu<f32, i32>>(device)
         }
         #[cfg(feature = "cuda")]
-        ("cuda", _) => visitor.visit::<burn::backend::Cuda<f32, i32>>(
+        (BackendKind::Cuda, Precision::F32) => visitor.visit::<burn::backend::Cuda<f32, i32>>(
             burn::backend::cuda::CudaDevice::new(choice.device.unwrap_or(0)),
         ),
         #[cfg(not(feature = "wgpu"))]
-        ("wgpu", _) => Err(without("wgpu")),
+        (BackendKind::Wgpu, Precision::F32) => Err(without("wgpu")),
         #[cfg(not(feature = "cuda"))]
-        ("cuda", _) => Err(without("cuda")),
-        (other, _) => Err(LabError::UnknownName {
-            kind: "backend",
-            name: other.to_string(),
-            valid: BACKENDS.to_vec(),
-        }),
+        (BackendKind::Cuda, Precision::F32) => Err(without("cuda")),
     }
 }

@@ -44,6 +44,7 @@ use curvature_core::{
 use curvature_optim::{AdamConfig, FixedDamping, Kfac, KfacConfig, LanczosOptConfig, SgdConfig};
 use serde::Serialize;
 
+use crate::backend::{BackendChoice, BackendVisitor, on_backend};
 use crate::config::TrainConfig;
 use crate::error::{LabError, Result, require_positive};
 use crate::setup::{ModelSpec, ModelVisitor, build_model};
@@ -171,6 +172,13 @@ pub struct BenchRow {
 /// What [`run`] reports while it works.
 #[derive(Debug)]
 pub enum BenchEvent<'a> {
+    /// [`run_on`] built the backend: its type and device (`Debug`), before any measurement.
+    Backend {
+        /// The burn backend type.
+        backend: &'a str,
+        /// The device.
+        device: &'a str,
+    },
     /// A measurement is about to start (a one-line description).
     Starting(&'a str),
     /// A row was measured.
@@ -327,6 +335,60 @@ pub fn run<B: Backend>(
         repeats: options.repeats,
     };
     run_with::<B>(device, options, &mut timer, progress)
+}
+
+/// [`run`] on the backend `choice` names: the one place the benchmark's generic code is
+/// instantiated for every backend of this build (NdArray f32/f64, wgpu, CUDA), next to the
+/// other commands', which share its models and optimisers. `measure` replaces the
+/// [`MedianTimer`] (the criterion benches pass theirs).
+///
+/// # Errors
+/// A backend this build lacks, and the errors of [`run_with`].
+pub fn run_on(
+    choice: &BackendChoice,
+    options: &BenchOptions,
+    measure: Option<&mut dyn Measure>,
+    progress: &mut dyn FnMut(BenchEvent<'_>),
+) -> Result<Vec<BenchRow>> {
+    let mut timer = MedianTimer {
+        warmup: options.warmup,
+        repeats: options.repeats,
+    };
+    let measure = match measure {
+        Some(m) => m,
+        None => &mut timer,
+    };
+    on_backend(
+        choice,
+        RunOn {
+            options,
+            measure,
+            progress,
+        },
+    )?
+}
+
+/// [`run_on`]'s work on one backend.
+struct RunOn<'a, 'p> {
+    options: &'a BenchOptions,
+    measure: &'a mut (dyn Measure + 'p),
+    progress: &'a mut (dyn FnMut(BenchEvent<'_>) + 'p),
+}
+
+impl BackendVisitor for RunOn<'_, '_> {
+    type Output = Result<Vec<BenchRow>>;
+    fn visit<BB: Backend>(self, device: BB::Device) -> Result<Self::Output> {
+        (self.progress)(BenchEvent::Backend {
+            backend: std::any::type_name::<BB>(),
+            device: &format!("{device:?}"),
+        });
+        Ok(run_with::<BB>(
+            &device,
+            self.options,
+            self.measure,
+            self.progress,
+        ))
+    }
 }
 
 /// [`run`] with another way of timing (`options.warmup` and `options.repeats` are then the
@@ -722,12 +784,21 @@ pub fn three_digits(x: f64) -> String {
 }
 
 /// The CSV columns shared with `benches/pytorch/bench.py`.
-pub const CSV_HEADER: &str = "model,params,operation,ms,ratio,baseline,note,first_ms";
+pub const CSV_HEADER: [&str; 8] = [
+    "model",
+    "params",
+    "operation",
+    "ms",
+    "ratio",
+    "baseline",
+    "note",
+    "first_ms",
+];
 
 /// The rows as CSV (header [`CSV_HEADER`]).
 pub fn to_csv(rows: &[BenchRow]) -> String {
     let table: Vec<Vec<String>> =
-        std::iter::once(CSV_HEADER.split(',').map(String::from).collect())
+        std::iter::once(CSV_HEADER.iter().map(|h| h.to_string()).collect())
             .chain(rows.iter().map(|r| {
                 vec![
                     r.model.clone(),

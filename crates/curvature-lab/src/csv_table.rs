@@ -11,7 +11,7 @@ use crate::error::{Result, io, write_atomic};
 ///
 /// # Errors
 /// [`crate::LabError::Io`] naming `path` (rows of different widths).
-pub fn to_bytes<R: AsRef<[String]>>(path: &Path, rows: &[R]) -> Result<Vec<u8>> {
+pub fn to_bytes<R: AsRef<[S]>, S: AsRef<[u8]>>(path: &Path, rows: &[R]) -> Result<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     for row in rows {
         writer.write_record(row.as_ref()).map_err(|e| io(path, e))?;
@@ -23,28 +23,27 @@ pub fn to_bytes<R: AsRef<[String]>>(path: &Path, rows: &[R]) -> Result<Vec<u8>> 
 ///
 /// # Errors
 /// File errors, rows of different widths.
-pub fn write<R: AsRef<[String]>>(path: &Path, rows: &[R]) -> Result<()> {
+pub fn write<R: AsRef<[S]>, S: AsRef<[u8]>>(path: &Path, rows: &[R]) -> Result<()> {
     write_atomic(path, &to_bytes(path, rows)?)
 }
 
-/// Append one row to `path`, writing `header` first when the file does not exist yet.
+/// Append one row to `path`, writing the `header` row first when the file does not exist yet.
 ///
 /// # Errors
 /// File errors.
-pub fn append(path: &Path, header: &str, row: &[String]) -> Result<()> {
+pub fn append(path: &Path, header: &[&str], row: &[String]) -> Result<()> {
     use std::io::Write;
-    let fresh = !path.exists();
+    let bytes = if path.exists() {
+        to_bytes(path, &[row])?
+    } else {
+        let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+        to_bytes(path, &[&header[..], row])?
+    };
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .open(path)
         .map_err(|e| io(path, e))?;
-    let mut bytes = Vec::new();
-    if fresh {
-        bytes.extend_from_slice(header.as_bytes());
-        bytes.push(b'\n');
-    }
-    bytes.extend(to_bytes(path, &[row])?);
     file.write_all(&bytes).map_err(|e| io(path, e))
 }
 

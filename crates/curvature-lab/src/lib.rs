@@ -37,7 +37,10 @@ pub use backend::{BackendChoice, BackendVisitor, on_backend};
 pub use config::{DampingSetting, TrainConfig};
 pub use error::{LabError, Result, write_atomic};
 pub use interpolate::{InterpolateRequest, LinePoint, interpolate};
-pub use names::{AugmentKind, Metric, OperatorKind, OptimizerKind, ScheduleKind, SplitKind};
+pub use names::{
+    AugmentKind, BackendKind, Metric, OperatorKind, OptimizerKind, Precision, ScheduleKind,
+    SplitKind,
+};
 pub use presets::{Preset, preset, presets};
 pub use spectrum::{SpectrumRequest, SpectrumResult, measure};
 pub use sweep::{SweepCell, sweep};

@@ -27,6 +27,37 @@ macro_rules! display_as_value_name {
     )*};
 }
 
+/// The burn backend a command computes on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    /// burn's NdArray on the CPU, f32 or f64.
+    #[default]
+    Ndarray,
+    /// wgpu (Vulkan, Metal, DX12), f32; a build with the cargo feature `wgpu`.
+    Wgpu,
+    /// CUDA, f32; a build with the cargo feature `cuda`.
+    Cuda,
+}
+
+impl BackendKind {
+    /// Whether the device runs asynchronously (a GPU): timings must synchronise.
+    pub fn is_gpu(self) -> bool {
+        !matches!(self, Self::Ndarray)
+    }
+}
+
+/// The float precision of a computation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    /// 32-bit floats (every backend).
+    #[default]
+    F32,
+    /// 64-bit floats (NdArray only).
+    F64,
+}
+
 /// The optimiser of a training run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -147,6 +178,8 @@ pub enum SplitKind {
 }
 
 display_as_value_name!(
+    BackendKind,
+    Precision,
     OptimizerKind,
     ScheduleKind,
     AugmentKind,

@@ -97,9 +97,34 @@ pub struct EpochMetrics {
     pub seconds: f64,
 }
 
-const HEADER: &str =
-    "epoch,step,lr,damping,train_loss,train_accuracy,val_loss,val_accuracy,seconds";
-const SPECTRA_HEADER: &str = "epoch,step,lambda_max,lambda_min,trace,frobenius,negative_mass,degenerate_mass,outliers,trace_stderr,frobenius_stderr,negative_mass_stderr,degenerate_mass_stderr";
+/// The columns of `metrics.csv`.
+const HEADER: [&str; 9] = [
+    "epoch",
+    "step",
+    "lr",
+    "damping",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "seconds",
+];
+/// The columns of `spectra.csv`.
+const SPECTRA_HEADER: [&str; 13] = [
+    "epoch",
+    "step",
+    "lambda_max",
+    "lambda_min",
+    "trace",
+    "frobenius",
+    "negative_mass",
+    "degenerate_mass",
+    "outliers",
+    "trace_stderr",
+    "frobenius_stderr",
+    "negative_mass_stderr",
+    "degenerate_mass_stderr",
+];
 
 impl EpochMetrics {
     /// Read a row of `metrics.csv` (`None` for a malformed row).
@@ -160,6 +185,10 @@ impl RunPaths {
     /// `OUT/checkpoint.old`: the previous checkpoint during the swap in [`checkpoint`].
     fn previous_checkpoint(&self) -> PathBuf {
         self.out.join("checkpoint.old")
+    }
+    /// `OUT/checkpoint.tmp`: the next checkpoint while [`checkpoint`] writes it.
+    fn checkpoint_tmp(&self) -> PathBuf {
+        self.out.join("checkpoint.tmp")
     }
     /// After a crash between the two renames of the checkpoint swap only `checkpoint.old`
     /// exists (complete: it was the checkpoint until then): move it back so that resuming,
@@ -349,7 +378,8 @@ pub fn train(config: &TrainConfig, out: &Path, options: RunOptions) -> Result<Ve
 /// called once data and model are ready, so a run that cannot start leaves nothing behind.
 fn start_run(config: &TrainConfig, paths: &RunPaths, force: bool) -> Result<()> {
     if force {
-        for dir in [paths.checkpoint(), paths.spectra(), paths.plots()] {
+        let (tmp, old) = (paths.checkpoint_tmp(), paths.previous_checkpoint());
+        for dir in [paths.checkpoint(), tmp, old, paths.spectra(), paths.plots()] {
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
             }
@@ -367,7 +397,7 @@ fn start_run(config: &TrainConfig, paths: &RunPaths, force: bool) -> Result<()> 
             .expect("serialisable")
             .as_bytes(),
     )?;
-    write_atomic(&paths.metrics(), format!("{HEADER}\n").as_bytes())
+    csv_table::write(&paths.metrics(), &[HEADER])
 }
 
 /// Continue the run in `out` from its last checkpoint.
@@ -395,7 +425,7 @@ fn dispatch(
     options: RunOptions,
 ) -> Result<Vec<EpochMetrics>> {
     let (train, val) = shaped_dataset(config)?;
-    let backend = options.backend.clone();
+    let backend = options.backend;
     let (example, k) = (train.example_shape.clone(), train.num_classes);
     let trainer = Trainer {
         config,
@@ -845,7 +875,7 @@ where
             record_spectrum(config, paths, &reported, &subsample, &row, options.progress)?;
         }
         checkpoint(paths, &model, &opt, average.as_ref(), &state)?;
-        csv_table::append(&paths.metrics(), HEADER, &row.fields())?;
+        csv_table::append(&paths.metrics(), &HEADER, &row.fields())?;
         plot_run(paths)?;
         if !quiet {
             eprintln!(
@@ -954,7 +984,7 @@ fn record_spectrum<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
             s.degenerate_mass_stderr,
         ],
     };
-    csv_table::append(&paths.spectra_csv(), SPECTRA_HEADER, &record.fields())
+    csv_table::append(&paths.spectra_csv(), &SPECTRA_HEADER, &record.fields())
 }
 
 /// Redraw `plots/` from `metrics.csv` (and `spectra.csv`).
@@ -1060,7 +1090,8 @@ where
 /// Write model, optimiser and state to `checkpoint.tmp`, flush every file to disk, then swap
 /// it in: `checkpoint` → `checkpoint.old`, `checkpoint.tmp` → `checkpoint`, remove
 /// `checkpoint.old`. At every instant a complete checkpoint exists under one of the two names
-/// ([`RunPaths::recover_checkpoint`] takes the old one back after a crash in between).
+/// ([`RunPaths::recover_checkpoint`], called by [`resume`], takes the old one back after a
+/// crash in between).
 fn checkpoint<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
     paths: &RunPaths,
     model: &M,
@@ -1068,7 +1099,7 @@ fn checkpoint<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
     average: Option<&IterateAverage<Autodiff<BB>>>,
     state: &State,
 ) -> Result<()> {
-    let tmp = paths.out.join("checkpoint.tmp");
+    let tmp = paths.checkpoint_tmp();
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
     }
@@ -1094,7 +1125,6 @@ fn checkpoint<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
     )
     .map_err(|e| io(tmp.join("state.json"), e))?;
     sync_dir(&tmp).map_err(|e| io(&tmp, e))?;
-    paths.recover_checkpoint()?;
     let ck = paths.checkpoint();
     let old = paths.previous_checkpoint();
     if ck.exists() {

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use curvature_lab::bench::BenchEvent;
 use curvature_lab::progress::ProgressMode;
-use curvature_lab::{BackendVisitor, on_backend};
 
 use crate::args::BackendArgs;
 
@@ -86,38 +86,35 @@ impl BenchArgs {
     }
 }
 
-/// Run `curvature bench` on backend `B`, print the table and write the CSV.
-fn bench_on<B: burn::tensor::backend::Backend>(
-    args: &BenchArgs,
-    device: B::Device,
-    gpu: bool,
-    progress: ProgressMode,
-) -> Result<()> {
-    let options = args.options(gpu)?;
-    let backend = std::any::type_name::<B>();
+/// Run the command: print the table as rows are measured, and write the CSV.
+pub fn run(args: &BenchArgs, progress: ProgressMode) -> Result<()> {
+    let choice = args.backend.choice()?;
+    let options = args.options(choice.is_gpu())?;
     let quiet = matches!(progress, ProgressMode::Quiet);
-    if !quiet {
-        eprintln!("backend {backend}, device {device:?}");
-    }
-    println!(
-        "curvature bench: {} on {device:?}, batch {}, median of {} after {} warm-up calls, {}",
-        args.backend.backend,
-        options.batch,
-        options.repeats,
-        options.warmup,
-        args.backend.precision
-    );
-    println!("{}", curvature_lab::bench::table_header());
     let mut csv_error = None;
     // Rows are printed, and the CSV rewritten, as soon as each is measured.
     let mut done = Vec::new();
-    curvature_lab::bench::run::<B>(&device, &options, &mut |event| match event {
-        curvature_lab::bench::BenchEvent::Starting(line) => {
+    curvature_lab::bench::run_on(&choice, &options, None, &mut |event| match event {
+        BenchEvent::Backend { backend, device } => {
+            if !quiet {
+                eprintln!("backend {backend}, device {device}");
+            }
+            println!(
+                "curvature bench: {} on {device}, batch {}, median of {} after {} warm-up calls, {}",
+                args.backend.backend,
+                options.batch,
+                options.repeats,
+                options.warmup,
+                args.backend.precision
+            );
+            println!("{}", curvature_lab::bench::table_header());
+        }
+        BenchEvent::Starting(line) => {
             if !quiet {
                 eprintln!("timing {line}");
             }
         }
-        curvature_lab::bench::BenchEvent::Row(row) => {
+        BenchEvent::Row(row) => {
             println!("{}", curvature_lab::bench::table_row(row));
             done.push(row.clone());
             if let Some(path) = &args.csv {
@@ -137,34 +134,4 @@ fn bench_on<B: burn::tensor::backend::Backend>(
         println!("written: {}", path.display());
     }
     Ok(())
-}
-
-/// Run the command.
-pub fn run(args: &BenchArgs, progress: ProgressMode) -> Result<()> {
-    let choice = args.backend.choice()?;
-    on_backend(
-        &choice,
-        BenchOn {
-            args,
-            gpu: choice.is_gpu(),
-            progress,
-        },
-    )?
-}
-
-/// [`bench_on`] for the chosen backend.
-pub struct BenchOn<'a> {
-    pub args: &'a BenchArgs,
-    pub gpu: bool,
-    pub progress: ProgressMode,
-}
-
-impl BackendVisitor for BenchOn<'_> {
-    type Output = Result<()>;
-    fn visit<BB: burn::tensor::backend::Backend>(
-        self,
-        device: BB::Device,
-    ) -> curvature_lab::Result<Result<()>> {
-        Ok(bench_on::<BB>(self.args, device, self.gpu, self.progress))
-    }
 }

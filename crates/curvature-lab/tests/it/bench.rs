@@ -49,7 +49,7 @@ fn mlp_bench_measures_every_row_with_positive_times() {
     assert!(rows[0].first_ms.is_none(), "no warm-up, no first call");
     assert!(to_table(&rows).lines().count() == rows.len() + 1);
     let csv = to_csv(&rows);
-    assert!(csv.starts_with(CSV_HEADER));
+    assert!(csv.starts_with(&CSV_HEADER.join(",")));
     assert_eq!(csv.lines().count(), rows.len() + 1);
 }
 

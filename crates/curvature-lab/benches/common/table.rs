@@ -11,7 +11,7 @@
 //! - **Batch**: `CURVATURE_BENCH_BATCH` (default 128, CIFAR-shaped random input).
 //!
 //! Every operation is a criterion benchmark `model (backend, batch N)/operation` — e.g.
-//! `cargo bench --bench hvp -- "mlp (wgpu"` — so criterion's saved baselines never compare two
+//! `cargo bench -p curvature-lab --bench hvp -- "mlp (wgpu"` — so criterion's saved baselines never compare two
 //! backends or batch sizes. It is timed with `iter_custom` (the device is synchronised inside
 //! every call) in flat sampling mode; an untimed set-up (KFAC's first step) runs only for the
 //! cases criterion's filter selects. After criterion's report
@@ -19,11 +19,10 @@
 //! ratios to the gradient / SGD step.
 use std::time::{Duration, Instant};
 
+use clap::ValueEnum;
 use criterion::{Criterion, SamplingMode};
-use curvature_lab::bench::{
-    BenchOptions, BenchRow, Case, Measure, Operation, TABLE_MODELS, Timing,
-};
-use curvature_lab::{BackendChoice, BackendVisitor, Result, on_backend};
+use curvature_lab::bench::{BenchOptions, Case, Measure, Operation, TABLE_MODELS, Timing};
+use curvature_lab::{BackendChoice, BackendKind, Precision, Result};
 
 /// Which rows a bench target measures.
 #[derive(Debug, Clone, Copy)]
@@ -100,16 +99,15 @@ fn models() -> Vec<String> {
     }
 }
 
-/// The name of the backend compiled in, or `CURVATURE_BENCH_BACKEND`.
-fn backend_name() -> String {
-    let compiled = if cfg!(feature = "cuda") {
-        "cuda"
-    } else if cfg!(feature = "wgpu") {
-        "wgpu"
-    } else {
-        "ndarray"
-    };
-    std::env::var("CURVATURE_BENCH_BACKEND").unwrap_or_else(|_| compiled.into())
+/// The backend compiled in, or `CURVATURE_BENCH_BACKEND`.
+fn backend() -> std::result::Result<BackendKind, String> {
+    match std::env::var("CURVATURE_BENCH_BACKEND") {
+        Ok(s) => BackendKind::from_str(s.trim(), true)
+            .map_err(|e| format!("CURVATURE_BENCH_BACKEND={s:?}: {e}")),
+        Err(_) if cfg!(feature = "cuda") => Ok(BackendKind::Cuda),
+        Err(_) if cfg!(feature = "wgpu") => Ok(BackendKind::Wgpu),
+        Err(_) => Ok(BackendKind::Ndarray),
+    }
 }
 
 fn batch() -> usize {
@@ -118,23 +116,6 @@ fn batch() -> usize {
             panic!("CURVATURE_BENCH_BATCH={s:?} is not a batch size (a positive integer)")
         }),
         Err(_) => 128,
-    }
-}
-
-struct OnBackend<'a> {
-    options: &'a BenchOptions,
-    criterion: &'a mut Criterion,
-    backend: &'a str,
-}
-
-impl BackendVisitor for OnBackend<'_> {
-    type Output = Vec<BenchRow>;
-    fn visit<B: burn::tensor::backend::Backend>(self, device: B::Device) -> Result<Vec<BenchRow>> {
-        let mut measure = CriterionMeasure {
-            criterion: self.criterion,
-            setting: format!("{}, batch {}", self.backend, self.options.batch),
-        };
-        curvature_lab::bench::run_with::<B>(&device, self.options, &mut measure, &mut |_| {})
     }
 }
 
@@ -153,21 +134,20 @@ pub fn run(part: Part) {
         skip_optimisers: matches!(part, Part::Curvature),
         ..BenchOptions::default()
     };
-    let backend = backend_name();
-    let result = BackendChoice::new(&backend, None, "f32").and_then(|choice| {
+    let result = backend().and_then(|backend| {
+        let choice =
+            BackendChoice::new(backend, None, Precision::F32).map_err(|e| e.to_string())?;
         eprintln!(
             "backend {choice}, models {}, batch {}",
             options.models.join(","),
             options.batch
         );
-        on_backend(
-            &choice,
-            OnBackend {
-                options: &options,
-                criterion: &mut criterion,
-                backend: &backend,
-            },
-        )
+        let mut measure = CriterionMeasure {
+            criterion: &mut criterion,
+            setting: format!("{backend}, batch {}", options.batch),
+        };
+        curvature_lab::bench::run_on(&choice, &options, Some(&mut measure), &mut |_| {})
+            .map_err(|e| e.to_string())
     });
     criterion.final_summary();
     match result {

@@ -5,8 +5,8 @@
 //! CIFAR-shaped random input, on whichever backend is compiled in.
 //!
 //! ```text
-//! cargo bench --bench hvp                                         # NdArray, MLP and CNN
-//! CURVATURE_BENCH_MODELS=all cargo bench --features cuda --bench hvp
+//! cargo bench -p curvature-lab --bench hvp                        # NdArray, MLP and CNN
+//! CURVATURE_BENCH_MODELS=all cargo bench -p curvature-lab --features cuda --bench hvp
 //! ```
 //!
 //! The operations are `curvature bench`'s (`curvature_lab::bench`); criterion times them. After

@@ -7,8 +7,8 @@
 //! forward/backward pass; the SGD row's note is the training throughput (images/s).
 //!
 //! ```text
-//! cargo bench --bench optim                                       # NdArray, MLP and CNN
-//! CURVATURE_BENCH_MODELS=vgg16-bn cargo bench --features cuda --bench optim
+//! cargo bench -p curvature-lab --bench optim                      # NdArray, MLP and CNN
+//! CURVATURE_BENCH_MODELS=vgg16-bn cargo bench -p curvature-lab --features cuda --bench optim
 //! ```
 //!
 //! The steps are `curvature bench`'s (`curvature_lab::bench`); criterion times them. After
