@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use curvature_lab::{BackendChoice, BackendKind, Precision, TrainConfig};
+use curvature_lab::{BackendChoice, BackendKind, DatasetKind, Precision, TrainConfig};
 
 /// Where a command computes.
 #[derive(Args)]
@@ -43,10 +43,9 @@ pub struct ModelArgs {
     /// Output channels of the conv blocks of `cnn`, e.g. 16,32.
     #[arg(long, value_delimiter = ',')]
     pub channels: Option<Vec<usize>>,
-    /// Dataset: optdigits, clusters (both offline), mnist, fashion-mnist, cifar10, cifar100
-    /// (read from --data-dir).
-    #[arg(long)]
-    pub data: Option<String>,
+    /// Dataset: optdigits and clusters are offline, the others are read from --data-dir.
+    #[arg(long, value_enum)]
+    pub data: Option<DatasetKind>,
     /// Directory of the dataset's files (default data/<name>).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -73,7 +72,7 @@ impl ModelArgs {
             c.channels = ch.clone();
         }
         if let Some(d) = &self.data {
-            c.data = d.clone();
+            c.data = *d;
         }
         if let Some(d) = &self.data_dir {
             c.data_dir = Some(d.clone());
@@ -154,14 +153,6 @@ impl SourceArgs {
         };
         self.model.apply(&mut config);
         Ok((config, weights))
-    }
-}
-
-pub fn bn_mode(name: &str) -> Result<curvature_core::BatchNormMode> {
-    match name {
-        "train" => Ok(curvature_core::BatchNormMode::Train),
-        "eval" => Ok(curvature_core::BatchNormMode::Eval),
-        other => anyhow::bail!("unknown --bn-mode `{other}`; valid: train, eval"),
     }
 }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LabError, Result, invalid, require_positive};
-use crate::names::{AugmentKind, OptimizerKind, ScheduleKind};
+use crate::names::{AugmentKind, DatasetKind, OptimizerKind, ScheduleKind};
 
 /// The model names (`<depth>`, `<k>`: numbers, e.g. `preresnet-110`, `wrn-28-10`).
 pub const MODELS: [&str; 7] = [
@@ -15,16 +15,6 @@ pub const MODELS: [&str; 7] = [
     "vgg16-bn",
     "preresnet-<depth>",
     "wrn-<depth>-<k>",
-];
-/// Datasets: optdigits (embedded) and the Gaussian clusters are offline; MNIST, Fashion-MNIST
-/// and CIFAR are read from `data_dir`.
-pub const DATASETS: [&str; 6] = [
-    "optdigits",
-    "clusters",
-    "mnist",
-    "fashion-mnist",
-    "cifar10",
-    "cifar100",
 ];
 /// Damping: a number, or `auto` (RMT auto-damping from the Hessian variance, damping paper §7).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -67,8 +57,8 @@ pub struct TrainConfig {
     pub hidden: Vec<usize>,
     /// Output channels of the conv blocks of `cnn`.
     pub channels: Vec<usize>,
-    /// Dataset name (see [`DATASETS`]).
-    pub data: String,
+    /// Dataset.
+    pub data: DatasetKind,
     /// Directory of a dataset read from files (default `data/<name>`).
     pub data_dir: Option<std::path::PathBuf>,
     /// Examples held out for validation (optdigits, clusters; MNIST and CIFAR validate on
@@ -139,7 +129,7 @@ impl Default for TrainConfig {
             model: "mlp".into(),
             hidden: vec![100],
             channels: vec![16, 32],
-            data: "optdigits".into(),
+            data: DatasetKind::Optdigits,
             data_dir: None,
             val_size: 297,
             train_size: None,
@@ -172,18 +162,6 @@ impl Default for TrainConfig {
     }
 }
 
-fn check_name(kind: &'static str, name: &str, valid: &[&'static str]) -> Result<()> {
-    if valid.contains(&name) {
-        Ok(())
-    } else {
-        Err(LabError::UnknownName {
-            kind,
-            name: name.to_string(),
-            valid: valid.to_vec(),
-        })
-    }
-}
-
 impl TrainConfig {
     /// The epoch `T_avg` after which iterates are averaged: `average_from`, or ⌊epochs/2⌋
     /// for `gadam`; `None`: no averaging.
@@ -203,9 +181,8 @@ impl TrainConfig {
     /// Unknown names (listing the valid ones) and out-of-range numbers.
     pub fn validate(&self) -> Result<()> {
         crate::setup::ModelSpec::parse(&self.model)?;
-        check_name("dataset", &self.data, &DATASETS)?;
         if self.augment != AugmentKind::None
-            && (matches!(self.model.as_str(), "logistic" | "mlp") || self.data == "clusters")
+            && (matches!(self.model.as_str(), "logistic" | "mlp") || !self.data.has_images())
         {
             return Err(invalid(
                 "augment",

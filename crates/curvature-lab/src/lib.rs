@@ -38,8 +38,8 @@ pub use config::{DampingSetting, TrainConfig};
 pub use error::{LabError, Result, write_atomic};
 pub use interpolate::{InterpolateRequest, LinePoint, interpolate};
 pub use names::{
-    AugmentKind, BackendKind, Metric, OperatorKind, OptimizerKind, Precision, ScheduleKind,
-    SplitKind,
+    AugmentKind, BackendKind, BnMode, DatasetKind, Metric, OperatorKind, OptimizerKind, Precision,
+    ScheduleKind, SplitKind,
 };
 pub use presets::{Preset, preset, presets};
 pub use spectrum::{SpectrumRequest, SpectrumResult, measure};

@@ -58,6 +58,57 @@ pub enum Precision {
     F64,
 }
 
+/// A dataset: optdigits (embedded) and the Gaussian clusters are offline; MNIST,
+/// Fashion-MNIST and CIFAR are read from `data_dir` (default `data/<name>`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    /// UCI optdigits, 8 × 8 handwritten digits, embedded in the crate.
+    #[default]
+    Optdigits,
+    /// Gaussian clusters drawn from the seed (`classes` of them, 100 dimensions).
+    Clusters,
+    /// MNIST (IDX files).
+    Mnist,
+    /// Fashion-MNIST (IDX files).
+    FashionMnist,
+    /// CIFAR-10 (binary version).
+    #[value(name = "cifar10")]
+    #[serde(rename = "cifar10")]
+    Cifar10,
+    /// CIFAR-100 (binary version, fine labels).
+    #[value(name = "cifar100")]
+    #[serde(rename = "cifar100")]
+    Cifar100,
+}
+
+impl DatasetKind {
+    /// Whether the examples are images (`[C, H, W]`): all but the Gaussian clusters.
+    pub fn has_images(self) -> bool {
+        !matches!(self, Self::Clusters)
+    }
+}
+
+/// How batch-norm layers normalise while curvature is measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BnMode {
+    /// With the batch's statistics, as in a training step.
+    #[default]
+    Train,
+    /// With the running statistics, as at evaluation.
+    Eval,
+}
+
+impl From<BnMode> for curvature_core::BatchNormMode {
+    fn from(mode: BnMode) -> Self {
+        match mode {
+            BnMode::Train => Self::Train,
+            BnMode::Eval => Self::Eval,
+        }
+    }
+}
+
 /// The optimiser of a training run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -180,6 +231,8 @@ pub enum SplitKind {
 display_as_value_name!(
     BackendKind,
     Precision,
+    DatasetKind,
+    BnMode,
     OptimizerKind,
     ScheduleKind,
     AugmentKind,

@@ -20,9 +20,9 @@ use curvature_nets::{
 };
 
 use crate::backend::{BackendChoice, BackendVisitor, on_backend};
-use crate::config::{DATASETS, MODELS, TrainConfig};
+use crate::config::{MODELS, TrainConfig};
 use crate::error::{LabError, Result, invalid};
-use crate::names::SplitKind;
+use crate::names::{DatasetKind, SplitKind};
 
 /// A parsed model name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,7 +294,7 @@ fn data_dir(config: &TrainConfig) -> PathBuf {
     config
         .data_dir
         .clone()
-        .unwrap_or_else(|| PathBuf::from("data").join(&config.data))
+        .unwrap_or_else(|| PathBuf::from("data").join(config.data.to_string()))
 }
 
 /// A seeded random subset of `n` examples (all of them, in order, if `n` is absent or not
@@ -326,19 +326,19 @@ pub fn dataset(config: &TrainConfig) -> Result<(ClassificationData, Classificati
                 "must leave training examples",
             ));
         }
-        if all.example_shape == [64] && config.data == "optdigits" {
+        if all.example_shape == [64] && config.data == DatasetKind::Optdigits {
             all.example_shape = vec![1, 8, 8];
         }
         Ok(all.split(config.val_size, config.seed)?)
     };
     let dir = data_dir(config);
-    let (train, val) = match config.data.as_str() {
-        "optdigits" => held_out(optdigits()?)?,
-        "clusters" => held_out(gaussian_clusters(&GaussianClustersConfig {
+    let (train, val) = match config.data {
+        DatasetKind::Optdigits => held_out(optdigits()?)?,
+        DatasetKind::Clusters => held_out(gaussian_clusters(&GaussianClustersConfig {
             seed: config.seed,
             ..GaussianClustersConfig::new(config.classes, 100)
         })?)?,
-        "mnist" | "fashion-mnist" => {
+        DatasetKind::Mnist | DatasetKind::FashionMnist => {
             let image = |mut d: ClassificationData| {
                 let side = (d.example_len() as f64).sqrt() as usize;
                 d.example_shape = vec![1, side, d.example_len() / side.max(1)];
@@ -349,8 +349,8 @@ pub fn dataset(config: &TrainConfig) -> Result<(ClassificationData, Classificati
                 image(load_mnist(&dir, Split::Test)?),
             )
         }
-        "cifar10" | "cifar100" => {
-            let kind = if config.data == "cifar10" {
+        DatasetKind::Cifar10 | DatasetKind::Cifar100 => {
+            let kind = if config.data == DatasetKind::Cifar10 {
                 Cifar::Ten
             } else {
                 Cifar::HundredFine
@@ -368,13 +368,6 @@ pub fn dataset(config: &TrainConfig) -> Result<(ClassificationData, Classificati
             train.normalize(&mean, &std)?;
             test.normalize(&mean, &std)?;
             (train, test)
-        }
-        other => {
-            return Err(LabError::UnknownName {
-                kind: "dataset",
-                name: other.to_string(),
-                valid: DATASETS.to_vec(),
-            });
         }
     };
     Ok((

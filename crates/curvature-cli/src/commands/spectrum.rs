@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use curvature_lab::progress::ProgressMode;
-use curvature_lab::{OperatorKind, SpectrumRequest, SplitKind, measure};
+use curvature_lab::{BnMode, OperatorKind, SpectrumRequest, SplitKind, measure};
 
-use crate::args::{SourceArgs, bn_mode, write_json};
+use crate::args::{SourceArgs, write_json};
 
 #[derive(Args)]
 pub struct SpectrumArgs {
@@ -19,9 +19,9 @@ pub struct SpectrumArgs {
     /// The curvature operator.
     #[arg(long, value_enum, default_value_t = OperatorKind::Hessian)]
     pub operator: OperatorKind,
-    /// Batch-norm mode: train or eval.
-    #[arg(long, default_value = "train")]
-    pub bn_mode: String,
+    /// Batch-norm mode: the batch's statistics (train) or the running ones (eval).
+    #[arg(long, value_enum, default_value_t)]
+    pub bn_mode: BnMode,
     /// Lanczos steps m.
     #[arg(long, default_value_t = 80)]
     pub steps: usize,
@@ -68,7 +68,7 @@ impl SpectrumArgs {
             weights,
             split: self.split,
             operator: self.operator,
-            bn_mode: bn_mode(&self.bn_mode)?,
+            bn_mode: self.bn_mode.into(),
             steps: self.steps,
             vectors: self.vectors,
             outliers: self.outliers.parse()?,

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use curvature_lab::{SplitKind, VarianceRequest, measure_variance};
+use curvature_lab::{BnMode, SplitKind, VarianceRequest, measure_variance};
 
-use crate::args::{SourceArgs, bn_mode, write_json};
+use crate::args::{SourceArgs, write_json};
 
 #[derive(Args)]
 pub struct VarianceArgs {
@@ -32,9 +32,9 @@ pub struct VarianceArgs {
     /// (default: the run's batch size).
     #[arg(long)]
     pub train_batch_size: Option<usize>,
-    /// Batch-norm mode: train or eval.
-    #[arg(long, default_value = "train")]
-    pub bn_mode: String,
+    /// Batch-norm mode: the batch's statistics (train) or the running ones (eval).
+    #[arg(long, value_enum, default_value_t)]
+    pub bn_mode: BnMode,
     /// Write the result as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -54,7 +54,7 @@ pub fn run(args: VarianceArgs) -> Result<()> {
         vectors: args.vectors,
         estimator: args.estimator.parse()?,
         train_batch_size,
-        bn_mode: bn_mode(&args.bn_mode)?,
+        bn_mode: args.bn_mode.into(),
         backend: args.source.backend.choice()?,
     })?;
     print!("{result}");

@@ -1,7 +1,7 @@
 //! `curvature_lab::setup`.
 
-use curvature_lab::TrainConfig;
 use curvature_lab::setup::*;
+use curvature_lab::{DatasetKind, TrainConfig};
 
 #[test]
 fn model_names_parse_and_unknown_ones_list_the_valid_patterns() {
@@ -47,7 +47,7 @@ fn optdigits_is_an_image_for_cnns_and_flat_for_mlps() {
     c.model = "mlp".into();
     assert_eq!(shaped_dataset(&c).unwrap().0.example_shape, vec![64]);
     c.model = "cnn".into();
-    c.data = "clusters".into();
+    c.data = DatasetKind::Clusters;
     let e = shaped_dataset(&c).unwrap_err().to_string();
     assert!(e.contains("need image data"), "{e}");
 }
@@ -56,12 +56,12 @@ fn optdigits_is_an_image_for_cnns_and_flat_for_mlps() {
 fn a_directory_without_the_files_names_them() {
     let dir = tempfile::tempdir().unwrap();
     for (data, file) in [
-        ("mnist", "train-images-idx3-ubyte"),
-        ("cifar10", "data_batch_1.bin"),
-        ("cifar100", "train.bin"),
+        (DatasetKind::Mnist, "train-images-idx3-ubyte"),
+        (DatasetKind::Cifar10, "data_batch_1.bin"),
+        (DatasetKind::Cifar100, "train.bin"),
     ] {
         let c = TrainConfig {
-            data: data.into(),
+            data,
             data_dir: Some(dir.path().into()),
             ..Default::default()
         };
