@@ -38,11 +38,7 @@ impl BackendChoice {
     /// f64 on a GPU backend.
     pub fn new(backend: BackendKind, device: Option<usize>, precision: Precision) -> Result<Self> {
         if precision == Precision::F64 && backend.is_gpu() {
-            return Err(crate::error::invalid(
-                "precision",
-                "f64",
-                "only the ndarray backend computes in f64 (GPUs run f32)",
-            ));
+            return Err(f64_on_gpu());
         }
         Ok(Self {
             backend,
@@ -55,6 +51,15 @@ impl BackendChoice {
     pub fn is_gpu(&self) -> bool {
         self.backend.is_gpu()
     }
+}
+
+/// The error for f64 on a GPU backend, which runs f32 only.
+fn f64_on_gpu() -> LabError {
+    crate::error::invalid(
+        "precision",
+        "f64",
+        "only the ndarray backend computes in f64 (GPUs run f32)",
+    )
 }
 
 /// Work generic over the backend.
@@ -89,11 +94,7 @@ pub fn on_backend<V: BackendVisitor>(choice: &BackendChoice, visitor: V) -> Resu
             visitor.visit::<burn::backend::NdArray<f64>>(Default::default())
         }
         // `BackendChoice::new` refuses f64 on a GPU.
-        (BackendKind::Wgpu | BackendKind::Cuda, Precision::F64) => Err(crate::error::invalid(
-            "precision",
-            "f64",
-            "only the ndarray backend computes in f64 (GPUs run f32)",
-        )),
+        (BackendKind::Wgpu | BackendKind::Cuda, Precision::F64) => Err(f64_on_gpu()),
         #[cfg(feature = "wgpu")]
         (BackendKind::Wgpu, Precision::F32) => {
             let device = match choice.device {

@@ -266,6 +266,16 @@ pub struct MedianTimer {
     pub repeats: usize,
 }
 
+impl MedianTimer {
+    /// The warm-up and timed calls of `options`.
+    pub fn for_options(options: &BenchOptions) -> Self {
+        Self {
+            warmup: options.warmup,
+            repeats: options.repeats,
+        }
+    }
+}
+
 impl Measure for MedianTimer {
     fn measure(&mut self, case: Case<'_>, op: &mut dyn Operation) -> Result<Option<Timing>> {
         op.prepare()?;
@@ -330,10 +340,7 @@ pub fn run<B: Backend>(
     options: &BenchOptions,
     progress: &mut dyn FnMut(BenchEvent<'_>),
 ) -> Result<Vec<BenchRow>> {
-    let mut timer = MedianTimer {
-        warmup: options.warmup,
-        repeats: options.repeats,
-    };
+    let mut timer = MedianTimer::for_options(options);
     run_with::<B>(device, options, &mut timer, progress)
 }
 
@@ -350,10 +357,7 @@ pub fn run_on(
     measure: Option<&mut dyn Measure>,
     progress: &mut dyn FnMut(BenchEvent<'_>),
 ) -> Result<Vec<BenchRow>> {
-    let mut timer = MedianTimer {
-        warmup: options.warmup,
-        repeats: options.repeats,
-    };
+    let mut timer = MedianTimer::for_options(options);
     let measure = match measure {
         Some(m) => m,
         None => &mut timer,
