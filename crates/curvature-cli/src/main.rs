@@ -13,7 +13,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use commands::{
     bench::BenchArgs, interpolate::InterpolateArgs, spectrum::SpectrumArgs, sweep::SweepArgs,
-    train::TrainArgs, variance::VarianceArgs,
+    train::TrainArgs, variance::VarianceArgs, verify::VerifyArgs,
 };
 use curvature_lab::LabError;
 use curvature_lab::progress::ProgressMode;
@@ -55,6 +55,10 @@ enum Command {
     /// Hessian variance (Algorithm 1 of the damping paper) and the optimal damping it implies.
     #[command(allow_negative_numbers = true)]
     Variance(VarianceArgs),
+    /// A backend's loss, gradient, Hv, Gv, Lanczos and optimiser steps against ndarray's, from
+    /// the same weights and batch; fails if any disagrees (check a GPU before trusting it).
+    #[command(allow_negative_numbers = true)]
+    Verify(VerifyArgs),
     /// Loss and accuracy along the line between two weight files (CSV + plots).
     #[command(allow_negative_numbers = true)]
     Interpolate(InterpolateArgs),
@@ -96,6 +100,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Train(args)) => commands::train::run(args, progress),
         Some(Command::Spectrum(args)) => commands::spectrum::run(args, progress),
         Some(Command::Variance(args)) => commands::variance::run(args),
+        Some(Command::Verify(args)) => commands::verify::run(args),
         Some(Command::Interpolate(args)) => commands::interpolate::run(args, progress),
         Some(Command::Sweep(args)) => commands::sweep::run(args, progress),
         Some(Command::Presets) => commands::presets::run(),

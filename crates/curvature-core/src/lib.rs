@@ -29,6 +29,7 @@ pub mod hutchinson;
 pub mod lanczos;
 pub mod loss;
 pub mod model;
+pub mod module_path;
 pub mod objective;
 pub mod operator;
 pub mod params;
@@ -48,6 +49,7 @@ pub use lanczos::{
 };
 pub use loss::Loss;
 pub use model::{Ad, Ad2, BatchNormMode, CurvatureModel, Network, Train, Train2};
+pub use module_path::ModulePath;
 pub use objective::{Evaluation, Objective};
 pub use operator::{
     Block, DenseOperator, DenseReferenceConfig, DenseSpectrum, FiniteDifferenceHessian, Ggn,

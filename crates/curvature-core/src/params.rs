@@ -25,6 +25,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::Serialize;
 
 use crate::error::{CurvatureError, Result};
+use crate::module_path::ModulePath;
 
 /// One parameter tensor's place in the flat vector.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -68,7 +69,7 @@ impl ParamLayout {
     /// [`CurvatureError::NoParameters`] if the module has no trainable float parameter.
     pub fn of<AB: AutodiffBackend, M: Module<AB>>(module: &M) -> Result<Self> {
         let mut builder = LayoutBuilder {
-            path: Vec::new(),
+            path: ModulePath::new(),
             blocks: Vec::new(),
             dim: 0,
         };
@@ -240,17 +241,17 @@ pub fn mark_trainable<B: Backend, M: Module<B>>(module: M) -> M {
 }
 
 struct LayoutBuilder {
-    path: Vec<String>,
+    path: ModulePath,
     blocks: Vec<ParamBlock>,
     dim: usize,
 }
 
 impl<B: Backend> ModuleVisitor<B> for LayoutBuilder {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
     }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
+    fn exit_module(&mut self, _: &str, container_type: &str) {
+        self.path.exit(container_type);
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         let t = param.val();
@@ -260,7 +261,7 @@ impl<B: Backend> ModuleVisitor<B> for LayoutBuilder {
         let shape = t.dims().to_vec();
         let len = shape.iter().product();
         self.blocks.push(ParamBlock {
-            name: self.path.join("."),
+            name: self.path.dotted(),
             id: param.id,
             shape,
             offset: self.dim,

@@ -9,7 +9,7 @@
 //! checkpoints), [`spectrum`](mod@spectrum) (Hessian / GGN / Hessian − GGN by Lanczos + SLQ or dense, per
 //! parameter block), [`variance`](mod@variance) (Algorithm 1 of the damping paper), [`interpolate`](mod@interpolate),
 //! [`sweep`](mod@sweep) and [`presets`](mod@presets) (the bundled `-mini` experiments), [`bench`](mod@bench) (timings on any burn
-//! backend), with [`plot`](mod@plot) (+ [`raster`] for PNG) and [`progress`] shared by all. Every model of
+//! backend), [`verify`](mod@verify) (a backend's curvature and optimiser steps against NdArray's), with [`plot`](mod@plot) (+ [`raster`] for PNG) and [`progress`] shared by all. Every model of
 //! `curvature-nets` (logistic regression, MLP, CNN, VGG-16, PreResNet, WideResNet) trains on
 //! optdigits, Gaussian clusters, MNIST, Fashion-MNIST and CIFAR-10/100 by name; one generic
 //! body per command serves them all (a model visitor over the input rank).
@@ -23,6 +23,7 @@ mod error;
 pub mod interpolate;
 pub mod memory;
 pub mod names;
+mod optimizer;
 pub mod plot;
 pub mod presets;
 pub mod progress;
@@ -32,6 +33,7 @@ pub mod spectrum;
 pub mod sweep;
 pub mod train;
 pub mod variance;
+pub mod verify;
 
 pub use backend::{BackendChoice, BackendVisitor, on_backend};
 pub use config::{DampingSetting, TrainConfig};

@@ -1,8 +1,9 @@
 //! Models and datasets by name, shared by every command.
 //!
 //! A command builds its model through `with_model`, which calls a `ModelVisitor` with the
-//! concrete network type and its input rank `D` (2 for flat inputs, 4 for images), so one
-//! generic body serves every model.
+//! network and its input rank `D`: a [`VectorModel`] (`D = 2`, flat inputs) or an
+//! [`ImageModel`] (`D = 4`), so one generic body serves every model and is compiled twice per
+//! backend, not once per model family.
 
 use std::path::PathBuf;
 
@@ -15,8 +16,8 @@ use curvature_data::{
     optdigits,
 };
 use curvature_nets::{
-    LogisticRegressionConfig, MlpConfig, PreResNetConfig, ResidualBlock, SimpleCnnConfig,
-    VggConfig, WideResNetConfig,
+    ImageModel, LogisticRegressionConfig, MlpConfig, PreResNetConfig, ResidualBlock,
+    SimpleCnnConfig, VectorModel, VggConfig, WideResNetConfig,
 };
 
 use crate::backend::{BackendChoice, BackendVisitor, on_backend};
@@ -183,40 +184,30 @@ pub(crate) fn build_model<BB: Backend, V: ModelVisitor>(
             )),
         }
     };
-    match spec {
+    // Each family is held as the network enum of its input rank, so the command's generic
+    // body is compiled for two network types rather than six.
+    let built: Built<BB> = match spec {
         ModelSpec::Logistic => {
             let net = LogisticRegressionConfig::new(d, k);
-            visitor.visit::<BB, _, 2>(
-                same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
-                device,
-            )
+            Built::Vector(net.init(&cpu)?.into(), net.init(device)?.into())
         }
         ModelSpec::Mlp => {
             let net = MlpConfig::new(d, config.hidden.clone(), k);
-            visitor.visit::<BB, _, 2>(
-                same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
-                device,
-            )
+            Built::Vector(net.init(&cpu)?.into(), net.init(device)?.into())
         }
         ModelSpec::Cnn => {
             let (c, size) = image()?;
             let net = SimpleCnnConfig::new(c, size, config.channels.clone(), k);
-            visitor.visit::<BB, _, 4>(
-                same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
-                device,
-            )
+            Built::Image(net.init(&cpu)?.into(), net.init(device)?.into())
         }
         ModelSpec::Vgg16 { batch_norm } => {
             let (c, size) = image()?;
-            let vgg = VggConfig {
+            let net = VggConfig {
                 in_channels: c,
                 image_size: size,
                 ..VggConfig::vgg16(k, batch_norm)
             };
-            visitor.visit::<BB, _, 4>(
-                same_init(vgg.init(&cpu)?, vgg.init(device)?, config, device)?,
-                device,
-            )
+            Built::Image(net.init(&cpu)?.into(), net.init(device)?.into())
         }
         ModelSpec::PreResNet { depth } => {
             let (c, _) = image()?;
@@ -229,10 +220,7 @@ pub(crate) fn build_model<BB: Backend, V: ModelVisitor>(
                 in_channels: c,
                 ..PreResNetConfig::new(depth, k).with_block(block)
             };
-            visitor.visit::<BB, _, 4>(
-                same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
-                device,
-            )
+            Built::Image(net.init(&cpu)?.into(), net.init(device)?.into())
         }
         ModelSpec::WideResNet { depth, widen } => {
             let (c, _) = image()?;
@@ -240,12 +228,30 @@ pub(crate) fn build_model<BB: Backend, V: ModelVisitor>(
                 in_channels: c,
                 ..WideResNetConfig::new(depth, widen, k)
             };
-            visitor.visit::<BB, _, 4>(
-                same_init(net.init(&cpu)?, net.init(device)?, config, device)?,
-                device,
-            )
+            Built::Image(net.init(&cpu)?.into(), net.init(device)?.into())
+        }
+    };
+    match built {
+        Built::Vector(cpu_net, net) => {
+            visitor.visit::<BB, _, 2>(same_init(cpu_net, net, config, device)?, device)
+        }
+        Built::Image(cpu_net, net) => {
+            visitor.visit::<BB, _, 4>(same_init(cpu_net, net, config, device)?, device)
         }
     }
+}
+
+/// A freshly initialised network, on [`Cpu`] (where the seeded initial weights are drawn) and
+/// on the target backend.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value, built and moved once per command"
+)]
+enum Built<BB: Backend> {
+    /// Flat inputs.
+    Vector(VectorModel<Cpu>, VectorModel<BB>),
+    /// Images.
+    Image(ImageModel<Cpu>, ImageModel<BB>),
 }
 
 /// The backend initial weights are drawn on.

@@ -24,22 +24,14 @@ use std::time::Instant;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
-use burn::optim::Optimizer;
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
-use burn::tensor::Tensor;
+use burn::record::Recorder;
 use burn::tensor::backend::Backend;
 use curvature_core::{
-    Batch, BatchNormMode, CurvatureModel, HessianVarianceConfig, Loss, Network, Objective, Train,
-    mark_trainable,
+    Batch, CurvatureModel, HessianVarianceConfig, Loss, Network, Objective, Train, mark_trainable,
 };
 use curvature_data::ClassificationData;
 use curvature_nets::{module_path, recompute_running_stats, save_safetensors};
-use curvature_optim::{
-    ADAM_D_EPSILON, Adam, AdamConfig, AveragingSchedule, DampingCell, DampingPolicy, FixedDamping,
-    IterateAverage, Kfac, KfacConfig, LanczosOpt, LanczosOptConfig, OptimError, RmtDamping,
-    Schedule, Sgd, SgdConfig, WeightDecayMode, checked_step,
-};
+use curvature_optim::{AveragingSchedule, IterateAverage, OptimError, RmtDamping, Schedule};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -48,7 +40,8 @@ use crate::backend::BackendChoice;
 use crate::config::{DampingSetting, TrainConfig};
 use crate::csv_table;
 use crate::error::{LabError, Result, invalid, io, write_atomic};
-use crate::names::{OptimizerKind, ScheduleKind};
+use crate::names::ScheduleKind;
+use crate::optimizer::{RunOptimizer, read_record, recorder};
 use crate::plot::{LineChart, Series, save_both};
 use crate::progress::{Interrupt, Progress, ProgressMode};
 use crate::setup::{ModelVisitor, load_weights, shaped_dataset, with_model};
@@ -484,74 +477,6 @@ fn initial_weights<BB: Backend, M: burn::module::Module<BB>>(
     }
 }
 
-/// The optimiser of a run, with its damping policy.
-enum Opt<BB: Backend, M: AutodiffModule<Autodiff<BB>>> {
-    Sgd(OptimizerAdaptor<Sgd, M, Autodiff<BB>>),
-    Adam(OptimizerAdaptor<Adam, M, Autodiff<BB>>, DampingCell),
-    Kfac(Box<Kfac<Autodiff<BB>, M>>, FixedDamping),
-    Lanczos(LanczosOpt<BB>, FixedDamping),
-}
-
-fn build_optimizer<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
-    c: &TrainConfig,
-) -> Result<Opt<BB, M>> {
-    // Adam-D is Adam with a large ε (damping paper §6): L2 weight decay like Adam unless
-    // `decoupled` is set; AdamW and Gadam decouple it.
-    let mode = if c.decoupled || c.optimizer.decouples_weight_decay() {
-        WeightDecayMode::Decoupled
-    } else {
-        WeightDecayMode::L2
-    };
-    let fixed = match c.damping {
-        Some(DampingSetting::Fixed(d)) => Some(d),
-        _ => None,
-    };
-    Ok(match c.optimizer {
-        OptimizerKind::Sgd => Opt::Sgd(
-            SgdConfig::new()
-                .with_momentum(c.momentum)
-                .with_weight_decay(c.weight_decay)
-                .with_weight_decay_mode(mode)
-                .init::<Autodiff<BB>, M>()?,
-        ),
-        OptimizerKind::Kfac => Opt::Kfac(
-            Box::new(
-                KfacConfig::new()
-                    .with_momentum(c.momentum)
-                    .with_weight_decay(c.weight_decay)
-                    .with_seed(c.seed)
-                    .init::<Autodiff<BB>, M>()?,
-            ),
-            FixedDamping::new(fixed.unwrap_or(c.damping_floor))?,
-        ),
-        OptimizerKind::LanczosOpt => Opt::Lanczos(
-            LanczosOptConfig::new()
-                .with_rank(c.rank)
-                .with_eta(c.eta)
-                .init::<BB>()?,
-            FixedDamping::new(fixed.unwrap_or(c.damping_floor))?,
-        ),
-        adam @ (OptimizerKind::Adam
-        | OptimizerKind::Adamw
-        | OptimizerKind::AdamD
-        | OptimizerKind::Gadam) => {
-            // Adam-D's ε is its damping: `damping` if set, else the paper's 5e-3.
-            let eps = match (fixed, adam) {
-                (Some(d), _) => d,
-                (None, OptimizerKind::AdamD) => ADAM_D_EPSILON,
-                (None, _) => c.eps,
-            };
-            let cell = DampingCell::new(eps)?;
-            let adam = AdamConfig::new()
-                .with_epsilon(eps)
-                .with_weight_decay(c.weight_decay)
-                .with_weight_decay_mode(mode)
-                .init_damped::<Autodiff<BB>, M>(cell.clone())?;
-            Opt::Adam(adam, cell)
-        }
-    })
-}
-
 fn schedule(config: &TrainConfig) -> Schedule {
     match config.schedule {
         ScheduleKind::Constant => Schedule::Constant,
@@ -567,20 +492,6 @@ fn schedule(config: &TrainConfig) -> Schedule {
             ratio: 0.01,
         },
     }
-}
-
-fn recorder() -> BinFileRecorder<FullPrecisionSettings> {
-    BinFileRecorder::<FullPrecisionSettings>::default()
-}
-
-/// Read a record written by [`checkpoint`] (`path` without the `.bin` the recorder adds).
-fn read_record<BB: Backend, R: burn::record::Record<BB>>(
-    path: &Path,
-    device: &BB::Device,
-) -> Result<R> {
-    recorder()
-        .load(path.to_path_buf(), device)
-        .map_err(|e| io(path.with_extension("bin"), e))
 }
 
 /// Loss and accuracy of `model` (inference form) on `data`.
@@ -631,7 +542,7 @@ where
 {
     let device = device.clone();
     let quiet = options.progress == ProgressMode::Quiet;
-    let mut opt = build_optimizer::<BB, M>(config)?;
+    let mut opt = RunOptimizer::<BB, M>::new(config)?;
     let auto = matches!(config.damping, Some(DampingSetting::Auto(_)));
     if auto && train.len().min(10_000) <= 128 {
         return Err(invalid(
@@ -640,10 +551,7 @@ where
             "RMT auto-damping estimates the Hessian variance on batches of 128 and needs more than 128 training examples (at least two batches)",
         ));
     }
-    let floor = match opt {
-        Opt::Kfac(..) | Opt::Lanczos(..) => config.damping_floor,
-        _ => config.eps,
-    };
+    let floor = opt.damping_floor(config);
     let mut state = State {
         epochs_done: 0,
         batches_done: 0,
@@ -666,16 +574,7 @@ where
             .map_err(|e| io(ck.join("state.json"), e))?;
         state = serde_json::from_str(&text).map_err(|e| io(ck.join("state.json"), e))?;
         model = model.load_record(read_record(&ck.join("model"), &device)?);
-        let opt_path = ck.join("optimizer");
-        opt = match opt {
-            Opt::Sgd(o) => Opt::Sgd(o.load_record(read_record(&opt_path, &device)?)),
-            Opt::Adam(o, cell) => Opt::Adam(o.load_record(read_record(&opt_path, &device)?), cell),
-            Opt::Kfac(o, d) => Opt::Kfac(
-                Box::new(o.load_record(read_record(&opt_path, &device)?)?),
-                d,
-            ),
-            Opt::Lanczos(o, d) => Opt::Lanczos(o.load_record(read_record(&opt_path, &device)?)?, d),
-        };
+        opt = opt.load(&ck.join("optimizer"), &device)?;
         // Keep the rows of the checkpointed epochs only.
         truncate_csv(&paths.metrics(), state.epochs_done)?;
         truncate_csv(&paths.spectra_csv(), state.epochs_done)?;
@@ -693,8 +592,8 @@ where
             );
         }
     }
-    if let (Opt::Adam(_, cell), Some(rmt)) = (&opt, &state.rmt) {
-        cell.follow(rmt)?;
+    if let Some(rmt) = &state.rmt {
+        opt.follow(rmt)?;
     }
     let batch_size = config.batch_size.min(train.len());
     // Iterate averaging from the end of epoch T_avg (in steps), on any optimiser.
@@ -768,44 +667,7 @@ where
                     Ok(curvature_core::hessian_variance(&objective, cfg)?)
                 })?;
             }
-            let damping = |fixed: &FixedDamping| -> FixedDamping {
-                match &state.rmt {
-                    Some(r) => FixedDamping::new(r.damping()).unwrap_or(*fixed),
-                    None => *fixed,
-                }
-            };
-            let result = match &mut opt {
-                Opt::Sgd(o) => first_order(o, lr, model, batch),
-                Opt::Adam(o, cell) => {
-                    if let Some(rmt) = &state.rmt {
-                        cell.follow(rmt)?;
-                    }
-                    first_order(o, lr, model, batch)
-                }
-                Opt::Kfac(o, fixed) => {
-                    let x = Tensor::<Autodiff<BB>, D>::from_inner(batch.inputs.clone());
-                    o.step(
-                        model,
-                        lr,
-                        &damping(fixed),
-                        Loss::CrossEntropy,
-                        &batch.targets,
-                        |m| m.output(x.clone(), BatchNormMode::Train),
-                    )
-                    .map(|(m, report)| (m, report.loss))
-                }
-                Opt::Lanczos(o, fixed) => {
-                    let mut objective =
-                        Objective::new(model.valid(), Loss::CrossEntropy, vec![batch.clone()])?;
-                    match o.step(&mut objective, lr, &damping(fixed)) {
-                        Ok(report) => Ok((
-                            M::from_inner(mark_trainable(objective.model())),
-                            report.loss,
-                        )),
-                        Err(e) => Err((model, e)),
-                    }
-                }
-            };
+            let result = opt.step(model, lr, batch, state.rmt.as_ref());
             let loss;
             (model, loss) = match result {
                 Ok(r) => r,
@@ -853,13 +715,7 @@ where
         let (val_loss, val_accuracy) = evaluate(&reported, &val_batches)?;
         state.epochs_done = epoch + 1;
         state.batches_done = 0;
-        let damping = match &opt {
-            Opt::Sgd(_) => None,
-            Opt::Adam(_, cell) => Some(cell.damping()),
-            Opt::Kfac(_, d) | Opt::Lanczos(_, d) => {
-                Some(state.rmt.as_ref().map_or(d.damping(), |r| r.damping()))
-            }
-        };
+        let damping = opt.damping(state.rmt.as_ref());
         let row = EpochMetrics {
             epoch: epoch + 1,
             step: state.steps,
@@ -1072,21 +928,6 @@ fn plot_run(paths: &RunPaths) -> Result<()> {
     Ok(())
 }
 
-/// A checked first-order step on the batch's mean cross-entropy.
-fn first_order<BB: Backend, M, O, const D: usize>(
-    opt: &mut O,
-    lr: f64,
-    model: M,
-    batch: &Batch<BB, D>,
-) -> std::result::Result<(M, f64), (M, OptimError)>
-where
-    M: AutodiffModule<Autodiff<BB>> + Network<Autodiff<BB>, D>,
-    O: Optimizer<M, Autodiff<BB>>,
-{
-    let loss = Loss::CrossEntropy.batch_mean(&model, batch, BatchNormMode::Train);
-    checked_step(opt, lr, model, loss)
-}
-
 /// Write model, optimiser and state to `checkpoint.tmp`, flush every file to disk, then swap
 /// it in: `checkpoint` → `checkpoint.old`, `checkpoint.tmp` → `checkpoint`, remove
 /// `checkpoint.old`. At every instant a complete checkpoint exists under one of the two names
@@ -1095,7 +936,7 @@ where
 fn checkpoint<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
     paths: &RunPaths,
     model: &M,
-    opt: &Opt<BB, M>,
+    opt: &RunOptimizer<BB, M>,
     average: Option<&IterateAverage<Autodiff<BB>>>,
     state: &State,
 ) -> Result<()> {
@@ -1107,14 +948,7 @@ fn checkpoint<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
     let rec = recorder();
     rec.record(model.clone().into_record(), tmp.join("model"))
         .map_err(|e| io(tmp.join("model.bin"), e))?;
-    let opt_path = tmp.join("optimizer");
-    match opt {
-        Opt::Sgd(o) => rec.record(o.to_record(), opt_path),
-        Opt::Adam(o, _) => rec.record(o.to_record(), opt_path),
-        Opt::Kfac(o, _) => rec.record(o.to_record(), opt_path),
-        Opt::Lanczos(o, _) => rec.record(o.to_record(), opt_path),
-    }
-    .map_err(|e| io(tmp.join("optimizer.bin"), e))?;
+    opt.save(&tmp.join("optimizer"))?;
     if let Some(a) = average {
         rec.record(a.to_record(), tmp.join("average"))
             .map_err(|e| io(tmp.join("average.bin"), e))?;

@@ -20,6 +20,7 @@ use burn::tensor::{Tensor, TensorData};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::{NetsError, Result};
+use curvature_core::ModulePath;
 
 fn weights_error(path: &Path, reason: impl Into<String>) -> NetsError {
     NetsError::Weights {
@@ -29,17 +30,17 @@ fn weights_error(path: &Path, reason: impl Into<String>) -> NetsError {
 }
 
 struct Exporter<'a> {
-    path: Vec<String>,
+    path: ModulePath,
     rename: &'a dyn Fn(&str) -> String,
     tensors: Vec<(String, Vec<usize>, Vec<u8>)>,
 }
 
 impl<B: Backend> ModuleVisitor<B> for Exporter<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
     }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
+    fn exit_module(&mut self, _: &str, container_type: &str) {
+        self.path.exit(container_type);
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         let t = param.val();
@@ -50,7 +51,7 @@ impl<B: Backend> ModuleVisitor<B> for Exporter<'_> {
             .flat_map(f32::to_le_bytes)
             .collect();
         self.tensors
-            .push(((self.rename)(&self.path.join(".")), shape, bytes));
+            .push(((self.rename)(&self.path.dotted()), shape, bytes));
     }
 }
 
@@ -67,7 +68,7 @@ pub fn save_safetensors<B: Backend, M: Module<B>>(
 ) -> Result<()> {
     let path = path.as_ref();
     let mut exporter = Exporter {
-        path: Vec::new(),
+        path: ModulePath::new(),
         rename,
         tensors: Vec::new(),
     };
@@ -110,7 +111,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 struct Importer<'a, 'd> {
-    path: Vec<String>,
+    path: ModulePath,
     file: &'a Path,
     rename: &'a dyn Fn(&str) -> String,
     tensors: &'a SafeTensors<'d>,
@@ -142,23 +143,23 @@ fn to_f32(view: &TensorView<'_>) -> Option<Vec<f32>> {
 }
 
 impl<B: Backend> ModuleMapper<B> for Importer<'_, '_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
     }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
+    fn exit_module(&mut self, _: &str, container_type: &str) {
+        self.path.exit(container_type);
     }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         if self.error.is_some() {
             return param;
         }
-        let name = (self.rename)(&self.path.join("."));
+        let name = (self.rename)(&self.path.dotted());
         let view = match self.tensors.tensor(&name) {
             Ok(v) => v,
             Err(_) => {
                 self.error = Some(weights_error(
                     self.file,
-                    format!("no tensor `{name}` (module path `{}`)", self.path.join(".")),
+                    format!("no tensor `{name}` (module path `{}`)", self.path.dotted()),
                 ));
                 return param;
             }
@@ -214,7 +215,7 @@ pub fn load_safetensors<B: Backend, M: Module<B>>(
     let tensors = SafeTensors::deserialize(&bytes)
         .map_err(|e| weights_error(path, format!("not a safetensors file: {e}")))?;
     let mut importer = Importer {
-        path: Vec::new(),
+        path: ModulePath::new(),
         file: path,
         rename,
         tensors: &tensors,

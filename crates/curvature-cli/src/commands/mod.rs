@@ -8,3 +8,4 @@ pub mod spectrum;
 pub mod sweep;
 pub mod train;
 pub mod variance;
+pub mod verify;

@@ -29,7 +29,6 @@ fn rows(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// A JSON file the binary wrote.
 /// The command failed and its output names `needle`.
 fn assert_fails_with(o: &Output, needle: &str) {
     assert!(
@@ -39,6 +38,7 @@ fn assert_fails_with(o: &Output, needle: &str) {
     );
 }
 
+/// A JSON file the binary wrote.
 fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -1103,4 +1103,40 @@ fn bench_prints_the_table_and_writes_csv() {
         "{csv}"
     );
     assert!(csv.contains("exact hvp"), "{csv}");
+}
+
+/// `curvature verify` on NdArray against itself: every comparison printed and written, every
+/// error exactly 0 (the same computation twice), exit 0; bad sizes and names refused.
+#[test]
+fn verify_prints_every_comparison_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = curvature(
+        &[
+            "verify", "--model", "mlp", "--hidden", "8", "--json", "v.json",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    for row in [
+        "gradient",
+        "Hv (seed 2)",
+        "top Ritz values",
+        "kfac: update of 2 steps",
+    ] {
+        assert!(out.contains(row), "{out}");
+    }
+    assert!(out.contains("all 11 agree"), "{out}");
+    let json = read_json(&d.join("v.json"));
+    let comparisons = json["comparisons"].as_array().unwrap();
+    assert_eq!(comparisons.len(), 11, "{json}");
+    for c in comparisons {
+        assert_eq!(c["relative_error"].as_f64(), Some(0.0), "{c}");
+    }
+    assert_fails_with(&curvature(&["verify", "--examples", "0"], d), "examples");
+    assert_fails_with(
+        &curvature(&["verify", "--optimizers", "sgd,nope"], d),
+        "possible values",
+    );
 }

@@ -1,6 +1,7 @@
 //! `curvature train --backend wgpu` against `--backend ndarray`. Built only with
 //! `--features wgpu` (the README's test command has it); the operators and optimisers
-//! themselves are compared on both backends in `curvature-optim`'s `tests/it/wgpu_backend.rs`.
+//! themselves are compared on both backends by `curvature verify` (`curvature-lab`'s
+//! `tests/it/verify.rs`).
 //! Without a wgpu adapter the test returns without checking, except in CI with lavapipe
 //! installed, where that is a failure ([`curvature_core::testing::wgpu_device`]).
 #![cfg(feature = "wgpu")]

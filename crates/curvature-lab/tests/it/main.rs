@@ -10,3 +10,4 @@ mod presets;
 mod raster;
 mod setup;
 mod sweep;
+mod verify;

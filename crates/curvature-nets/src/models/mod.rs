@@ -1,6 +1,7 @@
 //! Models built from the twice-differentiable layers.
 
 mod all_cnn;
+mod chosen;
 mod cnn;
 mod logistic;
 mod mlp;
@@ -9,6 +10,7 @@ mod vgg;
 mod wide_resnet;
 
 pub use all_cnn::{AllCnn, AllCnnConfig};
+pub use chosen::{ImageModel, VectorModel};
 pub use cnn::{Pooling, SimpleCnn, SimpleCnnConfig};
 pub use logistic::{LogisticRegression, LogisticRegressionConfig};
 pub use mlp::{Mlp, MlpConfig};

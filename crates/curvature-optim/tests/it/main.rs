@@ -6,4 +6,3 @@ mod kfac;
 mod lanczos_opt;
 mod quadratic;
 mod rmt_damping;
-mod wgpu_backend;
