@@ -33,9 +33,7 @@ pub fn relative_error(a: &[f64], b: &[f64]) -> f64 {
         b.len(),
         "relative_error of vectors of different lengths"
     );
-    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
-    let nb = norm(b);
-    if nb == 0.0 { norm(&d) } else { norm(&d) / nb }
+    crate::reduce::relative_error(a, b)
 }
 
 /// Assert `relative_error(actual, expected) ≤ tol`, printing the error on failure.

@@ -22,8 +22,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 use burn::module::AutodiffModule;
-use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use curvature_core::reduce::{relative_error, to_host};
 use curvature_core::{
     CurvatureModel, LanczosConfig, Loss, Objective, Train, gaussian_vector, mark_trainable,
 };
@@ -260,22 +260,6 @@ pub fn verify(request: &VerifyRequest) -> Result<VerifyReport> {
 /// The seeds of the probe vectors of `Hv` and `Gv`.
 const VECTOR_SEEDS: [u64; 2] = [1, 2];
 
-/// `‖a − b‖ / ‖b‖` (`‖a − b‖` when `b = 0`; infinite for different lengths, NaN if either
-/// holds a NaN).
-fn relative_error(a: &[f64], b: &[f64]) -> f64 {
-    if a.len() != b.len() {
-        return f64::INFINITY;
-    }
-    let diff = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let norm = b.iter().map(|y| y * y).sum::<f64>().sqrt();
-    if norm > 0.0 { diff / norm } else { diff }
-}
-
 /// Everything measured on one backend, on the host.
 struct Measured {
     weights: Vec<f64>,
@@ -291,10 +275,6 @@ struct Measured {
 struct Measure<'a> {
     request: &'a VerifyRequest,
     data: &'a curvature_data::ClassificationData,
-}
-
-fn host<B: Backend>(t: Tensor<B, 1>) -> Vec<f64> {
-    t.into_data().iter::<f64>().collect()
 }
 
 impl ModelVisitor for Measure<'_> {
@@ -316,13 +296,13 @@ impl ModelVisitor for Measure<'_> {
             .next()
             .ok_or_else(|| invalid("examples", 0, "the training split is empty"))?;
         let objective = Objective::new(model.clone(), Loss::CrossEntropy, vec![batch.clone()])?;
-        let weights = host(objective.params());
+        let weights = to_host(&objective.params());
         let (loss, gradient) = objective.gradient()?;
         let (mut hv, mut gv) = (Vec::new(), Vec::new());
         for seed in VECTOR_SEEDS {
             let v = gaussian_vector::<BB>(objective.dim(), seed, device);
-            hv.push(host(objective.hvp(&v)?));
-            gv.push(host(objective.ggn_vp(&v)?));
+            hv.push(to_host(&objective.hvp(&v)?));
+            gv.push(to_host(&objective.ggn_vp(&v)?));
         }
         let decomposition = curvature_core::lanczos(
             &objective.hessian(),
@@ -342,7 +322,7 @@ impl ModelVisitor for Measure<'_> {
                     .0;
             }
             let after = Objective::new(trained.valid(), Loss::CrossEntropy, vec![batch.clone()])?;
-            let update = host(after.params())
+            let update = to_host(&after.params())
                 .iter()
                 .zip(&weights)
                 .map(|(a, b)| a - b)
@@ -352,7 +332,7 @@ impl ModelVisitor for Measure<'_> {
         Ok(Measured {
             weights,
             loss,
-            gradient: host(gradient),
+            gradient: to_host(&gradient),
             hv,
             gv,
             ritz,
