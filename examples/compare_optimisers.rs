@@ -8,21 +8,22 @@
 //! Auto-damping (Granziol & Baskerville, *A Random Matrix Theory Approach to Damping in Deep
 //! Learning*, §7): the damping starts at a floor δ* and every `N` steps becomes an EMA (0.7) of
 //! the mini-batch Hessian variance σ² (Algorithm 1) estimated on the training set; for Adam the
-//! damping is ε, handed to the optimiser through a `DampingCell`. The paper uses `N = 100` on
-//! CIFAR; this small run uses `N = 20` so that the trajectory is visible.
+//! damping is ε. The paper uses `N = 100` on CIFAR; this small run uses `N = 20` so that the
+//! trajectory is visible.
+//!
+//! Every optimiser is built from an `OptimizerConfig` and stepped by the same
+//! `TrainingStep::train_step` call, under the damping policy of its run.
 use std::time::Instant;
 
 use anyhow::{Result, anyhow};
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
-use burn::optim::Optimizer;
-use burn::tensor::Tensor;
-use curvature::core::{Batch, BatchNormMode, HessianVarianceConfig, Loss, Network, Objective};
+use curvature::core::{Batch, HessianVarianceConfig, Loss, Objective};
 use curvature::data::optdigits;
 use curvature::nets::{Mlp, MlpConfig};
 use curvature::optim::{
-    AdamConfig, DampingCell, DampingPolicy, FixedDamping, KfacConfig, RmtDamping, SgdConfig,
-    StepReport,
+    AdamConfig, DampingPolicy, FixedDamping, KfacConfig, OptimizerConfig, RmtDamping, SgdConfig,
+    TrainingStep,
 };
 
 type B = NdArray<f32>;
@@ -32,8 +33,11 @@ type Model = Mlp<AB>;
 const EPOCHS: usize = 20;
 const RMT_INTERVAL: usize = 20;
 
-/// One training step: the model and the batch in, the model and the batch loss out.
-type Step<'a> = Box<dyn FnMut(Model, &Batch<B, 2>) -> Result<(Model, f64)> + 'a>;
+/// How a run's damping is set: fixed (SGD ignores it; Adam's is its ε), or learned online.
+enum Damping {
+    Fixed(FixedDamping),
+    Rmt(RmtDamping),
+}
 
 struct Run {
     name: &'static str,
@@ -42,6 +46,8 @@ struct Run {
     test_error: f64,
     seconds: f64,
     trajectory: Vec<(usize, f64)>,
+    /// `R = 1 + (λ_max − λ_min)/δ` of the last step, where the optimiser reports one.
+    last_ratio: Option<f64>,
 }
 
 fn evaluate(model: &Model, data: &[Batch<B, 2>]) -> Result<(f64, f64)> {
@@ -49,21 +55,55 @@ fn evaluate(model: &Model, data: &[Batch<B, 2>]) -> Result<(f64, f64)> {
     Ok((e.loss, 1.0 - e.accuracy.unwrap_or(0.0)))
 }
 
-/// Re-estimate an RMT damping every `RMT_INTERVAL` steps on the training set.
-fn rmt_step(rmt: &mut RmtDamping, model: &Model, train: &[Batch<B, 2>]) -> Result<()> {
-    let objective = Objective::new(model.valid(), Loss::CrossEntropy, train.to_vec())?;
-    rmt.step_with(&objective, &HessianVarianceConfig::new())?;
-    Ok(())
-}
-
-fn first_order<O: Optimizer<Model, AB>>(
-    mut opt: O,
+/// Train `init` for `EPOCHS` epochs with the optimiser of `config` at learning rate `lr`:
+/// every optimiser goes through the same `TrainingStep::train_step` call.
+fn run(
+    name: &'static str,
+    config: OptimizerConfig,
     lr: f64,
-) -> impl FnMut(Model, &Batch<B, 2>) -> Result<(Model, f64)> {
-    move |model: Model, batch: &Batch<B, 2>| {
-        let loss = Loss::CrossEntropy.batch_mean(&model, batch, BatchNormMode::Train);
-        curvature::optim::checked_step(&mut opt, lr, model, loss).map_err(|(_, e)| anyhow!(e))
+    mut damping: Damping,
+    init: &Model,
+    train: &[Batch<B, 2>],
+    test: &[Batch<B, 2>],
+) -> Result<Run> {
+    let start = Instant::now();
+    let mut optimizer = config.init::<B, Model>()?;
+    let mut model = init.clone();
+    let mut last_ratio = None;
+    for _ in 0..EPOCHS {
+        for batch in train {
+            let policy: &dyn DampingPolicy = match &mut damping {
+                Damping::Fixed(fixed) => fixed,
+                Damping::Rmt(rmt) => {
+                    // Re-estimated every RMT_INTERVAL steps on the training set.
+                    let objective =
+                        Objective::new(model.valid(), Loss::CrossEntropy, train.to_vec())?;
+                    rmt.step_with(&objective, &HessianVarianceConfig::new())?;
+                    rmt
+                }
+            };
+            let (stepped, report) = optimizer
+                .train_step(model, batch, Loss::CrossEntropy, lr, policy)
+                .map_err(|(_, e)| anyhow!(e))?;
+            model = stepped;
+            last_ratio = report.curvature_ratio;
+        }
     }
+    let seconds = start.elapsed().as_secs_f64();
+    let (train_loss, train_error) = evaluate(&model, train)?;
+    let (_, test_error) = evaluate(&model, test)?;
+    Ok(Run {
+        name,
+        train_loss,
+        train_error,
+        test_error,
+        seconds,
+        trajectory: match damping {
+            Damping::Rmt(rmt) => rmt.trajectory,
+            Damping::Fixed(_) => Vec::new(),
+        },
+        last_ratio,
+    })
 }
 
 fn main() -> Result<()> {
@@ -79,99 +119,45 @@ fn main() -> Result<()> {
         test.len(),
         EPOCHS * train_batches.len()
     );
-
-    let run = |name: &'static str,
-               mut step: Step,
-               trajectory: &dyn Fn() -> Vec<(usize, f64)>|
-     -> Result<Run> {
-        let start = Instant::now();
-        let mut model = init.clone();
-        for _ in 0..EPOCHS {
-            for batch in &train_batches {
-                model = step(model, batch)?.0;
-            }
-        }
-        let seconds = start.elapsed().as_secs_f64();
-        let (train_loss, train_error) = evaluate(&model, &train_batches)?;
-        let (_, test_error) = evaluate(&model, &test_batches)?;
-        Ok(Run {
-            name,
-            train_loss,
-            train_error,
-            test_error,
-            seconds,
-            trajectory: trajectory(),
-        })
+    let fixed = |delta: f64| -> Result<Damping> { Ok(Damping::Fixed(FixedDamping::new(delta)?)) };
+    let rmt = |floor: f64| -> Result<Damping> {
+        Ok(Damping::Rmt(
+            RmtDamping::new(floor)?.with_schedule(RMT_INTERVAL, 0.7)?,
+        ))
     };
-    let none = || Vec::new();
-    let mut runs = Vec::new();
-
-    runs.push(run(
-        "SGD (ρ = 0.9, α = 0.05)",
-        Box::new(first_order(
-            SgdConfig::new().with_momentum(0.9).init::<AB, Model>()?,
-            0.05,
-        )),
-        &none,
-    )?);
-    runs.push(run(
-        "Adam (ε = 1e-8, α = 5e-3)",
-        Box::new(first_order(AdamConfig::new().init::<AB, Model>()?, 5e-3)),
-        &none,
-    )?);
-    runs.push(run(
-        "Adam-D (ε = 1e-2, α = 5e-3)",
-        Box::new(first_order(
-            AdamConfig::adam_d(1e-2, 0.0).init::<AB, Model>()?,
+    let sgd = OptimizerConfig::Sgd(SgdConfig::new().with_momentum(0.9));
+    let adam = OptimizerConfig::Adam(AdamConfig::new());
+    let adam_d = OptimizerConfig::Adam(AdamConfig::adam_d(1e-2, 0.0));
+    let kfac = OptimizerConfig::Kfac(KfacConfig::new());
+    let cases = [
+        // SGD ignores the damping.
+        ("SGD (ρ = 0.9, α = 0.05)", sgd, 0.05, fixed(1.0)?),
+        // Adam's damping is its ε.
+        (
+            "Adam (ε = 1e-8, α = 5e-3)",
+            adam.clone(),
             5e-3,
-        )),
-        &none,
-    )?);
-
-    // Adam with ε learned by RMT auto-damping (floor 1e-8).
-    let adam_rmt =
-        std::cell::RefCell::new(RmtDamping::new(1e-8)?.with_schedule(RMT_INTERVAL, 0.7)?);
-    let cell = DampingCell::new(1e-8)?;
-    let mut adam = first_order(
-        AdamConfig::new().init_damped::<AB, Model>(cell.clone())?,
-        5e-3,
-    );
-    runs.push(run(
-        "Adam + RMT ε (δ* = 1e-8)",
-        Box::new(|model: Model, batch: &Batch<B, 2>| {
-            rmt_step(&mut adam_rmt.borrow_mut(), &model, &train_batches)?;
-            cell.follow(&*adam_rmt.borrow())?;
-            adam(model, batch)
-        }),
-        &|| adam_rmt.borrow().trajectory.clone(),
-    )?);
-
-    // KFAC with a fixed damping, and with RMT auto-damping from the floor δ* = 1e-3.
-    let mut kfac = KfacConfig::new().init::<AB, Model>()?;
-    let fixed = FixedDamping::new(1e-1)?;
-    runs.push(run(
-        "KFAC (δ = 0.1, α = 0.05)",
-        Box::new(|model: Model, batch: &Batch<B, 2>| {
-            let (model, report) = kfac_step(&mut kfac, model, batch, &fixed)?;
-            Ok((model, report.loss))
-        }),
-        &none,
-    )?);
-    let mut kfac = KfacConfig::new().init::<AB, Model>()?;
-    let kfac_rmt =
-        std::cell::RefCell::new(RmtDamping::new(1e-3)?.with_schedule(RMT_INTERVAL, 0.7)?);
-    let last_ratio = std::cell::Cell::new(None);
-    runs.push(run(
-        "KFAC + RMT δ (δ* = 1e-3)",
-        Box::new(|model: Model, batch: &Batch<B, 2>| {
-            rmt_step(&mut kfac_rmt.borrow_mut(), &model, &train_batches)?;
-            let damping = kfac_rmt.borrow();
-            let (model, report) = kfac_step(&mut kfac, model, batch, &*damping)?;
-            last_ratio.set(report.curvature_ratio);
-            Ok((model, report.loss))
-        }),
-        &|| kfac_rmt.borrow().trajectory.clone(),
-    )?);
+            fixed(1e-8)?,
+        ),
+        ("Adam-D (ε = 1e-2, α = 5e-3)", adam_d, 5e-3, fixed(1e-2)?),
+        // Adam with ε learned by RMT auto-damping (floor 1e-8).
+        ("Adam + RMT ε (δ* = 1e-8)", adam, 5e-3, rmt(1e-8)?),
+        // KFAC with a fixed damping, and with RMT auto-damping from the floor δ* = 1e-3.
+        ("KFAC (δ = 0.1, α = 0.05)", kfac.clone(), 0.05, fixed(1e-1)?),
+        ("KFAC + RMT δ (δ* = 1e-3)", kfac, 0.05, rmt(1e-3)?),
+    ];
+    let mut runs = Vec::new();
+    for (name, config, lr, damping) in cases {
+        runs.push(run(
+            name,
+            config,
+            lr,
+            damping,
+            &init,
+            &train_batches,
+            &test_batches,
+        )?);
+    }
 
     println!(
         "{:<30} {:>10} {:>11} {:>11} {:>9}",
@@ -199,30 +185,10 @@ fn main() -> Result<()> {
             t.join(" ")
         );
     }
-    if let Some(r) = last_ratio.get() {
+    if let Some(r) = runs.last().and_then(|r| r.last_ratio) {
         println!(
             "\nKFAC + RMT: estimated-curvature learning-rate ratio R = 1 + (λ_max − λ_min)/δ = {r:.3e} at the last step"
         );
     }
     Ok(())
-}
-
-fn kfac_step(
-    kfac: &mut curvature::optim::Kfac<AB, Model>,
-    model: Model,
-    batch: &Batch<B, 2>,
-    damping: &dyn DampingPolicy,
-) -> Result<(Model, StepReport)> {
-    let x = Tensor::<AB, 2>::from_inner(batch.inputs.clone());
-    let (model, report) = kfac
-        .step(
-            model,
-            0.05,
-            damping,
-            Loss::CrossEntropy,
-            &batch.targets,
-            |m| m.output(x.clone(), BatchNormMode::Train),
-        )
-        .map_err(|(_, e)| anyhow!(e))?;
-    Ok((model, report))
 }

@@ -24,6 +24,7 @@ pub type Ad2<B> = Autodiff<Autodiff<B>>;
 /// example's output depends on the whole batch through the batch statistics, in
 /// [`Eval`](BatchNormMode::Eval) mode the running statistics are constants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum BatchNormMode {
     /// Normalise with the statistics of the current batch (differentiated through).

@@ -4,7 +4,7 @@
 /// A path built while a burn `ModuleVisitor` / `ModuleMapper` walks a module: call
 /// [`enter`](Self::enter) and [`exit`](Self::exit) from `enter_module` / `exit_module`.
 ///
-/// Enum modules (burn's container type `Enum:<Name>`, e.g. `curvature_nets::ImageModel`) are
+/// Enum modules (burn's container type `Enum:<Name>`, e.g. `curvature_nets::AnyModel`) are
 /// transparent: a network chosen at run time names its tensors as the network itself does, so
 /// weights files and parameter names do not depend on how the network was held.
 #[derive(Debug, Clone, Default)]
@@ -50,14 +50,14 @@ mod tests {
     #[test]
     fn enum_levels_are_transparent() {
         let mut p = ModulePath::new();
-        p.enter("PreResNet", "Enum:ImageModel");
+        p.enter("PreResNet", "Enum:AnyModel");
         p.enter("layer1", "Struct:PreResNet");
         p.enter("0", "Vec");
         assert_eq!(p.dotted(), "layer1.0");
         p.exit("Vec");
         p.exit("Struct:PreResNet");
         assert_eq!(p.dotted(), "");
-        p.exit("Enum:ImageModel");
+        p.exit("Enum:AnyModel");
         p.enter("fc", "Struct:Mlp");
         assert_eq!(p.dotted(), "fc");
     }

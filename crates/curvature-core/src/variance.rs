@@ -80,6 +80,7 @@ use crate::slq::mean_stderr;
 
 /// Which single-vector estimator of the Hessian variance to average.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum VarianceEstimator {
     /// `Σ_i w_i ‖H_i v‖² − ‖H̄v‖²`: unbiased for `P⁻¹ Tr Σ_i w_i (H_i − H̄)²`; 0 without noise.

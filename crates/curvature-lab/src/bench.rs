@@ -15,9 +15,11 @@
 //! | GGN product | `Jᵀ H_ℓ J v` ([`Objective::ggn_vp`]) | gradient |
 //! | FD HVP | `(∇L(θ + εv) − ∇L(θ − εv)) / 2ε` ([`Objective::finite_difference_hessian`]) | gradient |
 //! | Lanczos step | `m` steps of [`lanczos`](curvature_core::lanczos()) with full re-orthogonalisation, divided by `m` | gradient |
-//! | SGD / Adam step | forward, backward and update on `Autodiff<B>` | SGD step |
+//! | SGD / Adam step | forward, backward, loss check and update on `Autodiff<B>` | SGD step |
 //! | KFAC plain / factors / inversion | the three kinds of KFAC step; amortised over `T_cov = 10`, `T_inv = 100` as `plain + (factors − plain)/10 + (inversion − factors)/100` | SGD step |
 //! | LanczosOPT | one update with `k` Lanczos steps | SGD step |
+//!
+//! Every optimiser row times [`TrainingStep::train_step`], the call `curvature train` makes.
 //!
 //! plus training throughput (images/s of the SGD step) and, from the measured HVP time, the
 //! estimated time of a 100-step Lanczos run over the full CIFAR training set (50 000 images:
@@ -33,15 +35,16 @@ use std::time::Instant;
 
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsParams, Optimizer};
-use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use curvature_core::testing::random_classification_batch;
 use curvature_core::{
     Batch, BatchNormMode, CurvatureModel, LanczosConfig, LinearOperator, Loss, Network, Objective,
     Train, gaussian_vector, lanczos, mark_trainable,
 };
-use curvature_optim::{AdamConfig, FixedDamping, Kfac, KfacConfig, LanczosOptConfig, SgdConfig};
+use curvature_optim::{
+    AdamConfig, AnyOptimizer, FixedDamping, KfacConfig, LanczosOptConfig, OptimizerConfig,
+    SgdConfig, TrainingStep,
+};
 use serde::Serialize;
 
 use crate::backend::{BackendChoice, BackendVisitor, on_backend};
@@ -409,11 +412,9 @@ pub fn run_with<B: Backend>(
     options.validate()?;
     let mut rows = Vec::new();
     for name in &options.models {
-        // Flat [C·H·W] examples for the dense models, [C, H, W] images for the others.
-        let example = match ModelSpec::parse(name)?.rank() {
-            2 => vec![options.image.iter().product()],
-            _ => options.image.to_vec(),
-        };
+        // [C, H, W] images for every model (the dense ones flatten them).
+        ModelSpec::parse(name)?;
+        let example = options.image.to_vec();
         let visitor = BenchVisitor {
             example: &example,
             options,
@@ -550,65 +551,75 @@ where
         return Ok(());
     }
 
-    type AB<B> = Autodiff<B>;
-    let sgd_opt = SgdConfig::new().with_momentum(0.9).init::<AB<B>, M>()?;
-    let sgd = first_order(&mut rec, "sgd step", sgd_opt, &model, &batch, &sync)?;
+    // Every optimiser row times `TrainingStep::train_step` at α = 1e-4, as training calls it.
+    let steps = |config: OptimizerConfig, damping: f64, prepare: bool| {
+        OptimizerSteps::new(&config, damping, prepare, &model, &batch, &sync)
+    };
+    let sgd_config = OptimizerConfig::Sgd(SgdConfig::new().with_momentum(0.9));
+    let sgd = rec.time("sgd step", false, &mut steps(sgd_config, 1.0, false)?)?;
     let per_sgd = Baseline::sgd_step(sgd);
     let throughput = sgd.map_or(String::new(), |t| {
         format!("{} images/s", three_digits(n as f64 / (t.ms / 1e3)))
     });
     rec.row("sgd step", sgd, per_sgd, throughput);
-    let adam_opt = AdamConfig::new().init::<AB<B>, M>()?;
-    let adam = first_order(&mut rec, "adam step", adam_opt, &model, &batch, &sync)?;
+    // Adam's damping is its ε: the default 1e-8.
+    let adam_config = AdamConfig::new();
+    let eps = adam_config.epsilon;
+    let adam = rec.time(
+        "adam step",
+        false,
+        &mut steps(OptimizerConfig::Adam(adam_config), eps, false)?,
+    )?;
     rec.row("adam step", adam, per_sgd, String::new());
 
     if !options.skip_kfac {
-        let plain = kfac(
-            &mut rec,
-            "kfac plain step",
-            (NEVER, NEVER),
-            &model,
-            &batch,
-            &sync,
-        )?;
+        // KFAC steps with intervals `(cov, inv)`, after one untimed step that builds the
+        // factors and their eigenbases.
+        let mut kfac = |op: &str, (cov, inv): (usize, usize)| -> Result<Option<Timing>> {
+            let config = KfacConfig::new()
+                .with_cov_interval(cov)
+                .with_inv_interval(inv);
+            rec.time(
+                op,
+                false,
+                &mut steps(OptimizerConfig::Kfac(config), 1e-2, true)?,
+            )
+        };
+        let plain = kfac("kfac plain step", (NEVER, NEVER))?;
+        let factors = kfac("kfac factor step", (1, NEVER))?;
+        let inversion = if options.kfac_inversion {
+            Some(kfac("kfac inversion step", (1, 1))?)
+        } else {
+            None
+        };
         rec.row("kfac plain step", plain, per_sgd, String::new());
-        let factors = kfac(
-            &mut rec,
-            "kfac factor step",
-            (1, NEVER),
-            &model,
-            &batch,
-            &sync,
-        )?;
         rec.row("kfac factor step", factors, per_sgd, String::new());
-        if options.kfac_inversion {
-            let op = "kfac inversion step";
-            let inversion = kfac(&mut rec, op, (1, 1), &model, &batch, &sync)?;
-            rec.row(op, inversion, per_sgd, String::new());
-            if let (Some(p), Some(f), Some(i)) = (plain, factors, inversion) {
-                let amortised = p.ms + (f.ms - p.ms) / 10.0 + (i.ms - f.ms) / 100.0;
-                let amortised = Some(Timing::derived(amortised));
-                rec.row("kfac amortised 10/100", amortised, per_sgd, String::new());
+        match inversion {
+            Some(inversion) => {
+                rec.row("kfac inversion step", inversion, per_sgd, String::new());
+                if let (Some(p), Some(f), Some(i)) = (plain, factors, inversion) {
+                    let amortised = p.ms + (f.ms - p.ms) / 10.0 + (i.ms - f.ms) / 100.0;
+                    let amortised = Some(Timing::derived(amortised));
+                    rec.row("kfac amortised 10/100", amortised, per_sgd, String::new());
+                }
             }
-        } else if let (Some(p), Some(f)) = (plain, factors) {
-            rec.row(
-                "kfac amortised 10/never",
-                Some(Timing::derived(p.ms + (f.ms - p.ms) / 10.0)),
-                per_sgd,
-                "inversion step not measured (--no-kfac-inversion)".into(),
-            );
+            None => {
+                if let (Some(p), Some(f)) = (plain, factors) {
+                    rec.row(
+                        "kfac amortised 10/never",
+                        Some(Timing::derived(p.ms + (f.ms - p.ms) / 10.0)),
+                        per_sgd,
+                        "inversion step not measured (--no-kfac-inversion)".into(),
+                    );
+                }
+            }
         }
     }
 
     let k = options.lanczos_opt_rank;
     let op = format!("lanczos-opt step (k={k})");
-    let mut lopt = LanczosOptConfig::new().with_rank(k).init::<B>()?;
-    let damping = FixedDamping::new(1.0)?;
-    let mut objective = objective;
-    let lo = rec.time(&op, true, &mut || {
-        lopt.step(&mut objective, 1e-4, &damping)?;
-        sync()
-    })?;
+    let config = OptimizerConfig::LanczosOpt(LanczosOptConfig::new().with_rank(k));
+    let lo = rec.time(&op, true, &mut steps(config, 1.0, false)?)?;
     let note = lo.map_or(String::new(), |t| {
         format!("{:.3} ms per Lanczos step", t.ms / k as f64)
     });
@@ -669,109 +680,77 @@ impl Recorder<'_> {
     }
 }
 
-/// One SGD or Adam step: forward, backward and update on `Autodiff<B>`.
-fn first_order<B, M, O, const D: usize>(
-    rec: &mut Recorder<'_>,
-    operation: &str,
-    mut opt: O,
-    model: &M,
-    batch: &Batch<B, D>,
-    sync: &dyn Fn() -> Result<()>,
-) -> Result<Option<Timing>>
-where
-    B: Backend,
-    M: AutodiffModule<Autodiff<B>> + Network<Autodiff<B>, D>,
-    O: Optimizer<M, Autodiff<B>>,
-{
-    let mut model = model.clone();
-    rec.time(operation, false, &mut || {
-        let loss = Loss::CrossEntropy.batch_mean(&model, batch, BatchNormMode::Train);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = opt.step(1e-4, model.clone(), grads);
-        sync()
-    })
-}
-
-/// KFAC steps with intervals `(cov, inv)`, after one untimed step that builds the factors and
-/// their eigenbases (skipped with the case: a measure that skips it never prepares it).
-fn kfac<B, M, const D: usize>(
-    rec: &mut Recorder<'_>,
-    operation: &str,
-    (cov, inv): (usize, usize),
-    model: &M,
-    batch: &Batch<B, D>,
-    sync: &dyn Fn() -> Result<()>,
-) -> Result<Option<Timing>>
-where
-    B: Backend,
-    M: AutodiffModule<Autodiff<B>> + Network<Autodiff<B>, D>,
-{
-    let mut steps = KfacSteps {
-        kfac: KfacConfig::new()
-            .with_cov_interval(cov)
-            .with_inv_interval(inv)
-            .init::<Autodiff<B>, M>()?,
-        damping: FixedDamping::new(1e-2)?,
-        x: Tensor::from_inner(batch.inputs.clone()),
-        batch,
-        start: model,
-        model: None,
-        sync,
-    };
-    rec.time(operation, false, &mut steps)
-}
-
-/// The state of [`kfac`]'s timed steps.
-struct KfacSteps<'a, B: Backend, M: AutodiffModule<Autodiff<B>>, const D: usize> {
-    kfac: Kfac<Autodiff<B>, M>,
+/// Timed [`TrainingStep::train_step`]s of one optimiser (cross-entropy, fixed damping), each
+/// from the model the previous one returned; with `prepare`, after one untimed step (KFAC's
+/// first step builds the factors and their eigenbases; a measure that skips the case never
+/// takes it).
+struct OptimizerSteps<'a, B: Backend, M: AutodiffModule<Autodiff<B>>, const D: usize> {
+    optimizer: AnyOptimizer<B, M>,
     damping: FixedDamping,
-    x: Tensor<Autodiff<B>, D>,
+    prepare: bool,
     batch: &'a Batch<B, D>,
-    /// The model before the set-up step.
+    /// The model before the first step.
     start: &'a M,
-    /// The model after the last step (`None` until prepared).
+    /// The model after the last step (`None` before the first).
     model: Option<M>,
     sync: &'a dyn Fn() -> Result<()>,
 }
 
-impl<B, M, const D: usize> KfacSteps<'_, B, M, D>
+impl<'a, B, M, const D: usize> OptimizerSteps<'a, B, M, D>
 where
     B: Backend,
     M: AutodiffModule<Autodiff<B>> + Network<Autodiff<B>, D>,
+    M::InnerModule: CurvatureModel<B, D>,
 {
-    fn step(&mut self, model: M) -> Result<M> {
-        let x = &self.x;
-        self.kfac
-            .step(
-                model,
-                1e-4,
-                &self.damping,
-                Loss::CrossEntropy,
-                &self.batch.targets,
-                |m| m.output(x.clone(), BatchNormMode::Train),
-            )
-            .map(|(m, _)| m)
-            .map_err(|(_, e)| e.into())
+    fn new(
+        config: &OptimizerConfig,
+        damping: f64,
+        prepare: bool,
+        start: &'a M,
+        batch: &'a Batch<B, D>,
+        sync: &'a dyn Fn() -> Result<()>,
+    ) -> Result<Self> {
+        Ok(Self {
+            optimizer: config.init()?,
+            damping: FixedDamping::new(damping)?,
+            prepare,
+            batch,
+            start,
+            model: None,
+            sync,
+        })
+    }
+
+    fn step(&mut self) -> Result<()> {
+        let model = self.model.take().unwrap_or_else(|| self.start.clone());
+        let (model, _) = self
+            .optimizer
+            .train_step(model, self.batch, Loss::CrossEntropy, 1e-4, &self.damping)
+            .map_err(|(_, e)| e)?;
+        self.model = Some(model);
+        Ok(())
     }
 }
 
-impl<B, M, const D: usize> Operation for KfacSteps<'_, B, M, D>
+impl<B, M, const D: usize> Operation for OptimizerSteps<'_, B, M, D>
 where
     B: Backend,
     M: AutodiffModule<Autodiff<B>> + Network<Autodiff<B>, D>,
+    M::InnerModule: CurvatureModel<B, D>,
 {
     fn prepare(&mut self) -> Result<()> {
-        self.model = Some(self.step(self.start.clone())?);
+        if self.prepare {
+            self.step()?;
+        }
         Ok(())
     }
 
     fn call(&mut self) -> Result<()> {
-        if self.model.is_none() {
+        if self.prepare && self.model.is_none() {
             // A measure that did not prepare: the first call sets up (and is timed with it).
-            self.prepare()?;
+            self.step()?;
         }
-        let model = self.model.take().expect("prepared above");
-        self.model = Some(self.step(model)?);
+        self.step()?;
         (self.sync)()
     }
 }

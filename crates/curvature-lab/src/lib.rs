@@ -40,7 +40,7 @@ pub use config::{DampingSetting, TrainConfig};
 pub use error::{LabError, Result, write_atomic};
 pub use interpolate::{InterpolateRequest, LinePoint, interpolate};
 pub use names::{
-    AugmentKind, BackendKind, BnMode, DatasetKind, Metric, OperatorKind, OptimizerKind, Precision,
+    AugmentKind, BackendKind, DatasetKind, Metric, OperatorKind, OptimizerKind, Precision,
     ScheduleKind, SplitKind,
 };
 pub use presets::{Preset, preset, presets};

@@ -89,26 +89,6 @@ impl DatasetKind {
     }
 }
 
-/// How batch-norm layers normalise while curvature is measured.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum BnMode {
-    /// With the batch's statistics, as in a training step.
-    #[default]
-    Train,
-    /// With the running statistics, as at evaluation.
-    Eval,
-}
-
-impl From<BnMode> for curvature_core::BatchNormMode {
-    fn from(mode: BnMode) -> Self {
-        match mode {
-            BnMode::Train => Self::Train,
-            BnMode::Eval => Self::Eval,
-        }
-    }
-}
-
 /// The optimiser of a training run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -232,7 +212,6 @@ display_as_value_name!(
     BackendKind,
     Precision,
     DatasetKind,
-    BnMode,
     OptimizerKind,
     ScheduleKind,
     AugmentKind,

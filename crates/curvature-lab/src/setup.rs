@@ -1,14 +1,14 @@
 //! Models and datasets by name, shared by every command.
 //!
 //! A command builds its model through `with_model`, which calls a `ModelVisitor` with the
-//! network and its input rank `D`: a [`VectorModel`] (`D = 2`, flat inputs) or an
-//! [`ImageModel`] (`D = 4`), so one generic body serves every model and is compiled twice per
-//! backend, not once per model family.
+//! network as an [`AnyModel`] on inputs `[N, C, H, W]` (`D = 4`; the dense models flatten
+//! them), so one generic body serves every model and is compiled once per backend, not once
+//! per model family.
 
 use std::path::PathBuf;
 
 use burn::module::Module;
-use burn::record::{BinBytesRecorder, BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::Backend;
 use curvature_core::CurvatureModel;
 use curvature_data::{
@@ -16,8 +16,8 @@ use curvature_data::{
     optdigits,
 };
 use curvature_nets::{
-    ImageModel, LogisticRegressionConfig, MlpConfig, PreResNetConfig, ResidualBlock,
-    SimpleCnnConfig, VectorModel, VggConfig, WideResNetConfig,
+    AnyModel, LogisticRegressionConfig, MlpConfig, PreResNetConfig, ResidualBlock, SimpleCnnConfig,
+    VggConfig, WideResNetConfig,
 };
 
 use crate::backend::{BackendChoice, BackendVisitor, on_backend};
@@ -90,12 +90,10 @@ impl ModelSpec {
         })
     }
 
-    /// The input rank: 2 (`[N, d]`, images flattened) or 4 (`[N, C, H, W]`).
-    pub fn rank(self) -> usize {
-        match self {
-            Self::Logistic | Self::Mlp => 2,
-            _ => 4,
-        }
+    /// Whether the family is convolutional (needs image examples `[C, H, W]`); the others
+    /// take any example, flattened.
+    pub fn is_convolutional(self) -> bool {
+        !matches!(self, Self::Logistic | Self::Mlp)
     }
 }
 
@@ -184,21 +182,21 @@ pub(crate) fn build_model<BB: Backend, V: ModelVisitor>(
             )),
         }
     };
-    // Each family is held as the network enum of its input rank, so the command's generic
-    // body is compiled for two network types rather than six.
-    let built: Built<BB> = match spec {
+    // Every family is held as an `AnyModel` (on images `[N, C, H, W]`; the dense models
+    // flatten them), so the command's generic body is compiled for one network type.
+    let (cpu_net, net): (AnyModel<Cpu>, AnyModel<BB>) = match spec {
         ModelSpec::Logistic => {
             let net = LogisticRegressionConfig::new(d, k);
-            Built::Vector(net.init(&cpu)?.into(), net.init(device)?.into())
+            (net.init(&cpu)?.into(), net.init(device)?.into())
         }
         ModelSpec::Mlp => {
             let net = MlpConfig::new(d, config.hidden.clone(), k);
-            Built::Vector(net.init(&cpu)?.into(), net.init(device)?.into())
+            (net.init(&cpu)?.into(), net.init(device)?.into())
         }
         ModelSpec::Cnn => {
             let (c, size) = image()?;
             let net = SimpleCnnConfig::new(c, size, config.channels.clone(), k);
-            Built::Image(net.init(&cpu)?.into(), net.init(device)?.into())
+            (net.init(&cpu)?.into(), net.init(device)?.into())
         }
         ModelSpec::Vgg16 { batch_norm } => {
             let (c, size) = image()?;
@@ -207,7 +205,7 @@ pub(crate) fn build_model<BB: Backend, V: ModelVisitor>(
                 image_size: size,
                 ..VggConfig::vgg16(k, batch_norm)
             };
-            Built::Image(net.init(&cpu)?.into(), net.init(device)?.into())
+            (net.init(&cpu)?.into(), net.init(device)?.into())
         }
         ModelSpec::PreResNet { depth } => {
             let (c, _) = image()?;
@@ -220,7 +218,7 @@ pub(crate) fn build_model<BB: Backend, V: ModelVisitor>(
                 in_channels: c,
                 ..PreResNetConfig::new(depth, k).with_block(block)
             };
-            Built::Image(net.init(&cpu)?.into(), net.init(device)?.into())
+            (net.init(&cpu)?.into(), net.init(device)?.into())
         }
         ModelSpec::WideResNet { depth, widen } => {
             let (c, _) = image()?;
@@ -228,30 +226,10 @@ pub(crate) fn build_model<BB: Backend, V: ModelVisitor>(
                 in_channels: c,
                 ..WideResNetConfig::new(depth, widen, k)
             };
-            Built::Image(net.init(&cpu)?.into(), net.init(device)?.into())
+            (net.init(&cpu)?.into(), net.init(device)?.into())
         }
     };
-    match built {
-        Built::Vector(cpu_net, net) => {
-            visitor.visit::<BB, _, 2>(same_init(cpu_net, net, config, device)?, device)
-        }
-        Built::Image(cpu_net, net) => {
-            visitor.visit::<BB, _, 4>(same_init(cpu_net, net, config, device)?, device)
-        }
-    }
-}
-
-/// A freshly initialised network, on [`Cpu`] (where the seeded initial weights are drawn) and
-/// on the target backend.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one value, built and moved once per command"
-)]
-enum Built<BB: Backend> {
-    /// Flat inputs.
-    Vector(VectorModel<Cpu>, VectorModel<BB>),
-    /// Images.
-    Image(ImageModel<Cpu>, ImageModel<BB>),
+    visitor.visit::<BB, _, 4>(same_init(cpu_net, net, config, device)?, device)
 }
 
 /// The backend initial weights are drawn on.
@@ -276,16 +254,19 @@ fn same_init<BB: Backend, MC: Module<Cpu>, M: Module<BB>>(
     Ok(target.load_record(record))
 }
 
-/// Give the examples the shape `config.model` takes: flat `[d]` for rank-2 models, `[C, H, W]`
-/// for convolutional ones.
+/// Give the examples the shape every model takes, `[C, H, W]`: images keep theirs, vectors
+/// become `[d, 1, 1]` (the dense models flatten their input).
 ///
 /// # Errors
 /// A convolutional model on a dataset whose examples are not images.
 pub(crate) fn shape_for_model(config: &TrainConfig, data: &mut ClassificationData) -> Result<()> {
     let spec = ModelSpec::parse(&config.model)?;
-    if spec.rank() == 2 {
-        data.example_shape = vec![data.example_len()];
-    } else if data.example_shape.len() != 3 {
+    if data.example_shape.len() == 3 {
+        // Images, as every model takes them (the dense ones flatten them).
+    } else if !spec.is_convolutional() {
+        // Vectors enter as `[d, 1, 1]`.
+        data.example_shape = vec![data.example_len(), 1, 1];
+    } else {
         return Err(invalid(
             "model",
             format!("{} on {}", config.model, config.data),
@@ -412,14 +393,17 @@ pub(crate) fn load_weights<BB: Backend, M: burn::module::Module<BB>>(
             ));
         }
         let device = model.devices().into_iter().next().unwrap_or_default();
-        let record = BinFileRecorder::<FullPrecisionSettings>::default()
-            .load(file.clone(), &device)
-            .map_err(|e| {
-                crate::error::io(
-                    file.with_extension("bin"),
-                    format!("{e} (a checkpoint of another model or --channels/--hidden?)"),
-                )
-            })?;
+        // Written by `train`'s checkpoints with the same precision rule.
+        let record = curvature_optim::load_record::<BB, _>(&file, &device).map_err(|e| {
+            let message = match e {
+                curvature_optim::OptimError::Record { message, .. } => message,
+                other => other.to_string(),
+            };
+            crate::error::io(
+                file.with_extension("bin"),
+                format!("{message} (a checkpoint of another model or --channels/--hidden?)"),
+            )
+        })?;
         return Ok(model.load_record(record));
     }
     let (model, unused) =

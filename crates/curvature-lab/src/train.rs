@@ -24,14 +24,15 @@ use std::time::Instant;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
-use burn::record::Recorder;
 use burn::tensor::backend::Backend;
 use curvature_core::{
     Batch, CurvatureModel, HessianVarianceConfig, Loss, Network, Objective, Train, mark_trainable,
 };
 use curvature_data::ClassificationData;
 use curvature_nets::{module_path, recompute_running_stats, save_safetensors};
-use curvature_optim::{AveragingSchedule, IterateAverage, OptimError, RmtDamping, Schedule};
+use curvature_optim::{
+    AveragingSchedule, IterateAverage, OptimError, RmtDamping, Schedule, load_record, save_record,
+};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -41,7 +42,7 @@ use crate::config::{DampingSetting, TrainConfig};
 use crate::csv_table;
 use crate::error::{LabError, Result, invalid, io, write_atomic};
 use crate::names::ScheduleKind;
-use crate::optimizer::{RunOptimizer, read_record, recorder};
+use crate::optimizer::RunOptimizer;
 use crate::plot::{LineChart, Series, save_both};
 use crate::progress::{Interrupt, Progress, ProgressMode};
 use crate::setup::{ModelVisitor, load_weights, shaped_dataset, with_model};
@@ -551,7 +552,7 @@ where
             "RMT auto-damping estimates the Hessian variance on batches of 128 and needs more than 128 training examples (at least two batches)",
         ));
     }
-    let floor = opt.damping_floor(config);
+    let floor = opt.damping_floor();
     let mut state = State {
         epochs_done: 0,
         batches_done: 0,
@@ -573,7 +574,7 @@ where
         let text = std::fs::read_to_string(ck.join("state.json"))
             .map_err(|e| io(ck.join("state.json"), e))?;
         state = serde_json::from_str(&text).map_err(|e| io(ck.join("state.json"), e))?;
-        model = model.load_record(read_record(&ck.join("model"), &device)?);
+        model = model.load_record(load_record(&ck.join("model"), &device)?);
         opt = opt.load(&ck.join("optimizer"), &device)?;
         // Keep the rows of the checkpointed epochs only.
         truncate_csv(&paths.metrics(), state.epochs_done)?;
@@ -592,9 +593,6 @@ where
             );
         }
     }
-    if let Some(rmt) = &state.rmt {
-        opt.follow(rmt)?;
-    }
     let batch_size = config.batch_size.min(train.len());
     // Iterate averaging from the end of epoch T_avg (in steps), on any optimiser.
     let mut average = match config.averaging_start() {
@@ -604,7 +602,7 @@ where
                 frequency: config.average_every,
             })?;
             Some(if resume {
-                average.load_record(read_record(&paths.checkpoint().join("average"), &device)?)
+                average.load_record(load_record(&paths.checkpoint().join("average"), &device)?)
             } else {
                 average
             })
@@ -945,13 +943,10 @@ fn checkpoint<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
         std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
-    let rec = recorder();
-    rec.record(model.clone().into_record(), tmp.join("model"))
-        .map_err(|e| io(tmp.join("model.bin"), e))?;
+    save_record::<Autodiff<BB>, _>(model.clone().into_record(), &tmp.join("model"))?;
     opt.save(&tmp.join("optimizer"))?;
     if let Some(a) = average {
-        rec.record(a.to_record(), tmp.join("average"))
-            .map_err(|e| io(tmp.join("average.bin"), e))?;
+        save_record::<Autodiff<BB>, _>(a.to_record(), &tmp.join("average"))?;
     }
     std::fs::write(
         tmp.join("state.json"),

@@ -24,6 +24,15 @@ pub enum OptimError {
     /// Inputs to a step that cannot be used (mismatched shapes, a NaN factor, a bad record).
     #[error("{0}")]
     InvalidInput(String),
+    /// A state file (an optimiser's state, a checkpoint's record) could not be written or read,
+    /// or holds the state of another optimiser or model.
+    #[error("{}: {message}", path.display())]
+    Record {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// A curvature computation failed.
     #[error(transparent)]
     Curvature(#[from] curvature_core::CurvatureError),

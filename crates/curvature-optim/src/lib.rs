@@ -12,7 +12,10 @@
 //! - damping policies shared by all of them: [`FixedDamping`], [`LevenbergMarquardt`] and
 //!   [`RmtDamping`] (auto-damping from the mini-batch Hessian variance, Granziol & Baskerville
 //!   §7);
-//! - learning-rate [`Schedule`]s: constant, step, cosine and the papers' eqs. 12, 13 and 16.
+//! - learning-rate [`Schedule`]s: constant, step, cosine and the papers' eqs. 12, 13 and 16;
+//! - one [`TrainingStep`] trait that every optimiser implements (a step on a batch under a
+//!   damping policy, returning a [`StepReport`]; state save and load), and
+//!   [`OptimizerConfig`] / [`AnyOptimizer`] to choose one at run time.
 //!
 //! See `docs/choosing-and-damping-an-optimiser.md` for guidance and measured comparisons.
 #![warn(missing_docs)]
@@ -27,6 +30,7 @@ pub mod lanczos_opt;
 mod observe;
 mod schedule;
 mod sgd;
+mod training_step;
 mod weight_decay;
 
 pub use adam::{ADAM_D_EPSILON, Adam, AdamConfig, AdamState};
@@ -49,4 +53,7 @@ pub use observe::{
 };
 pub use schedule::Schedule;
 pub use sgd::{Sgd, SgdConfig, SgdState};
+pub use training_step::{
+    AnyOptimizer, FirstOrder, OptimizerConfig, StepOutcome, TrainingStep, load_record, save_record,
+};
 pub use weight_decay::WeightDecayMode;

@@ -51,6 +51,35 @@ pub struct StepReport {
     pub timings: StepTimings,
 }
 
+impl StepReport {
+    /// The report of a first-order step (no curvature model): `loss` before the step, `lr`,
+    /// Adam's `ε` as the damping if given, and the step's wall-clock time.
+    pub fn first_order(
+        optimizer: &'static str,
+        step: usize,
+        loss: f64,
+        lr: f64,
+        damping: Option<f64>,
+        total: Duration,
+    ) -> Self {
+        Self {
+            optimizer,
+            step,
+            loss,
+            lr,
+            damping,
+            curvature_range: None,
+            curvature_ratio: None,
+            predicted_change: None,
+            refreshed: false,
+            timings: StepTimings {
+                total,
+                curvature: Duration::ZERO,
+            },
+        }
+    }
+}
+
 /// Receives a [`StepReport`] after every step.
 pub trait StepObserver {
     /// Called once per step.
@@ -147,20 +176,13 @@ where
 {
     let start = Instant::now();
     let (module, value) = crate::checked_step(optimizer, lr, module, loss)?;
-    observer.observe(&StepReport {
-        optimizer: name,
+    observer.observe(&StepReport::first_order(
+        name,
         step,
-        loss: value,
+        value,
         lr,
         damping,
-        curvature_range: None,
-        curvature_ratio: None,
-        predicted_change: None,
-        refreshed: false,
-        timings: StepTimings {
-            total: start.elapsed(),
-            curvature: Duration::ZERO,
-        },
-    });
+        start.elapsed(),
+    ));
     Ok(module)
 }

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use curvature_core::BatchNormMode;
 use curvature_lab::progress::ProgressMode;
-use curvature_lab::{BnMode, OperatorKind, SpectrumRequest, SplitKind, measure};
+use curvature_lab::{OperatorKind, SpectrumRequest, SplitKind, measure};
 
 use crate::args::{SourceArgs, write_json};
 
@@ -21,7 +22,7 @@ pub struct SpectrumArgs {
     pub operator: OperatorKind,
     /// Batch-norm mode: the batch's statistics (train) or the running ones (eval).
     #[arg(long, value_enum, default_value_t)]
-    pub bn_mode: BnMode,
+    pub bn_mode: BatchNormMode,
     /// Lanczos steps m.
     #[arg(long, default_value_t = 80)]
     pub steps: usize,
@@ -68,7 +69,7 @@ impl SpectrumArgs {
             weights,
             split: self.split,
             operator: self.operator,
-            bn_mode: self.bn_mode.into(),
+            bn_mode: self.bn_mode,
             steps: self.steps,
             vectors: self.vectors,
             outliers: self.outliers.parse()?,

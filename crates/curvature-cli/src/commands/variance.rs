@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use curvature_lab::{BnMode, SplitKind, VarianceRequest, measure_variance};
+use curvature_core::{BatchNormMode, VarianceEstimator};
+use curvature_lab::{SplitKind, VarianceRequest, measure_variance};
 
 use crate::args::{SourceArgs, write_json};
 
@@ -26,15 +27,15 @@ pub struct VarianceArgs {
     pub vectors: usize,
     /// Estimator: unbiased (Σ w_i ‖H_i v‖² − ‖H̄v‖², eq. 15) or as-printed (Algorithm 1 as
     /// printed, biased up by ‖H̄v‖² − (vᵀH̄v)²).
-    #[arg(long, default_value = "unbiased")]
-    pub estimator: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub estimator: VarianceEstimator,
     /// Training batch size B the optimal damping δ* = (s²/P)(1/B − 1/N) is reported for
     /// (default: the run's batch size).
     #[arg(long)]
     pub train_batch_size: Option<usize>,
     /// Batch-norm mode: the batch's statistics (train) or the running ones (eval).
     #[arg(long, value_enum, default_value_t)]
-    pub bn_mode: BnMode,
+    pub bn_mode: BatchNormMode,
     /// Write the result as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -52,9 +53,9 @@ pub fn run(args: VarianceArgs) -> Result<()> {
         batch_size: args.batch_size,
         max_examples: args.max_examples,
         vectors: args.vectors,
-        estimator: args.estimator.parse()?,
+        estimator: args.estimator,
         train_batch_size,
-        bn_mode: args.bn_mode.into(),
+        bn_mode: args.bn_mode,
         backend: args.source.backend.choice()?,
     })?;
     print!("{result}");

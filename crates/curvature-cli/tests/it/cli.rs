@@ -805,7 +805,7 @@ fn variance_interpolate_block_spectra_and_plots() {
             > 0.0
     );
     let o = curvature(&["variance", "--run", "a", "--estimator", "paper"], d);
-    assert_fails_with(&o, "valid: unbiased, as-printed");
+    assert_fails_with(&o, "possible values: unbiased, as-printed");
     let o = curvature(&["variance", "--run", "a", "--vectors", "0"], d);
     assert_fails_with(&o, "vectors");
 

@@ -33,8 +33,10 @@ fn model_names_parse_and_unknown_ones_list_the_valid_patterns() {
     }
 }
 
+/// Every model takes `[C, H, W]` examples (the dense ones flatten them): images keep their
+/// shape, vectors become `[d, 1, 1]`, and convolutional models refuse vectors.
 #[test]
-fn optdigits_is_an_image_for_cnns_and_flat_for_mlps() {
+fn optdigits_is_an_image_for_every_model_and_vectors_are_d_by_1_by_1() {
     let mut c = TrainConfig {
         model: "cnn".into(),
         ..Default::default()
@@ -45,9 +47,10 @@ fn optdigits_is_an_image_for_cnns_and_flat_for_mlps() {
         (vec![1, 8, 8], 297)
     );
     c.model = "mlp".into();
-    assert_eq!(shaped_dataset(&c).unwrap().0.example_shape, vec![64]);
-    c.model = "cnn".into();
+    assert_eq!(shaped_dataset(&c).unwrap().0.example_shape, vec![1, 8, 8]);
     c.data = DatasetKind::Clusters;
+    assert_eq!(shaped_dataset(&c).unwrap().0.example_shape, vec![100, 1, 1]);
+    c.model = "cnn".into();
     let e = shaped_dataset(&c).unwrap_err().to_string();
     assert!(e.contains("need image data"), "{e}");
 }

@@ -10,7 +10,7 @@ mod vgg;
 mod wide_resnet;
 
 pub use all_cnn::{AllCnn, AllCnnConfig};
-pub use chosen::{ImageModel, VectorModel};
+pub use chosen::AnyModel;
 pub use cnn::{Pooling, SimpleCnn, SimpleCnnConfig};
 pub use logistic::{LogisticRegression, LogisticRegressionConfig};
 pub use mlp::{Mlp, MlpConfig};

@@ -6,3 +6,4 @@ mod kfac;
 mod lanczos_opt;
 mod quadratic;
 mod rmt_damping;
+mod training_step;
