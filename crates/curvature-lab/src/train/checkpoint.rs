@@ -1,0 +1,100 @@
+//! A run's checkpoint: its progress ([`State`]) and the atomic swap that writes model,
+//! optimiser, iterate average and state together.
+
+use super::*;
+
+/// Progress of a run saved in a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct State {
+    pub(super) epochs_done: usize,
+    /// Batches of epoch `epochs_done + 1` already taken (an interrupted epoch).
+    #[serde(default)]
+    pub(super) batches_done: usize,
+    pub(super) steps: usize,
+    pub(super) rmt: Option<RmtDamping>,
+    /// The first step's mini-batch loss: the yardstick of the blow-up rule.
+    #[serde(default)]
+    pub(super) first_loss: Option<f64>,
+    /// Consecutive steps so far with a loss above `divergence_factor × first_loss`.
+    #[serde(default)]
+    pub(super) steps_above: usize,
+}
+
+impl State {
+    /// Record a step's loss; `Some(cause)` when the run has blown up
+    /// ([`TrainConfig::divergence_factor`], [`TrainConfig::divergence_patience`]).
+    pub(super) fn blown_up(&mut self, loss: f64, config: &TrainConfig) -> Option<String> {
+        let first = *self.first_loss.get_or_insert(loss);
+        let limit = config.divergence_factor * first.abs();
+        self.steps_above = if loss > limit {
+            self.steps_above + 1
+        } else {
+            0
+        };
+        (self.steps_above >= config.divergence_patience).then(|| {
+            format!(
+                " (above {} × the first loss {first:.4} for {} steps in a row; \
+                 configurable: divergence_factor, divergence_patience)",
+                config.divergence_factor, self.steps_above
+            )
+        })
+    }
+}
+
+/// Write model, optimiser and state to `checkpoint.tmp`, flush every file to disk, then swap
+/// it in: `checkpoint` → `checkpoint.old`, `checkpoint.tmp` → `checkpoint`, remove
+/// `checkpoint.old`. At every instant a complete checkpoint exists under one of the two names
+/// ([`RunPaths::recover_checkpoint`], called by [`resume`], takes the old one back after a
+/// crash in between).
+pub(super) fn checkpoint<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
+    paths: &RunPaths,
+    model: &M,
+    opt: &RunOptimizer<BB, M>,
+    average: Option<&IterateAverage<Autodiff<BB>>>,
+    state: &State,
+) -> Result<()> {
+    let tmp = paths.checkpoint_tmp();
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    save_record::<Autodiff<BB>, _>(model.clone().into_record(), &tmp.join("model"))?;
+    opt.save(&tmp.join("optimizer"))?;
+    if let Some(a) = average {
+        save_record::<Autodiff<BB>, _>(a.to_record(), &tmp.join("average"))?;
+    }
+    std::fs::write(
+        tmp.join("state.json"),
+        serde_json::to_string_pretty(state).expect("serialisable"),
+    )
+    .map_err(|e| io(tmp.join("state.json"), e))?;
+    sync_dir(&tmp).map_err(|e| io(&tmp, e))?;
+    let ck = paths.checkpoint();
+    let old = paths.previous_checkpoint();
+    if ck.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
+        }
+        std::fs::rename(&ck, &old).map_err(|e| io(&ck, e))?;
+    }
+    std::fs::rename(&tmp, &ck).map_err(|e| io(&ck, e))?;
+    // The renames themselves reach the disk before the old checkpoint goes.
+    std::fs::File::open(&paths.out)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(&paths.out, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
+    }
+    Ok(())
+}
+
+/// `fsync` every file of `dir`, then `dir` itself.
+pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() {
+            std::fs::File::open(&path)?.sync_all()?;
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()
+}

@@ -1,0 +1,179 @@
+//! The per-epoch CSV files of a run: `metrics.csv` ([`EpochMetrics`]) and `spectra.csv`
+//! ([`SpectrumRecord`]), and their truncation to the epochs of a checkpoint on resume.
+
+use super::*;
+
+/// One row of `metrics.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Optimiser steps so far.
+    pub step: usize,
+    /// Learning rate of the epoch's last step.
+    pub lr: f64,
+    /// Damping in use at the end of the epoch (KFAC δ or Adam ε), if any.
+    pub damping: Option<f64>,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Training accuracy.
+    pub train_accuracy: f64,
+    /// Validation loss.
+    pub val_loss: f64,
+    /// Validation accuracy.
+    pub val_accuracy: f64,
+    /// Wall-clock seconds of the epoch (training steps only).
+    pub seconds: f64,
+}
+
+/// The columns of `metrics.csv`.
+pub(super) const HEADER: [&str; 9] = [
+    "epoch",
+    "step",
+    "lr",
+    "damping",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "seconds",
+];
+/// The columns of `spectra.csv`.
+pub(super) const SPECTRA_HEADER: [&str; 13] = [
+    "epoch",
+    "step",
+    "lambda_max",
+    "lambda_min",
+    "trace",
+    "frobenius",
+    "negative_mass",
+    "degenerate_mass",
+    "outliers",
+    "trace_stderr",
+    "frobenius_stderr",
+    "negative_mass_stderr",
+    "degenerate_mass_stderr",
+];
+
+impl EpochMetrics {
+    /// Read a row of `metrics.csv` (`None` for a malformed row).
+    pub fn from_record(f: &csv::StringRecord) -> Option<Self> {
+        if f.len() != 9 {
+            return None;
+        }
+        let num = |i: usize| f[i].parse::<f64>().ok();
+        Some(Self {
+            epoch: f[0].parse().ok()?,
+            step: f[1].parse().ok()?,
+            lr: num(2)?,
+            damping: num(3),
+            train_loss: num(4)?,
+            train_accuracy: num(5)?,
+            val_loss: num(6)?,
+            val_accuracy: num(7)?,
+            seconds: num(8)?,
+        })
+    }
+
+    /// The fields of its `metrics.csv` row.
+    pub(super) fn fields(&self) -> Vec<String> {
+        vec![
+            self.epoch.to_string(),
+            self.step.to_string(),
+            format!("{:e}", self.lr),
+            self.damping.map_or(String::new(), |d| format!("{d:e}")),
+            format!("{:.6}", self.train_loss),
+            format!("{:.6}", self.train_accuracy),
+            format!("{:.6}", self.val_loss),
+            format!("{:.6}", self.val_accuracy),
+            format!("{:.3}", self.seconds),
+        ]
+    }
+}
+
+/// One row of `spectra.csv`: the Hessian spectrum recorded after an epoch
+/// (`--spectrum-every`), as summarised by the library's `spectrum`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpectrumRecord {
+    /// Epoch after which it was measured.
+    pub epoch: usize,
+    /// Optimiser steps taken by then.
+    pub step: usize,
+    /// Largest eigenvalue.
+    pub lambda_max: f64,
+    /// Smallest eigenvalue.
+    pub lambda_min: f64,
+    /// Trace.
+    pub trace: f64,
+    /// Frobenius norm.
+    pub frobenius: f64,
+    /// Spectral mass below zero.
+    pub negative_mass: f64,
+    /// Spectral mass near zero.
+    pub degenerate_mass: f64,
+    /// Outliers above the bulk.
+    pub outliers: usize,
+    /// Standard errors of trace, Frobenius norm, negative and degenerate mass (NaN in rows
+    /// written before they were recorded).
+    pub stderr: [f64; 4],
+}
+
+impl SpectrumRecord {
+    /// Read a row of `spectra.csv` (`None` for a malformed row; rows of 9 columns, written
+    /// before the standard errors were recorded, read with NaN standard errors).
+    pub fn from_record(f: &csv::StringRecord) -> Option<Self> {
+        if f.len() != 9 && f.len() != 13 {
+            return None;
+        }
+        let num = |i: usize| f[i].parse::<f64>().ok();
+        let stderr = if f.len() == 13 {
+            [num(9)?, num(10)?, num(11)?, num(12)?]
+        } else {
+            [f64::NAN; 4]
+        };
+        Some(Self {
+            stderr,
+            epoch: f[0].parse().ok()?,
+            step: f[1].parse().ok()?,
+            lambda_max: num(2)?,
+            lambda_min: num(3)?,
+            trace: num(4)?,
+            frobenius: num(5)?,
+            negative_mass: num(6)?,
+            degenerate_mass: num(7)?,
+            outliers: f[8].parse().ok()?,
+        })
+    }
+
+    /// The fields of its `spectra.csv` row.
+    pub(super) fn fields(&self) -> Vec<String> {
+        let mut f = vec![self.epoch.to_string(), self.step.to_string()];
+        f.extend(
+            [self.lambda_max, self.lambda_min, self.trace, self.frobenius]
+                .map(|x| format!("{x:e}")),
+        );
+        f.extend([
+            self.negative_mass.to_string(),
+            self.degenerate_mass.to_string(),
+            self.outliers.to_string(),
+        ]);
+        f.extend(self.stderr.map(|x| format!("{x:e}")));
+        f
+    }
+}
+
+/// Keep the header and the rows of epochs `≤ epochs` of a per-epoch CSV file (if it exists).
+pub(super) fn truncate_csv(path: &Path, epochs: usize) -> Result<()> {
+    let Some((header, rows)) = csv_table::read(path)? else {
+        return Ok(());
+    };
+    let kept: Vec<Vec<String>> = std::iter::once(&header)
+        .chain(rows.iter().filter(|r| {
+            r.get(0)
+                .and_then(|e| e.parse::<usize>().ok())
+                .is_none_or(|e| e <= epochs)
+        }))
+        .map(|r| r.iter().map(str::to_string).collect())
+        .collect();
+    csv_table::write(path, &kept)
+}

@@ -1,0 +1,195 @@
+//! `curvature train`: one training run with metrics, atomic checkpoints and bit-identical
+//! resumption (CPU, NdArray f32).
+//!
+//! Output directory layout:
+//!
+//! ```text
+//! OUT/config.json          the resolved configuration (what --resume reads back)
+//! OUT/metrics.csv          one row per epoch: epoch, step, lr, damping, train/val loss and
+//!                          accuracy, seconds
+//! OUT/checkpoint/          model + optimiser records (+ the iterate average) and state.json,
+//!                          replaced atomically (written to checkpoint.tmp, then renamed)
+//! OUT/weights.safetensors  final weights, PyTorch names and layouts
+//! OUT/summary.json         final metrics
+//! OUT/plots/*.svg, *.png   loss, accuracy, learning rate / damping (and λ_max) per epoch
+//! OUT/spectra.csv          with spectrum_every: λ_max, λ_min, trace, … of the Hessian
+//! OUT/spectra/epoch-N.json the full summaries, and their stem plots epoch-N.svg/.png
+//! ```
+//!
+//! A raised [`Interrupt`] (Ctrl-C in the command) stops the run after the current step with a
+//! checkpoint of that step; `--resume` then continues mid-epoch, still bit-identically.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::AutodiffModule;
+use burn::tensor::backend::Backend;
+use curvature_core::{
+    Batch, CurvatureModel, HessianVarianceConfig, Loss, Network, Objective, Train, mark_trainable,
+};
+use curvature_data::ClassificationData;
+use curvature_nets::{module_path, recompute_running_stats, save_safetensors};
+use curvature_optim::{
+    AveragingSchedule, IterateAverage, OptimError, RmtDamping, Schedule, load_record, save_record,
+};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::BackendChoice;
+use crate::config::{DampingSetting, TrainConfig};
+use crate::csv_table;
+use crate::error::{LabError, Result, invalid, io, write_atomic};
+use crate::names::ScheduleKind;
+use crate::optimizer::RunOptimizer;
+use crate::plot::{LineChart, Series, save_both};
+use crate::progress::{Interrupt, Progress, ProgressMode};
+use crate::setup::{ModelVisitor, load_weights, shaped_dataset, with_model};
+use crate::spectrum::{lanczos_summary, stem_chart};
+
+/// Mixed into the seed of the per-epoch augmentation, so it is independent of the shuffling.
+const AUGMENT_STREAM: u64 = 0x5EED_A116;
+
+/// The default backend (CPU, f32; see [`BackendChoice`] for the others).
+pub type B = NdArray<f32>;
+
+/// How a run talks to the user.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Overwrite an output directory that holds another run.
+    pub force: bool,
+    /// Progress bars and per-epoch lines ([`ProgressMode::Quiet`]: none).
+    pub progress: ProgressMode,
+    /// Polled after every step: when raised, checkpoint and stop with
+    /// [`LabError::Interrupted`].
+    pub interrupt: Option<Interrupt>,
+    /// Backend, device and precision (resumption is bit-identical on the CPU backend).
+    pub backend: BackendChoice,
+}
+
+mod checkpoint;
+mod metrics;
+mod paths;
+mod report;
+mod training_loop;
+
+use checkpoint::{State, checkpoint};
+pub use metrics::{EpochMetrics, SpectrumRecord};
+use metrics::{HEADER, SPECTRA_HEADER, truncate_csv};
+pub use paths::RunPaths;
+use report::{plot_run, record_spectrum};
+use training_loop::{initial_weights, run};
+
+/// Train from scratch into `out`.
+///
+/// # Errors
+/// Invalid configuration, an `out` holding another run (without `force`), data and model
+/// errors, divergence ([`LabError::Diverged`]), file errors.
+pub fn train(config: &TrainConfig, out: &Path, options: RunOptions) -> Result<Vec<EpochMetrics>> {
+    config.validate()?;
+    let paths = RunPaths { out: out.into() };
+    if paths.config().exists() && !options.force {
+        return Err(LabError::OutputExists(out.into()));
+    }
+    dispatch(config, &paths, false, options)
+}
+
+/// Clear what a forced run replaces, then write `config.json` and the header of `metrics.csv`:
+/// called once data and model are ready, so a run that cannot start leaves nothing behind.
+fn start_run(config: &TrainConfig, paths: &RunPaths, force: bool) -> Result<()> {
+    if force {
+        let (tmp, old) = (paths.checkpoint_tmp(), paths.previous_checkpoint());
+        for dir in [paths.checkpoint(), tmp, old, paths.spectra(), paths.plots()] {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+            }
+        }
+        for file in [paths.spectra_csv(), paths.summary(), paths.weights()] {
+            if file.exists() {
+                std::fs::remove_file(&file).map_err(|e| io(&file, e))?;
+            }
+        }
+    }
+    std::fs::create_dir_all(&paths.out).map_err(|e| io(&paths.out, e))?;
+    write_atomic(
+        &paths.config(),
+        serde_json::to_string_pretty(config)
+            .expect("serialisable")
+            .as_bytes(),
+    )?;
+    csv_table::write(&paths.metrics(), &[HEADER])
+}
+
+/// Continue the run in `out` from its last checkpoint.
+///
+/// # Errors
+/// A directory without `config.json` or checkpoint, plus the errors of [`train`].
+pub fn resume(out: &Path, options: RunOptions) -> Result<Vec<EpochMetrics>> {
+    let paths = RunPaths { out: out.into() };
+    if !paths.config().exists() {
+        return Err(io(
+            paths.config(),
+            "no run to resume here (config.json is missing)",
+        ));
+    }
+    paths.recover_checkpoint()?;
+    let config = TrainConfig::from_file(&paths.config())?;
+    config.validate()?;
+    dispatch(&config, &paths, true, options)
+}
+
+fn dispatch(
+    config: &TrainConfig,
+    paths: &RunPaths,
+    resume: bool,
+    options: RunOptions,
+) -> Result<Vec<EpochMetrics>> {
+    let (train, val) = shaped_dataset(config)?;
+    let backend = options.backend;
+    let (example, k) = (train.example_shape.clone(), train.num_classes);
+    let trainer = Trainer {
+        config,
+        paths,
+        resume,
+        options,
+        train: &train,
+        val: &val,
+    };
+    with_model(config, &backend, &example, k, trainer)
+}
+
+/// [`run`] for whichever backend and model the configuration names.
+struct Trainer<'a> {
+    config: &'a TrainConfig,
+    paths: &'a RunPaths,
+    resume: bool,
+    options: RunOptions,
+    train: &'a ClassificationData,
+    val: &'a ClassificationData,
+}
+
+impl ModelVisitor for Trainer<'_> {
+    type Output = Vec<EpochMetrics>;
+    fn visit<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
+        self,
+        model: M,
+        device: &BB::Device,
+    ) -> Result<Self::Output> {
+        let model = initial_weights(self.config, model)?;
+        let model = Train::<BB, M>::from_inner(mark_trainable(model));
+        if !self.resume {
+            start_run(self.config, self.paths, self.options.force)?;
+        }
+        run::<BB, _, D>(
+            self.config,
+            self.paths,
+            self.resume,
+            self.options,
+            model,
+            self.train,
+            self.val,
+            device,
+        )
+    }
+}
