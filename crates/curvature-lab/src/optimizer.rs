@@ -11,17 +11,13 @@ use burn::tensor::backend::Backend;
 use curvature_core::{Batch, CurvatureModel, Loss, Network};
 use curvature_optim::{
     ADAM_D_EPSILON, AdamConfig, AnyOptimizer, DampingPolicy, FixedDamping, KfacConfig,
-    LanczosOptConfig, OptimError, OptimizerConfig, RmtDamping, SgdConfig, TrainingStep,
+    LanczosOptConfig, OptimizerConfig, RmtDamping, SgdConfig, StepOutcome, TrainingStep,
     WeightDecayMode,
 };
 
 use crate::config::{DampingSetting, TrainConfig};
 use crate::error::Result;
 use crate::names::OptimizerKind;
-
-/// One step's outcome: the new model and the batch loss before the step, or the model as it
-/// was and why the step was refused (e.g. a non-finite loss).
-pub(crate) type StepOutcome<M> = std::result::Result<(M, f64), (M, OptimError)>;
 
 /// The optimiser of a run ([`AnyOptimizer`], stepped through [`TrainingStep`]) and the damping
 /// it is stepped with when RMT auto-damping is off.
@@ -61,7 +57,8 @@ impl<BB: Backend, M: AutodiffModule<Autodiff<BB>>> RunOptimizer<BB, M> {
     }
 
     /// One step at learning rate `lr` on `batch` (cross-entropy, batch norm in train mode),
-    /// damped by `rmt` when given, else by the run's fixed damping (Adam: its `ε`).
+    /// damped by `rmt` when given, else by the run's fixed damping (Adam: its `ε`); the report
+    /// carries the batch loss before the step.
     pub(crate) fn step<const D: usize>(
         &mut self,
         model: M,
@@ -73,15 +70,13 @@ impl<BB: Backend, M: AutodiffModule<Autodiff<BB>>> RunOptimizer<BB, M> {
         M: Network<Autodiff<BB>, D>,
         M::InnerModule: CurvatureModel<BB, D>,
     {
-        self.optimizer
-            .train_step(
-                model,
-                batch,
-                Loss::CrossEntropy,
-                lr,
-                policy(&self.fixed, rmt),
-            )
-            .map(|(model, report)| (model, report.loss))
+        self.optimizer.train_step(
+            model,
+            batch,
+            Loss::CrossEntropy,
+            lr,
+            policy(&self.fixed, rmt),
+        )
     }
 
     /// Save the optimiser's state (moments, KFAC factors, …) to `path` (+ `.bin`).

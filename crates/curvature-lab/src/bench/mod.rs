@@ -241,12 +241,11 @@ pub fn run_with<B: Backend>(
 ) -> Result<Vec<BenchRow>> {
     options.validate()?;
     let mut rows = Vec::new();
+    // `validate` parsed every model name. Every model takes the [C, H, W] images (the dense
+    // ones flatten them).
     for name in &options.models {
-        // [C, H, W] images for every model (the dense ones flatten them).
-        ModelSpec::parse(name)?;
-        let example = options.image.to_vec();
         let visitor = BenchVisitor {
-            example: &example,
+            example: &options.image,
             options,
             rec: Recorder {
                 model: name,
@@ -257,7 +256,7 @@ pub fn run_with<B: Backend>(
                 measure: &mut *measure,
             },
         };
-        build_model::<B, _>(&bench_config(name), &example, 10, device, visitor)?;
+        build_model::<B, _>(&bench_config(name), &options.image, 10, device, visitor)?;
     }
     Ok(rows)
 }

@@ -204,7 +204,7 @@ where
             let result = opt.step(model, lr, batch, state.rmt.as_ref());
             let loss;
             (model, loss) = match result {
-                Ok(r) => r,
+                Ok((stepped, report)) => (stepped, report.loss),
                 Err((_, OptimError::NonFiniteLoss(loss))) => {
                     bar.finish();
                     return Err(LabError::Diverged {
