@@ -43,10 +43,13 @@ pub struct ModelArgs {
     /// Output channels of the conv blocks of `cnn`, e.g. 16,32.
     #[arg(long, value_delimiter = ',')]
     pub channels: Option<Vec<usize>>,
-    /// Dataset: optdigits and clusters are offline, the others are read from --data-dir.
+    /// Dataset: optdigits and clusters are offline; the others are read from --data-dir, or
+    /// without it from data/<name> or /usr/share/datasets/<name> (Debian's
+    /// `apt-get install dataset-fashion-mnist` installs Fashion-MNIST there).
     #[arg(long, value_enum)]
     pub data: Option<DatasetKind>,
-    /// Directory of the dataset's files (default data/<name>).
+    /// Directory of the dataset's files (default: the first of data/<name> and
+    /// /usr/share/datasets/<name> that holds them).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Keep a seeded random subset of this many training examples.

@@ -150,20 +150,11 @@ pub fn verify_md5(path: &Path, expected: &str) -> Result<()> {
 /// [`DataError::Format`] for a corrupt archive or one that lacks an expected file;
 /// [`DataError::Io`].
 pub fn extract_cifar(archive: &Path, kind: Cifar, dir: &Path) -> Result<PathBuf> {
-    let (sub, files): (&str, &[&str]) = match kind {
-        Cifar::Ten => (
-            "cifar-10-batches-bin",
-            &[
-                "data_batch_1.bin",
-                "data_batch_2.bin",
-                "data_batch_3.bin",
-                "data_batch_4.bin",
-                "data_batch_5.bin",
-                "test_batch.bin",
-            ],
-        ),
-        _ => ("cifar-100-binary", &["train.bin", "test.bin"]),
+    let (sub, dataset) = match kind {
+        Cifar::Ten => ("cifar-10-batches-bin", DownloadableDataset::Cifar10),
+        _ => ("cifar-100-binary", DownloadableDataset::Cifar100),
     };
+    let files = dataset.required_files();
     let out = dir.join(sub);
     std::fs::create_dir_all(&out).map_err(|source| DataError::Io {
         path: out.display().to_string(),

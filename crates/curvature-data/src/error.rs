@@ -24,6 +24,22 @@ pub enum DataError {
         /// Where to get them.
         hint: &'static str,
     },
+    /// A dataset was found in none of the places searched (see `locate`).
+    #[error(
+        "{dataset}: not found in {} (a copy is a directory with {}); {hint}",
+        searched.join(" or "),
+        needs.join(", ")
+    )]
+    NotFound {
+        /// The dataset's name.
+        dataset: &'static str,
+        /// The files a copy holds.
+        needs: Vec<String>,
+        /// The directories searched, in order.
+        searched: Vec<String>,
+        /// The ways to get it.
+        hint: String,
+    },
     /// The content of a file is malformed.
     #[error("{file}: {reason}")]
     Format {

@@ -124,7 +124,7 @@ pub fn load_mnist(dir: impl AsRef<Path>, split: Split) -> Result<ClassificationD
                 .filter(|(_, p)| p.is_none())
                 .map(|(n, _)| format!("{n}[.gz]"))
                 .collect(),
-            hint: "download the IDX files (yann.lecun.com/exdb/mnist or github.com/zalandoresearch/fashion-mnist) into this directory",
+            hint: "download the IDX files (yann.lecun.com/exdb/mnist or github.com/zalandoresearch/fashion-mnist) into this directory; for Fashion-MNIST, `apt-get install dataset-fashion-mnist` installs them in /usr/share/datasets/fashion-mnist",
         });
     }
     let (img_path, lbl_path) = (

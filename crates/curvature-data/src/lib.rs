@@ -6,6 +6,9 @@
 //! * [`optdigits`] — embedded (no download, no files), the offline default;
 //! * [`Cifar`] — CIFAR-10 / CIFAR-100 (fine or coarse) from the official binary files;
 //! * [`load_mnist`] — MNIST and Fashion-MNIST from IDX files, gzipped or not;
+//! * [`locate`] — finds a file-based dataset without being told where: `data/<name>`, then
+//!   `/usr/share/datasets/<name>` (Debian's `apt-get install dataset-fashion-mnist` installs
+//!   the real Fashion-MNIST there);
 //! * [`gaussian_clusters`] — Sagun et al.'s synthetic k-cluster data;
 //! * [`Augmentation`] and [`AugmentedStream`] — random crop + flip, reproducible augmented
 //!   streams of any length;
@@ -27,6 +30,7 @@ mod download;
 mod error;
 mod files;
 mod idx;
+mod locate;
 mod optdigits;
 
 pub use augment::{Augmentation, AugmentedStream};
@@ -39,4 +43,5 @@ pub use download::download;
 pub use download::{DownloadableDataset, Resource, extract_cifar, md5_file, resources, verify_md5};
 pub use error::{DataError, Result};
 pub use idx::{load_mnist, parse_idx_images, parse_idx_labels};
+pub use locate::{SYSTEM_DATASETS_DIR, locate, locate_in};
 pub use optdigits::{OPTDIGITS_LEN, optdigits, parse_optdigits};

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LabError, Result, invalid, require_positive};
-use crate::names::{AugmentKind, DatasetKind, OptimizerKind, ScheduleKind};
+use crate::names::{AugmentKind, DatasetKind, OptimizerKind, ScheduleKind, ValidationKind};
 
 /// The model names (`<depth>`, `<k>`: numbers, e.g. `preresnet-110`, `wrn-28-10`).
 pub const MODELS: [&str; 7] = [
@@ -62,8 +62,11 @@ pub struct TrainConfig {
     /// Directory of a dataset read from files (default `data/<name>`).
     pub data_dir: Option<std::path::PathBuf>,
     /// Examples held out for validation (optdigits, clusters; MNIST and CIFAR validate on
-    /// their official test split).
+    /// their official test split unless `validation = "held-out"`).
     pub val_size: usize,
+    /// Where validation examples come from: the official test split where there is one
+    /// (`auto`), or `val_size` examples held out of the training split (`held-out`).
+    pub validation: ValidationKind,
     /// Keep a seeded random subset of this many training examples.
     pub train_size: Option<usize>,
     /// Keep a seeded random subset of this many validation / test examples.
@@ -132,6 +135,7 @@ impl Default for TrainConfig {
             data: DatasetKind::Optdigits,
             data_dir: None,
             val_size: 297,
+            validation: ValidationKind::Auto,
             train_size: None,
             test_size: None,
             optimizer: OptimizerKind::Sgd,

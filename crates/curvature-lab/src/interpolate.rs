@@ -15,7 +15,7 @@ use crate::csv_table;
 use crate::error::{Result, invalid, io};
 use crate::plot::{LineChart, Series, save_both};
 use crate::progress::{Progress, ProgressMode};
-use crate::setup::{ModelVisitor, load_weights, shaped_dataset, with_model};
+use crate::setup::{INPUT_RANK, ModelVisitor, load_weights, shaped_dataset, with_model};
 
 /// The line to walk.
 #[derive(Debug, Clone)]
@@ -147,17 +147,17 @@ struct Walk<'a> {
 
 impl ModelVisitor for Walk<'_> {
     type Output = Vec<LinePoint>;
-    fn visit<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
+    fn visit<BB: Backend, M: CurvatureModel<BB, INPUT_RANK>>(
         self,
         model: M,
         device: &BB::Device,
     ) -> Result<Self::Output> {
         let train = self
             .train
-            .batches::<BB, D>(self.train.len().min(1000), device)?;
+            .batches::<BB, INPUT_RANK>(self.train.len().min(1000), device)?;
         let val = self
             .val
-            .batches::<BB, D>(self.val.len().min(1000), device)?;
+            .batches::<BB, INPUT_RANK>(self.val.len().min(1000), device)?;
         walk(self.request, model, train, val)
     }
 }

@@ -41,7 +41,7 @@ pub use error::{LabError, Result, write_atomic};
 pub use interpolate::{InterpolateRequest, LinePoint, interpolate};
 pub use names::{
     AugmentKind, BackendKind, DatasetKind, Metric, OperatorKind, OptimizerKind, Precision,
-    ScheduleKind, SplitKind,
+    ScheduleKind, SplitKind, ValidationKind,
 };
 pub use presets::{Preset, preset, presets};
 pub use spectrum::{SpectrumRequest, SpectrumResult, measure};

@@ -59,7 +59,8 @@ pub enum Precision {
 }
 
 /// A dataset: optdigits (embedded) and the Gaussian clusters are offline; MNIST,
-/// Fashion-MNIST and CIFAR are read from `data_dir` (default `data/<name>`).
+/// Fashion-MNIST and CIFAR are read from `data_dir`, by default the first of `data/<name>` and
+/// `/usr/share/datasets/<name>` that holds them (`curvature_data::locate`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
@@ -86,6 +87,18 @@ impl DatasetKind {
     /// Whether the examples are images (`[C, H, W]`): all but the Gaussian clusters.
     pub fn has_images(self) -> bool {
         !matches!(self, Self::Clusters)
+    }
+
+    /// The file-based dataset behind this name (`None` for the offline ones).
+    pub fn files(self) -> Option<curvature_data::DownloadableDataset> {
+        use curvature_data::DownloadableDataset as D;
+        match self {
+            Self::Optdigits | Self::Clusters => None,
+            Self::Mnist => Some(D::Mnist),
+            Self::FashionMnist => Some(D::FashionMnist),
+            Self::Cifar10 => Some(D::Cifar10),
+            Self::Cifar100 => Some(D::Cifar100),
+        }
     }
 }
 
@@ -195,6 +208,20 @@ pub enum OperatorKind {
     HessianMinusGgn,
 }
 
+/// Where the validation examples come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ValidationKind {
+    /// The dataset's official test split where it has one (MNIST, Fashion-MNIST, CIFAR);
+    /// `val_size` examples held out of the rest (optdigits, clusters).
+    #[default]
+    Auto,
+    /// `val_size` seeded examples held out of the training split, for every dataset (e.g. the
+    /// *Flatness* paper's 45 000 / 5 000 split of MNIST: `val_size = 5000`,
+    /// `train_size = 45000`).
+    HeldOut,
+}
+
 /// Which part of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -217,5 +244,6 @@ display_as_value_name!(
     AugmentKind,
     Metric,
     OperatorKind,
-    SplitKind
+    SplitKind,
+    ValidationKind
 );

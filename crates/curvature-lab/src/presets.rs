@@ -10,7 +10,7 @@ use crate::config::TrainConfig;
 use crate::error::{LabError, Result, io};
 
 /// `(name, TOML source)` of every bundled preset.
-const SOURCES: [(&str, &str); 24] = [
+const SOURCES: [(&str, &str); 26] = [
     (
         "l2-sharpness-logreg-mini",
         include_str!("../presets/l2-sharpness-logreg-mini.toml"),
@@ -67,6 +67,14 @@ const SOURCES: [(&str, &str); 24] = [
     (
         "l2-sharpness-logreg-mnist",
         include_str!("../presets/l2-sharpness-logreg-mnist.toml"),
+    ),
+    (
+        "l2-sharpness-logreg-fashion-mnist",
+        include_str!("../presets/l2-sharpness-logreg-fashion-mnist.toml"),
+    ),
+    (
+        "optimizers-cnn-fashion-mnist",
+        include_str!("../presets/optimizers-cnn-fashion-mnist.toml"),
     ),
     (
         "lanczosopt-mnist",

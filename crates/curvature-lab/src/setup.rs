@@ -23,7 +23,7 @@ use curvature_nets::{
 use crate::backend::{BackendChoice, BackendVisitor, on_backend};
 use crate::config::{MODELS, TrainConfig};
 use crate::error::{LabError, Result, invalid};
-use crate::names::{DatasetKind, SplitKind};
+use crate::names::{DatasetKind, SplitKind, ValidationKind};
 
 /// A parsed model name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +99,10 @@ impl ModelSpec {
 
 /// What a command does with its model, generic over the backend `BB`, the network type `M`
 /// and its input rank `D` (2 or 4). [`with_model`] builds the model and calls it.
+/// The rank of every network's input batch, `[N, C, H, W]`: images as they are, vectors as
+/// `[N, d, 1, 1]` (see `shape_for_model`).
+pub(crate) const INPUT_RANK: usize = 4;
+
 pub(crate) trait ModelVisitor {
     /// The result (host values: the same type on every backend).
     type Output;
@@ -106,7 +110,7 @@ pub(crate) trait ModelVisitor {
     ///
     /// # Errors
     /// Whatever the command's errors are.
-    fn visit<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
+    fn visit<BB: Backend, M: CurvatureModel<BB, INPUT_RANK>>(
         self,
         model: M,
         device: &BB::Device,
@@ -229,7 +233,7 @@ pub(crate) fn build_model<BB: Backend, V: ModelVisitor>(
             (net.init(&cpu)?.into(), net.init(device)?.into())
         }
     };
-    visitor.visit::<BB, _, 4>(same_init(cpu_net, net, config, device)?, device)
+    visitor.visit::<BB, _>(same_init(cpu_net, net, config, device)?, device)
 }
 
 /// The backend initial weights are drawn on.
@@ -276,12 +280,22 @@ pub(crate) fn shape_for_model(config: &TrainConfig, data: &mut ClassificationDat
     Ok(())
 }
 
-/// Where `config.data` is read from: `data_dir`, or `data/<name>`.
-fn data_dir(config: &TrainConfig) -> PathBuf {
-    config
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("data").join(config.data.to_string()))
+/// Where `config.data` is read from: `data_dir` (for CIFAR also the directory the archive
+/// unpacked in it), or without one the first of `data/<name>` and `/usr/share/datasets/<name>`
+/// that holds the files (`curvature_data::locate`).
+///
+/// # Errors
+/// No `data_dir` and no copy in either place: the error names both places and how to get the
+/// data.
+fn data_dir(config: &TrainConfig) -> Result<PathBuf> {
+    let Some(files) = config.data.files() else {
+        return Ok(PathBuf::new());
+    };
+    Ok(match &config.data_dir {
+        // A directory without the files keeps its name so the loader names what is missing.
+        Some(dir) => files.files_in(dir).unwrap_or_else(|| dir.clone()),
+        None => curvature_data::locate(files)?,
+    })
 }
 
 /// A seeded random subset of `n` examples (all of them, in order, if `n` is absent or not
@@ -297,15 +311,17 @@ fn subset(data: ClassificationData, n: Option<usize>, seed: u64) -> Result<Class
 /// see `shape_for_model`).
 ///
 /// optdigits and the Gaussian clusters hold out `val_size` seeded examples for validation;
-/// MNIST, Fashion-MNIST and CIFAR use their official test split. `train_size` / `test_size`
-/// then keep seeded random subsets (e.g. the LanczosOPT paper's 1 000 MNIST training images).
-/// CIFAR is normalised per channel with the training set's statistics.
+/// MNIST, Fashion-MNIST and CIFAR use their official test split, or with
+/// `validation = "held-out"` also hold out `val_size` seeded training examples (the test split
+/// then goes unused). `train_size` / `test_size` then keep seeded random subsets (e.g. the
+/// LanczosOPT paper's 1 000 MNIST training images). CIFAR is normalised per channel with the
+/// training examples' statistics.
 ///
 /// # Errors
 /// Unknown names; a data directory without the dataset's files (naming them and where to get
 /// them); a `val_size` that leaves no training examples.
 pub fn dataset(config: &TrainConfig) -> Result<(ClassificationData, ClassificationData)> {
-    let held_out = |mut all: ClassificationData| -> Result<_> {
+    let held_out = |all: ClassificationData| -> Result<_> {
         if config.val_size >= all.len() {
             return Err(invalid(
                 "val_size",
@@ -313,14 +329,20 @@ pub fn dataset(config: &TrainConfig) -> Result<(ClassificationData, Classificati
                 "must leave training examples",
             ));
         }
-        if all.example_shape == [64] && config.data == DatasetKind::Optdigits {
-            all.example_shape = vec![1, 8, 8];
-        }
         Ok(all.split(config.val_size, config.seed)?)
     };
-    let dir = data_dir(config);
-    let (train, val) = match config.data {
-        DatasetKind::Optdigits => held_out(optdigits()?)?,
+    // The official split's `(train, test)`, or the held-out split of its training part.
+    let split = |train: ClassificationData, test: ClassificationData| match config.validation {
+        ValidationKind::Auto => Ok((train, test)),
+        ValidationKind::HeldOut => held_out(train),
+    };
+    let dir = data_dir(config)?;
+    let (mut train, mut val) = match config.data {
+        DatasetKind::Optdigits => {
+            let mut all = optdigits()?;
+            all.example_shape = vec![1, 8, 8];
+            held_out(all)?
+        }
         DatasetKind::Clusters => held_out(gaussian_clusters(&GaussianClustersConfig {
             seed: config.seed,
             ..GaussianClustersConfig::new(config.classes, 100)
@@ -331,10 +353,10 @@ pub fn dataset(config: &TrainConfig) -> Result<(ClassificationData, Classificati
                 d.example_shape = vec![1, side, d.example_len() / side.max(1)];
                 d
             };
-            (
+            split(
                 image(load_mnist(&dir, Split::Train)?),
                 image(load_mnist(&dir, Split::Test)?),
-            )
+            )?
         }
         DatasetKind::Cifar10 | DatasetKind::Cifar100 => {
             let kind = if config.data == DatasetKind::Cifar10 {
@@ -342,21 +364,17 @@ pub fn dataset(config: &TrainConfig) -> Result<(ClassificationData, Classificati
             } else {
                 Cifar::HundredFine
             };
-            // Accept the directory of the .bin files or the one the archive was extracted in.
-            let sub = dir.join(if kind == Cifar::Ten {
-                "cifar-10-batches-bin"
-            } else {
-                "cifar-100-binary"
-            });
-            let dir = if sub.is_dir() { sub } else { dir };
-            let mut train = kind.load(&dir, Split::Train)?;
-            let mut test = kind.load(&dir, Split::Test)?;
-            let (mean, std) = train.channel_stats();
-            train.normalize(&mean, &std)?;
-            test.normalize(&mean, &std)?;
-            (train, test)
+            split(
+                kind.load(&dir, Split::Train)?,
+                kind.load(&dir, Split::Test)?,
+            )?
         }
     };
+    if matches!(config.data, DatasetKind::Cifar10 | DatasetKind::Cifar100) {
+        let (mean, std) = train.channel_stats();
+        train.normalize(&mean, &std)?;
+        val.normalize(&mean, &std)?;
+    }
     Ok((
         subset(train, config.train_size, config.seed)?,
         subset(val, config.test_size, config.seed)?,

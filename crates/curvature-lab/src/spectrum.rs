@@ -7,10 +7,9 @@ use std::sync::Arc;
 
 use burn::tensor::backend::Backend;
 use curvature_core::{
-    Batch, BatchNormMode, BatchSource, Block, CurvatureError, CurvatureModel, DenseReferenceConfig,
-    LanczosConfig, LinearOperator, Loss, Objective, OutlierRule, ParamLayout, QuadratureRun,
-    SlqConfig, SpectralDensity, SpectrumConfig, SpectrumSummary, dense_matrix, dense_spectrum,
-    spectrum,
+    BatchNormMode, Block, CurvatureModel, DenseReferenceConfig, LanczosConfig, LinearOperator,
+    Loss, Objective, OutlierRule, ParamLayout, QuadratureRun, SlqConfig, SpectralDensity,
+    SpectrumConfig, SpectrumSummary, dense_matrix, dense_spectrum, spectrum,
 };
 use curvature_data::AugmentedStream;
 use serde::Serialize;
@@ -21,7 +20,7 @@ use crate::error::{Result, invalid, require_positive};
 use crate::names::{AugmentKind, OperatorKind, SplitKind};
 use crate::plot::{StemChart, check_format, save};
 use crate::progress::{Counted, Progress, ProgressMode};
-use crate::setup::{ModelVisitor, load_weights, split, with_model};
+use crate::setup::{INPUT_RANK, ModelVisitor, load_weights, split, with_model};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -129,7 +128,7 @@ struct WithModel<'a> {
 
 impl ModelVisitor for WithModel<'_> {
     type Output = SpectrumResult;
-    fn visit<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
+    fn visit<BB: Backend, M: CurvatureModel<BB, INPUT_RANK>>(
         self,
         model: M,
         device: &BB::Device,
@@ -161,10 +160,11 @@ impl ModelVisitor for WithModel<'_> {
                     request.seed,
                     device,
                 )?;
-                Objective::new(model, Loss::CrossEntropy, AsRank::<BB, D>(stream))?
+                Objective::new(model, Loss::CrossEntropy, stream)?
             }
             None => {
-                let batches = data.batches::<BB, D>(request.batch_size.min(data.len()), device)?;
+                let batches =
+                    data.batches::<BB, INPUT_RANK>(request.batch_size.min(data.len()), device)?;
                 Objective::new(model, Loss::CrossEntropy, batches)?
             }
         }
@@ -177,42 +177,6 @@ impl ModelVisitor for WithModel<'_> {
                 pick_block(request, layout, objective.hessian_minus_ggn())
             }
         }
-    }
-}
-
-/// An augmented image stream as batches of rank `D` (rank 4, what convolutional models take:
-/// unchanged; rank 2: flattened).
-struct AsRank<BB: Backend, const D: usize>(AugmentedStream<BB>);
-
-impl<BB: Backend, const D: usize> AsRank<BB, D> {
-    fn reshape(batch: &Batch<BB, 4>) -> Batch<BB, D> {
-        let dims = batch.inputs.dims();
-        let mut shape = [1usize; D];
-        shape[0] = dims[0];
-        // The last D − 2 dimensions kept, the others folded into dimension 1 (every model
-        // takes a batch dimension and at least one more: D ≥ 2).
-        let tail = D.saturating_sub(2).min(2);
-        shape[1] = dims[1..4 - tail].iter().product();
-        shape[2..].copy_from_slice(&dims[4 - tail..]);
-        Batch {
-            inputs: batch.inputs.clone().reshape(shape),
-            targets: batch.targets.clone(),
-        }
-    }
-}
-
-impl<BB: Backend, const D: usize> BatchSource<BB, D> for AsRank<BB, D> {
-    fn num_examples(&self) -> usize {
-        self.0.num_examples()
-    }
-    fn try_for_each(
-        &self,
-        f: &mut dyn FnMut(&Batch<BB, D>) -> std::result::Result<(), CurvatureError>,
-    ) -> std::result::Result<(), CurvatureError> {
-        self.0.try_for_each(&mut |b| f(&Self::reshape(b)))
-    }
-    fn first(&self) -> std::result::Result<Batch<BB, D>, CurvatureError> {
-        Ok(Self::reshape(&self.0.first()?))
     }
 }
 

@@ -21,7 +21,7 @@ use crate::backend::BackendChoice;
 use crate::config::TrainConfig;
 use crate::error::{Result, require_positive};
 use crate::names::SplitKind;
-use crate::setup::{ModelVisitor, load_weights, split, with_model};
+use crate::setup::{INPUT_RANK, ModelVisitor, load_weights, split, with_model};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -177,13 +177,13 @@ struct WithModel<'a> {
 
 impl ModelVisitor for WithModel<'_> {
     type Output = HessianVariance;
-    fn visit<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
+    fn visit<BB: Backend, M: CurvatureModel<BB, INPUT_RANK>>(
         self,
         model: M,
         device: &BB::Device,
     ) -> Result<Self::Output> {
         let request = self.request;
-        let batches = self.data.batches::<BB, D>(self.batch, device)?;
+        let batches = self.data.batches::<BB, INPUT_RANK>(self.batch, device)?;
         let model = match &request.weights {
             Some(p) => load_weights(model, p)?,
             None => model,

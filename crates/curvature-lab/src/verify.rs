@@ -34,7 +34,7 @@ use crate::config::TrainConfig;
 use crate::error::{LabError, Result, invalid, require_positive};
 use crate::names::{OptimizerKind, Precision, SplitKind};
 use crate::optimizer::RunOptimizer;
-use crate::setup::{ModelVisitor, load_weights, split, with_model};
+use crate::setup::{INPUT_RANK, ModelVisitor, load_weights, split, with_model};
 
 /// What to compare.
 #[derive(Debug, Clone)]
@@ -279,7 +279,7 @@ struct Measure<'a> {
 
 impl ModelVisitor for Measure<'_> {
     type Output = Measured;
-    fn visit<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
+    fn visit<BB: Backend, M: CurvatureModel<BB, INPUT_RANK>>(
         self,
         model: M,
         device: &BB::Device,
@@ -291,7 +291,7 @@ impl ModelVisitor for Measure<'_> {
         };
         let batch = self
             .data
-            .batches::<BB, D>(self.data.len(), device)?
+            .batches::<BB, INPUT_RANK>(self.data.len(), device)?
             .into_iter()
             .next()
             .ok_or_else(|| invalid("examples", 0, "the training split is empty"))?;

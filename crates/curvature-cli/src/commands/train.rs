@@ -6,8 +6,8 @@ use anyhow::Result;
 use clap::Args;
 use curvature_lab::progress::ProgressMode;
 use curvature_lab::{
-    AugmentKind, DampingSetting, OptimizerKind, RunOptions, ScheduleKind, TrainConfig, resume,
-    train,
+    AugmentKind, DampingSetting, OptimizerKind, RunOptions, ScheduleKind, TrainConfig,
+    ValidationKind, resume, train,
 };
 
 use crate::args::{BackendArgs, ModelArgs, base_config};
@@ -38,6 +38,10 @@ pub struct TrainArgs {
     /// Validation examples held out.
     #[arg(long)]
     pub val_size: Option<usize>,
+    /// Where validation examples come from: the official test split where there is one
+    /// (auto), or --val-size examples held out of the training split (held-out).
+    #[arg(long, value_enum)]
+    pub validation: Option<ValidationKind>,
     /// Optimiser (default sgd).
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
@@ -122,7 +126,15 @@ impl TrainArgs {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = v.clone(); } )* };
         }
-        set!(val_size, optimizer, lr, momentum, weight_decay, eps);
+        set!(
+            val_size,
+            validation,
+            optimizer,
+            lr,
+            momentum,
+            weight_decay,
+            eps
+        );
         set!(
             damping_floor,
             damping_interval,

@@ -45,7 +45,7 @@ use curvature_core::{CurvatureModel, Train, mark_trainable};
 use crate::backend::{BackendChoice, BackendVisitor, on_backend};
 use crate::config::TrainConfig;
 use crate::error::{LabError, Result, require_positive};
-use crate::setup::{ModelSpec, ModelVisitor, build_model};
+use crate::setup::{INPUT_RANK, ModelSpec, ModelVisitor, build_model};
 use network::{Recorder, bench_network};
 
 /// The models of the classic table, in order: the MLP 3072-512-512-10, the CNN 16-32,
@@ -271,15 +271,15 @@ struct BenchVisitor<'a> {
 
 impl ModelVisitor for BenchVisitor<'_> {
     type Output = ();
-    fn visit<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
+    fn visit<BB: Backend, M: CurvatureModel<BB, INPUT_RANK>>(
         self,
         model: M,
         device: &BB::Device,
     ) -> Result<()> {
-        // `build_model` picked the rank `D` from the example's shape: `[N, example...]`.
-        let mut shape = [self.options.batch; D];
+        // Every network takes `[N, C, H, W]`: the batch dimension, then the example shape.
+        let mut shape = [self.options.batch; INPUT_RANK];
         shape[1..].copy_from_slice(self.example);
-        let batch = random_classification_batch::<BB, D>(shape, 10, 0, device);
+        let batch = random_classification_batch::<BB, INPUT_RANK>(shape, 10, 0, device);
         let model = Train::<BB, M>::from_inner(mark_trainable(model));
         bench_network(model, batch, device, self.options, self.rec)
     }

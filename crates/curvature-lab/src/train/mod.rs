@@ -45,7 +45,7 @@ use crate::names::ScheduleKind;
 use crate::optimizer::RunOptimizer;
 use crate::plot::{LineChart, Series, save_both};
 use crate::progress::{Interrupt, Progress, ProgressMode};
-use crate::setup::{ModelVisitor, load_weights, shaped_dataset, with_model};
+use crate::setup::{INPUT_RANK, ModelVisitor, load_weights, shaped_dataset, with_model};
 use crate::spectrum::{lanczos_summary, stem_chart};
 
 /// Mixed into the seed of the per-epoch augmentation, so it is independent of the shuffling.
@@ -171,7 +171,7 @@ struct Trainer<'a> {
 
 impl ModelVisitor for Trainer<'_> {
     type Output = Vec<EpochMetrics>;
-    fn visit<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
+    fn visit<BB: Backend, M: CurvatureModel<BB, INPUT_RANK>>(
         self,
         model: M,
         device: &BB::Device,
@@ -181,7 +181,7 @@ impl ModelVisitor for Trainer<'_> {
         if !self.resume {
             start_run(self.config, self.paths, self.options.force)?;
         }
-        run::<BB, _, D>(
+        run::<BB, _, INPUT_RANK>(
             self.config,
             self.paths,
             self.resume,

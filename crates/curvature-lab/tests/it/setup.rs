@@ -1,7 +1,7 @@
 //! `curvature_lab::setup`.
 
 use curvature_lab::setup::*;
-use curvature_lab::{DatasetKind, TrainConfig};
+use curvature_lab::{DatasetKind, TrainConfig, ValidationKind};
 
 #[test]
 fn model_names_parse_and_unknown_ones_list_the_valid_patterns() {
@@ -74,4 +74,70 @@ fn a_directory_without_the_files_names_them() {
             "{data}: {e}"
         );
     }
+}
+
+/// A tiny MNIST-format data set: `n_train` and `n_test` images whose first pixel is their
+/// index (training) or 200 + index (test), labels `index % 10`.
+fn tiny_mnist(dir: &std::path::Path, n_train: usize, n_test: usize) {
+    for (prefix, n, offset) in [("train", n_train, 0), ("t10k", n_test, 200)] {
+        let mut images = vec![0, 0, 8, 3];
+        for d in [n as u32, 28, 28] {
+            images.extend(d.to_be_bytes());
+        }
+        for i in 0..n {
+            images.push((offset + i) as u8);
+            images.extend(std::iter::repeat_n(0u8, 783));
+        }
+        let mut labels = vec![0, 0, 8, 1];
+        labels.extend((n as u32).to_be_bytes());
+        labels.extend((0..n).map(|i| (i % 10) as u8));
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
+    }
+}
+
+#[test]
+fn validation_comes_from_the_test_split_or_is_held_out_of_the_training_split() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_mnist(dir.path(), 50, 20);
+    let first_pixels = |d: &curvature_data::ClassificationData| -> Vec<u32> {
+        (0..d.len())
+            .map(|i| (d.inputs[i * 784] * 255.0).round() as u32)
+            .collect()
+    };
+    let base = TrainConfig {
+        data: DatasetKind::FashionMnist,
+        data_dir: Some(dir.path().into()),
+        val_size: 10,
+        ..Default::default()
+    };
+    // auto: the official test split (first pixels 200…219), every training image kept.
+    let (train, val) = dataset(&base).unwrap();
+    assert_eq!((train.len(), val.len()), (50, 20));
+    assert!(first_pixels(&val).iter().all(|&p| p >= 200));
+    // held-out: 10 seeded training images validate, 40 train, no test image anywhere, no
+    // image in both; train_size then subsamples the rest.
+    let held = TrainConfig {
+        validation: ValidationKind::HeldOut,
+        train_size: Some(30),
+        ..base.clone()
+    };
+    let (train, val) = dataset(&held).unwrap();
+    assert_eq!((train.len(), val.len()), (30, 10));
+    let (t, v) = (first_pixels(&train), first_pixels(&val));
+    assert!(t.iter().chain(&v).all(|&p| p < 50), "{t:?} {v:?}");
+    assert!(t.iter().all(|p| !v.contains(p)), "{t:?} {v:?}");
+    // Seeded: the same split again, another with another seed.
+    assert_eq!(first_pixels(&dataset(&held).unwrap().1), v);
+    let other = TrainConfig { seed: 1, ..held };
+    assert_ne!(first_pixels(&dataset(&other).unwrap().1), v);
+    // A held-out part as large as the training split is refused.
+    let e = dataset(&TrainConfig {
+        validation: ValidationKind::HeldOut,
+        val_size: 50,
+        ..base
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("val_size"), "{e}");
 }

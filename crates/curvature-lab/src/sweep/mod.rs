@@ -1,10 +1,13 @@
 //! `curvature sweep`: a grid of training runs (e.g. learning rate × damping), run one after
 //! the other into `OUT/<key=value,…>/`, resumable, summarised as `summary.csv`,
-//! `summary.md` and a heat map `heatmap.svg`/`heatmap.png` of the chosen metric (damping paper, Fig. 4).
+//! `summary.md` and figures, each as SVG and PNG (see [`figures`]): a heat map of the chosen
+//! metric (`heatmap`), heat maps of the training and validation error's distance from the best
+//! setting's (`heatmap-{train,val}-error-gap`, the damping paper's Fig. 4) and the training
+//! curves of every setting (`curves-{train,val}-error`, its Figs. 5–6).
 //!
 //! A `seed` axis makes the other points replicated experiments: `summary-over-seeds.csv`/`.md`
 //! give the mean ± sample standard deviation of every final metric and λ_max per setting of the
-//! other axes, and the heat map shows the mean.
+//! other axes, and the figures show the mean.
 //!
 //! Re-running a sweep skips finished runs (`summary.json` present), resumes interrupted ones
 //! from their checkpoint and starts the rest; a diverged run is recorded as such and the sweep
@@ -17,8 +20,10 @@ use crate::config::TrainConfig;
 use crate::csv_table;
 use crate::error::{LabError, Result, invalid, io, write_atomic};
 use crate::names::Metric;
-use crate::plot::{Heatmap, save_both};
+use crate::plot::{Heatmap, LineChart, Series, save_both};
 use crate::train::{EpochMetrics, RunOptions, RunPaths, resume, train};
+
+mod figures;
 
 /// One cell of the grid.
 #[derive(Debug, Clone)]
@@ -33,6 +38,9 @@ pub struct SweepCell {
     pub status: String,
     /// λ_max of the last Hessian spectrum recorded during the run (`spectrum_every`).
     pub lambda_max: Option<f64>,
+    /// Every epoch's metrics, as `metrics.csv` holds them (up to the divergence, for a run
+    /// that diverged).
+    pub history: Vec<EpochMetrics>,
 }
 
 /// `base` with `key` set to `value` (any [`TrainConfig`] key). A table value sets several
@@ -188,12 +196,18 @@ pub fn sweep(
             Err(e) => return Err(e),
         };
         let lambda_max = paths.read_spectra()?.last().map(|r| r.lambda_max);
+        let history = if paths.metrics().exists() {
+            paths.read_metrics()?
+        } else {
+            Vec::new()
+        };
         cells.push(SweepCell {
             point: point.clone(),
             dir,
             last,
             status,
             lambda_max,
+            history,
         });
     }
     write_summary(axes, &cells, out, metric)?;
@@ -295,57 +309,26 @@ pub fn write_summary(
         }
     }
     write_tables(out, "summary", &csv, &md)?;
-    // With a seed axis, every other grid point is summarised over its seeds and the heat map
-    // shows the mean; without one, the heat map shows the runs themselves.
+    // With a seed axis, every other grid point is summarised over its seeds and the figures
+    // show the mean; without one, they show the runs themselves.
     let groups = over_seeds(axes, cells);
-    let (map_axes, values): (Vec<&Axis>, Vec<Option<f64>>) = match &groups {
+    let (map_axes, settings): (Vec<&Axis>, Vec<Vec<&SweepCell>>) = match &groups {
         Some(groups) => {
             write_seed_summary(axes, groups, out)?;
             (
                 axes.iter().filter(|(k, _)| k != SEED).collect(),
-                groups.iter().map(|g| g.mean(metric)).collect(),
+                groups.iter().map(|g| g.runs.clone()).collect(),
             )
         }
         None => (
             axes.iter().collect(),
-            cells
-                .iter()
-                .map(|c| c.last.as_ref().map(|m| value_of(m, metric)))
-                .collect(),
+            cells.iter().map(|c| vec![c]).collect(),
         ),
     };
-    // Heat map: rows = first axis, columns = second axis (one column for a 1-D grid).
-    let (rows_axis, cols_axis) = (map_axes[0], map_axes.get(1));
-    let ncols = cols_axis.map_or(1, |a| a.1.len());
-    let stride: usize = map_axes.iter().skip(1).map(|a| a.1.len()).product();
-    let per_col = stride / ncols.max(1);
-    let values: Vec<Vec<Option<f64>>> = (0..rows_axis.1.len())
-        .map(|r| {
-            (0..ncols)
-                // With more than two axes, the map shows the first value of the others.
-                .map(|c| values.get(r * stride + c * per_col).copied().flatten())
-                .collect()
-        })
-        .collect();
-    let title = match &groups {
-        Some(g) => format!(
-            "{metric} after training, mean over {} seeds",
-            g.first().map_or(0, |g| g.runs.len())
-        ),
-        None => format!("{metric} after training"),
-    };
-    let heat = Heatmap {
-        title,
-        x_label: cols_axis.map_or(String::new(), |a| a.0.clone()),
-        y_label: rows_axis.0.clone(),
-        x_ticks: cols_axis.map_or(vec![String::new()], |a| {
-            a.1.iter().map(|v| label(&a.0, v)).collect()
-        }),
-        y_ticks: rows_axis.1.iter().map(|v| label(&rows_axis.0, v)).collect(),
-        values,
-        log: metric.is_loss(),
-    };
-    save_both(&heat.render(), out, "heatmap")
+    let seeds = groups
+        .as_ref()
+        .map(|g| g.first().map_or(0, |g| g.runs.len()));
+    figures::write_figures(&map_axes, &settings, seeds, out, metric)
 }
 
 /// A grid axis: a key and its values.
@@ -376,20 +359,20 @@ fn mean_std(values: &[f64]) -> Option<(f64, f64)> {
     Some((mean, var.sqrt()))
 }
 
+/// `column` of the runs among `runs` that finished.
+fn finished_values(runs: &[&SweepCell], column: Column) -> Vec<f64> {
+    runs.iter()
+        .filter_map(|c| match column {
+            Column::LambdaMax => c.last.as_ref().and(c.lambda_max),
+            Column::Metric(m) => c.last.as_ref().map(|last| value_of(last, m)),
+        })
+        .collect()
+}
+
 impl SeedGroup<'_> {
     /// `metric` (or `lambda_max`) of the runs that finished.
     fn values(&self, column: Column) -> Vec<f64> {
-        self.runs
-            .iter()
-            .filter_map(|c| match column {
-                Column::LambdaMax => c.last.as_ref().and(c.lambda_max),
-                Column::Metric(m) => c.last.as_ref().map(|last| value_of(last, m)),
-            })
-            .collect()
-    }
-
-    fn mean(&self, metric: Metric) -> Option<f64> {
-        mean_std(&self.values(Column::Metric(metric))).map(|(m, _)| m)
+        finished_values(&self.runs, column)
     }
 }
 
