@@ -5,7 +5,7 @@
 //!   validation error minus the best setting's, in percentage points: the damping paper's
 //!   Fig. 4 ("error change … relative to the single best run", Granziol & Baskerville §5);
 //! * `curves-train-error`, `curves-val-error` — the error of every setting epoch by epoch (its
-//!   Figs. 5–6).
+//!   Figs. 5–6); settings none of whose runs finished are not drawn (the title says how many).
 //!
 //! A setting is one grid point, or with a `seed` axis the runs of one point of the other axes:
 //! heat maps show the mean over its runs that finished (a setting none of whose runs finished
@@ -60,12 +60,22 @@ pub(super) fn write_figures(
             out,
             &format!("heatmap-{split}-error-gap"),
         )?;
+        // Settings none of whose runs finished are left out (their few epochs before the
+        // divergence would only crowd the start), and said so in the title.
+        let drawn: Vec<&Vec<&SweepCell>> = settings
+            .iter()
+            .filter(|runs| runs.iter().any(|c| c.last.is_some()))
+            .collect();
+        let left_out = match settings.len() - drawn.len() {
+            0 => String::new(),
+            n => format!(" ({n} diverged settings not drawn)"),
+        };
         let chart = LineChart {
-            title: format!("{split} error during training{over}"),
+            title: format!("{split} error during training{over}{left_out}"),
             x_label: "epoch".into(),
             y_label: format!("{split} error (%)"),
             log_y: false,
-            series: settings.iter().map(|runs| curve(runs, accuracy)).collect(),
+            series: drawn.iter().map(|runs| curve(runs, accuracy)).collect(),
         };
         save_both(&chart.render(), out, &format!("curves-{split}-error"))?;
     }
