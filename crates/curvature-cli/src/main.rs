@@ -48,7 +48,7 @@ impl Cli {
 enum Command {
     /// Train a model; writes config.json, metrics.csv, checkpoints and weights to --out.
     #[command(allow_negative_numbers = true)]
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Hessian / GGN / Hessian−GGN spectrum of a model at given weights over a dataset.
     #[command(allow_negative_numbers = true)]
     Spectrum(SpectrumArgs),
@@ -97,7 +97,7 @@ fn run(cli: Cli) -> Result<()> {
     let progress = cli.progress();
     match cli.command {
         None => commands::quickstart::run(),
-        Some(Command::Train(args)) => commands::train::run(args, progress),
+        Some(Command::Train(args)) => commands::train::run(*args, progress),
         Some(Command::Spectrum(args)) => commands::spectrum::run(args, progress),
         Some(Command::Variance(args)) => commands::variance::run(args),
         Some(Command::Verify(args)) => commands::verify::run(args),

@@ -14,6 +14,7 @@
 use std::path::Path;
 
 use crate::classification::ClassificationData;
+use crate::download::DownloadableDataset;
 use crate::error::{DataError, Result};
 use crate::files::{read_file, require_files};
 
@@ -40,18 +41,21 @@ pub enum Split {
 const PIXELS: usize = 3 * 32 * 32;
 
 impl Cifar {
-    fn files(self, split: Split) -> Vec<&'static str> {
-        match (self, split) {
-            (Cifar::Ten, Split::Train) => vec![
-                "data_batch_1.bin",
-                "data_batch_2.bin",
-                "data_batch_3.bin",
-                "data_batch_4.bin",
-                "data_batch_5.bin",
-            ],
-            (Cifar::Ten, Split::Test) => vec!["test_batch.bin"],
-            (_, Split::Train) => vec!["train.bin"],
-            (_, Split::Test) => vec!["test.bin"],
+    /// The binary archive's files of `split`: every file the dataset requires but the last
+    /// (the training batches), or the last (the test batch). One list serves the loader and
+    /// [`DownloadableDataset::required_files`] (which `locate` checks).
+    fn files(self, split: Split) -> &'static [&'static str] {
+        let dataset = match self {
+            Cifar::Ten => DownloadableDataset::Cifar10,
+            Cifar::HundredFine | Cifar::HundredCoarse => DownloadableDataset::Cifar100,
+        };
+        let (test, train) = dataset
+            .required_files()
+            .split_last()
+            .expect("a CIFAR archive has files");
+        match split {
+            Split::Train => train,
+            Split::Test => std::slice::from_ref(test),
         }
     }
     /// Number of classes.
@@ -81,7 +85,7 @@ impl Cifar {
         require_files(
             self.name(),
             dir,
-            &files,
+            files,
             "download the binary version from https://www.cs.toronto.edu/~kriz/cifar.html and pass the unpacked directory",
         )?;
         let (label_bytes, label_at) = match self {

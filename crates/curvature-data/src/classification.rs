@@ -191,6 +191,27 @@ impl ClassificationData {
         }
     }
 
+    /// The examples of the first `k` classes (labels `0..k`), in their order, as a `k`-class
+    /// dataset: e.g. the 2-, 5- and 10-class problems on which Sagun et al. (2018, §3) count
+    /// the Hessian's outliers.
+    ///
+    /// # Errors
+    /// [`DataError::InvalidArgument`] if `k < 2` or `k > num_classes`.
+    pub fn first_classes(&self, k: usize) -> Result<Self> {
+        if k < 2 || k > self.num_classes {
+            return Err(DataError::InvalidArgument {
+                name: "classes",
+                value: k.to_string(),
+                reason: "must lie in 2..=num_classes (the dataset's number of classes)",
+            });
+        }
+        let kept: Vec<usize> = (0..self.len()).filter(|&i| self.labels[i] < k).collect();
+        Ok(Self {
+            num_classes: k,
+            ..self.select(&kept)
+        })
+    }
+
     /// The first `n` examples (all if fewer).
     pub fn take(&self, n: usize) -> Self {
         self.select(&(0..n.min(self.len())).collect::<Vec<_>>())

@@ -59,7 +59,8 @@ impl DownloadableDataset {
         ]
     }
 
-    /// The files the loader reads (IDX files may also be gzipped, `name.gz`).
+    /// The files the loader reads (IDX files may also be gzipped, `name.gz`); for CIFAR the
+    /// training batches, then the test batch, last (the CIFAR loader splits the list there).
     pub fn required_files(self) -> &'static [&'static str] {
         match self {
             Self::Mnist | Self::FashionMnist => &[

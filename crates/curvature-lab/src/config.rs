@@ -95,8 +95,13 @@ pub struct TrainConfig {
     pub divergence_factor: f64,
     /// Consecutive steps above `divergence_factor ×` the first loss that stop a run.
     pub divergence_patience: usize,
-    /// Epochs.
+    /// Epochs (with `steps`: derived from it, see [`TrainConfig::with_step_budget`]).
     pub epochs: usize,
+    /// A budget of optimiser steps instead of epochs: the run ends after exactly this many
+    /// updates, `⌈steps / batches per epoch⌉` epochs with the last one cut short. Runs with
+    /// different batch sizes then compare at equal iterations, the time scale of Sagun et al.
+    /// (2018, §4: "the number of iterations as the time-scale").
+    pub steps: Option<usize>,
     /// Mini-batch size (≥ the training set: full-batch gradient descent).
     pub batch_size: usize,
     /// Seed of initialisation, shuffling and estimators.
@@ -106,8 +111,9 @@ pub struct TrainConfig {
     /// Start from these weights (safetensors, PyTorch names) instead of the seeded
     /// initialisation.
     pub init_weights: Option<std::path::PathBuf>,
-    /// Classes of the Gaussian-clusters dataset.
-    pub classes: usize,
+    /// Classes: of the Gaussian clusters (default 10), or for the other datasets keep only
+    /// the examples of the first `classes` classes (default: all; Sagun et al. 2018, §3).
+    pub classes: Option<usize>,
     /// Lanczos steps `k` of LanczosOPT.
     pub rank: usize,
     /// Perturbation factor `η` of LanczosOPT (1 = plain LanczosOPT).
@@ -150,11 +156,12 @@ impl Default for TrainConfig {
             divergence_factor: 100.0,
             divergence_patience: 5,
             epochs: 10,
+            steps: None,
             batch_size: 100,
             seed: 0,
             schedule: ScheduleKind::Constant,
             init_weights: None,
-            classes: 10,
+            classes: None,
             rank: 20,
             eta: 1.0,
             spectrum_every: 0,
@@ -194,30 +201,9 @@ impl TrainConfig {
                 "crops and flips need image examples and a convolutional model (cnn, vgg16, preresnet-*, wrn-*)",
             ));
         }
-        match self.averaging_start() {
-            Some(t) if t >= self.epochs => {
-                return Err(invalid(
-                    "average_from",
-                    t,
-                    "must be smaller than epochs (averaging would never start)",
-                ));
-            }
-            Some(0) if self.schedule == ScheduleKind::AveragingDecay => {
-                return Err(invalid(
-                    "average_from",
-                    0,
-                    "the averaging-decay schedule decays towards the averaging start: it must be \
-                     at least epoch 1",
-                ));
-            }
-            None if self.schedule == ScheduleKind::AveragingDecay => {
-                return Err(invalid(
-                    "schedule",
-                    "averaging-decay",
-                    "needs iterate averaging (set average_from, or use gadam)",
-                ));
-            }
-            _ => {}
+        // With a step budget the epochs are known once the data is: `with_step_budget`.
+        if self.steps.is_none() {
+            self.check_averaging()?;
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(invalid("lr", self.lr, "must be positive"));
@@ -265,8 +251,10 @@ impl TrainConfig {
         if !(self.eta.is_finite() && self.eta > 0.0) {
             return Err(invalid("eta", self.eta, "must be positive"));
         }
-        if self.classes < 2 {
-            return Err(invalid("classes", self.classes, "needs at least 2 classes"));
+        if let Some(k) = self.classes
+            && k < 2
+        {
+            return Err(invalid("classes", k, "needs at least 2 classes"));
         }
         if let Some(p) = &self.init_weights
             && !p.exists()
@@ -288,12 +276,66 @@ impl TrainConfig {
         for (field, n) in [
             ("train_size", self.train_size),
             ("test_size", self.test_size),
+            ("steps", self.steps),
         ] {
             if n == Some(0) {
                 return Err(invalid(field, 0, "must be positive"));
             }
         }
         Ok(())
+    }
+
+    /// Iterate averaging must start before the last epoch, and the averaging-decay schedule
+    /// needs it.
+    fn check_averaging(&self) -> Result<()> {
+        match self.averaging_start() {
+            Some(t) if t >= self.epochs => {
+                return Err(invalid(
+                    "average_from",
+                    t,
+                    "must be smaller than epochs (averaging would never start)",
+                ));
+            }
+            Some(0) if self.schedule == ScheduleKind::AveragingDecay => {
+                return Err(invalid(
+                    "average_from",
+                    0,
+                    "the averaging-decay schedule decays towards the averaging start: it must be \
+                     at least epoch 1",
+                ));
+            }
+            None if self.schedule == ScheduleKind::AveragingDecay => {
+                return Err(invalid(
+                    "schedule",
+                    "averaging-decay",
+                    "needs iterate averaging (set average_from, or use gadam)",
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The configuration with `epochs` set from the step budget `steps`, for `train_len`
+    /// training examples: `⌈steps / ⌈train_len / batch_size⌉⌉` epochs (unchanged without a
+    /// budget). The learning-rate schedule and iterate averaging then count those epochs.
+    ///
+    /// # Errors
+    /// An `average_from` at or after the derived last epoch (or 0 with the averaging-decay
+    /// schedule).
+    pub fn with_step_budget(&self, train_len: usize) -> Result<Self> {
+        let Some(steps) = self.steps else {
+            return Ok(self.clone());
+        };
+        let per_epoch = train_len
+            .max(1)
+            .div_ceil(self.batch_size.min(train_len).max(1));
+        let resolved = Self {
+            epochs: steps.div_ceil(per_epoch),
+            ..self.clone()
+        };
+        resolved.check_averaging()?;
+        Ok(resolved)
     }
 
     /// Read a configuration file: TOML (`.toml`) or JSON (anything else); keys as in this

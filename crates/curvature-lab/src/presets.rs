@@ -10,7 +10,7 @@ use crate::config::TrainConfig;
 use crate::error::{LabError, Result, io};
 
 /// `(name, TOML source)` of every bundled preset.
-const SOURCES: [(&str, &str); 26] = [
+const SOURCES: [(&str, &str); 28] = [
     (
         "l2-sharpness-logreg-mini",
         include_str!("../presets/l2-sharpness-logreg-mini.toml"),
@@ -42,6 +42,14 @@ const SOURCES: [(&str, &str); 26] = [
     (
         "sagun-batch-mnist",
         include_str!("../presets/sagun-batch-mnist.toml"),
+    ),
+    (
+        "sagun-width-fashion-mnist",
+        include_str!("../presets/sagun-width-fashion-mnist.toml"),
+    ),
+    (
+        "sagun-batch-fashion-mnist",
+        include_str!("../presets/sagun-batch-fashion-mnist.toml"),
     ),
     (
         "lanczosopt-grid-mini",

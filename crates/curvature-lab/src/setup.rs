@@ -314,8 +314,9 @@ fn subset(data: ClassificationData, n: Option<usize>, seed: u64) -> Result<Class
 /// MNIST, Fashion-MNIST and CIFAR use their official test split, or with
 /// `validation = "held-out"` also hold out `val_size` seeded training examples (the test split
 /// then goes unused). `train_size` / `test_size` then keep seeded random subsets (e.g. the
-/// LanczosOPT paper's 1 000 MNIST training images). CIFAR is normalised per channel with the
-/// training examples' statistics.
+/// LanczosOPT paper's 1 000 MNIST training images). With `classes = k` only the examples of
+/// the first `k` classes are kept (before any split or subset). CIFAR is normalised per channel
+/// with the training examples' statistics.
 ///
 /// # Errors
 /// Unknown names; a data directory without the dataset's files (naming them and where to get
@@ -336,16 +337,23 @@ pub fn dataset(config: &TrainConfig) -> Result<(ClassificationData, Classificati
         ValidationKind::Auto => Ok((train, test)),
         ValidationKind::HeldOut => held_out(train),
     };
+    // The first `classes` classes of a loaded dataset (before any split or subset).
+    let keep = |data: ClassificationData| -> Result<_> {
+        match config.classes {
+            Some(k) => Ok(data.first_classes(k)?),
+            None => Ok(data),
+        }
+    };
     let dir = data_dir(config)?;
     let (mut train, mut val) = match config.data {
         DatasetKind::Optdigits => {
-            let mut all = optdigits()?;
+            let mut all = keep(optdigits()?)?;
             all.example_shape = vec![1, 8, 8];
             held_out(all)?
         }
         DatasetKind::Clusters => held_out(gaussian_clusters(&GaussianClustersConfig {
             seed: config.seed,
-            ..GaussianClustersConfig::new(config.classes, 100)
+            ..GaussianClustersConfig::new(config.classes.unwrap_or(10), 100)
         })?)?,
         DatasetKind::Mnist | DatasetKind::FashionMnist => {
             let image = |mut d: ClassificationData| {
@@ -354,8 +362,8 @@ pub fn dataset(config: &TrainConfig) -> Result<(ClassificationData, Classificati
                 d
             };
             split(
-                image(load_mnist(&dir, Split::Train)?),
-                image(load_mnist(&dir, Split::Test)?),
+                keep(image(load_mnist(&dir, Split::Train)?))?,
+                keep(image(load_mnist(&dir, Split::Test)?))?,
             )?
         }
         DatasetKind::Cifar10 | DatasetKind::Cifar100 => {
@@ -365,8 +373,8 @@ pub fn dataset(config: &TrainConfig) -> Result<(ClassificationData, Classificati
                 Cifar::HundredFine
             };
             split(
-                kind.load(&dir, Split::Train)?,
-                kind.load(&dir, Split::Test)?,
+                keep(kind.load(&dir, Split::Train)?)?,
+                keep(kind.load(&dir, Split::Test)?)?,
             )?
         }
     };

@@ -79,6 +79,10 @@ pub struct TrainArgs {
     /// Epochs.
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// A budget of optimiser steps instead of epochs (the last epoch is cut short): runs of
+    /// different batch sizes compare at equal iterations.
+    #[arg(long)]
+    pub steps: Option<usize>,
     /// Mini-batch size (≥ the training set: full-batch gradient descent).
     #[arg(long)]
     pub batch_size: Option<usize>,
@@ -88,7 +92,8 @@ pub struct TrainArgs {
     /// Start from these weights (safetensors with the model's PyTorch names).
     #[arg(long)]
     pub init_weights: Option<PathBuf>,
-    /// Classes of the Gaussian-clusters dataset.
+    /// Classes: of the Gaussian clusters (default 10); for the other datasets, keep only the
+    /// examples of the first K classes.
     #[arg(long)]
     pub classes: Option<usize>,
     /// Lanczos steps k of LanczosOPT.
@@ -142,7 +147,7 @@ impl TrainArgs {
             batch_size,
             schedule
         );
-        set!(classes, rank, eta, spectrum_every, spectrum_steps);
+        set!(rank, eta, spectrum_every, spectrum_steps);
         set!(
             augment,
             average_every,
@@ -151,6 +156,12 @@ impl TrainArgs {
         );
         if let Some(t) = self.average_from {
             c.average_from = Some(t);
+        }
+        if let Some(k) = self.classes {
+            c.classes = Some(k);
+        }
+        if let Some(n) = self.steps {
+            c.steps = Some(n);
         }
         if let Some(d) = self.damping {
             c.damping = Some(d);

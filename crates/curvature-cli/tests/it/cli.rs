@@ -1218,3 +1218,64 @@ fn real_fashion_mnist_end_to_end_from_the_system_copy() {
     assert!(v["optimal_damping"].as_f64().unwrap() >= 0.0, "{v}");
     assert_eq!(v["train_batch_size"].as_u64(), Some(50));
 }
+
+/// `--steps` ends a run at an exact step count, mid-epoch, with a spectrum after the last
+/// epoch; `--classes 3` trains a 3-class model (optdigits' digits 0–2). Counted by hand: 537
+/// examples of digits 0–2, 297 of them held out, 240 left in batches of 100 = 3 steps per
+/// epoch, so 8 steps take 3 epochs (steps 3, 6, 8); logistic regression on 64 pixels and 3
+/// classes has 64 × 3 + 3 = 195 parameters.
+#[test]
+fn a_step_budget_ends_mid_epoch_and_classes_keep_the_first_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let o = curvature(
+        &[
+            "train",
+            "--quiet",
+            "--out",
+            "budget",
+            "--model",
+            "logistic",
+            "--classes",
+            "3",
+            "--batch-size",
+            "100",
+            "--steps",
+            "8",
+            "--spectrum-every",
+            "100",
+            "--spectrum-steps",
+            "5",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let steps: Vec<String> = rows(&d.join("budget"))
+        .iter()
+        .skip(1)
+        .map(|r| r.split(',').take(2).collect::<Vec<_>>().join(","))
+        .collect();
+    assert_eq!(steps, ["1,3", "2,6", "3,8"]);
+    let config = read_json(&d.join("budget/config.json"));
+    assert_eq!(
+        (config["epochs"].as_u64(), config["steps"].as_u64()),
+        (Some(3), Some(8))
+    );
+    // The spectrum after the last epoch, though 3 is no multiple of 100.
+    let spectra = std::fs::read_to_string(d.join("budget/spectra.csv")).unwrap();
+    assert_eq!(spectra.lines().count(), 2, "{spectra}");
+    assert!(
+        spectra.lines().nth(1).unwrap().starts_with("3,8,"),
+        "{spectra}"
+    );
+    let o = curvature(&["spectrum", "--run", "budget", "--json", "s.json"], d);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        read_json(&d.join("s.json"))["num_params"].as_u64(),
+        Some(195)
+    );
+    assert_fails_with(
+        &curvature(&["train", "--out", "x", "--steps", "0"], d),
+        "steps",
+    );
+}

@@ -5,8 +5,11 @@
 //! The reference is independent of the code under test: the dense f64 Hessian is assembled
 //! from the analytic formula `H = (1/N) Σ_n (diag(p_n) − p_n p_nᵀ) ⊗ x̃_n x̃_nᵀ` — per class
 //! pair `(c, d)` the block `X̃ᵀ diag(a_cd) X̃ / N` with `a_cd,n = p_nc (δ_cd − p_nd)`, the
-//! probabilities computed here in plain f64 loops, the blocks multiplied by faer — and its
-//! eigenvalues come from faer's dense symmetric eigensolver. No HVP, no Lanczos.
+//! probabilities computed here in plain f64 loops, the blocks multiplied by faer. Its trace and
+//! Frobenius norm are sums over its entries; its largest eigenvalue comes from dense subspace
+//! iteration with a residual bound (`dense_lambda_max`). No HVP, no Lanczos. (A full dense
+//! eigendecomposition of the 7 850 × 7 850 matrix gives the same λ_max but took ~45 s of the
+//! CI's two cores.)
 //!
 //! Checked against it: one exact HVP; λ_max from Lanczos; the trace and Frobenius norm of
 //! the library's default spectrum estimate (4 Gaussian start vectors, as the CLI's
@@ -19,44 +22,26 @@ use curvature_data::{ClassificationData, DownloadableDataset, Split, load_mnist,
 use curvature_nets::{LogisticRegression, LogisticRegressionConfig};
 use faer::Mat;
 
+use crate::softmax_reference::Softmax;
+
 type B = NdArray<f64>;
 
-const K: usize = 10;
-const D: usize = 784;
-const P: usize = K * (D + 1);
-
-/// Flat index of weight (class, feature) in the layout `[weight (K×d, row-major), bias (K)]`;
-/// feature `D` is the bias.
-fn index(class: usize, feature: usize) -> usize {
-    if feature < D {
-        class * D + feature
-    } else {
-        K * D + class
-    }
-}
+/// Softmax regression on 28 × 28 images: 10 classes, 784 pixels.
+const SOFTMAX: Softmax = Softmax {
+    classes: 10,
+    features: 784,
+};
+const K: usize = SOFTMAX.classes;
+const D: usize = SOFTMAX.features;
+const P: usize = SOFTMAX.params();
 
 /// The dense Hessian at flat weights `w` over every example of `data`.
 fn dense_hessian(w: &[f64], data: &ClassificationData) -> Mat<f64> {
     let n = data.len();
-    // X̃ (N × (D+1)) and the softmax probabilities, in plain f64.
-    let x = Mat::<f64>::from_fn(n, D + 1, |i, a| {
-        if a < D {
-            data.inputs[i * D + a] as f64
-        } else {
-            1.0
-        }
-    });
-    let probs: Vec<[f64; K]> = (0..n)
-        .map(|i| {
-            let z: Vec<f64> = (0..K)
-                .map(|c| (0..=D).map(|a| w[index(c, a)] * x[(i, a)]).sum())
-                .collect();
-            let zmax = z.iter().cloned().fold(f64::MIN, f64::max);
-            let e: Vec<f64> = z.iter().map(|z| (z - zmax).exp()).collect();
-            let s: f64 = e.iter().sum();
-            std::array::from_fn(|c| e[c] / s)
-        })
-        .collect();
+    // The softmax probabilities and X̃ (N × (D+1)), in plain f64.
+    let (probs, rows): (Vec<Vec<f64>>, Vec<Vec<f64>>) =
+        (0..n).map(|i| SOFTMAX.probabilities(w, data, i)).unzip();
+    let x = Mat::<f64>::from_fn(n, D + 1, |i, a| rows[i][a]);
     let mut h = Mat::<f64>::zeros(P, P);
     for c in 0..K {
         for d in c..K {
@@ -69,8 +54,8 @@ fn dense_hessian(w: &[f64], data: &ClassificationData) -> Mat<f64> {
             for a in 0..=D {
                 for b in 0..=D {
                     let v = block[(a, b)];
-                    h[(index(c, a), index(d, b))] = v;
-                    h[(index(d, b), index(c, a))] = v;
+                    h[(SOFTMAX.index(c, a), SOFTMAX.index(d, b))] = v;
+                    h[(SOFTMAX.index(d, b), SOFTMAX.index(c, a))] = v;
                 }
             }
         }
@@ -78,8 +63,39 @@ fn dense_hessian(w: &[f64], data: &ClassificationData) -> Mat<f64> {
     h
 }
 
+/// λ_max of the dense symmetric positive semi-definite `h` and the residual that bounds its
+/// error, by subspace iteration: 16 seeded start vectors, re-orthonormalised (faer's thin QR)
+/// after every product with `h`; θ is the top eigenvalue of the 16 × 16 projection `QᵀHQ`
+/// (faer's dense solver) and `u = Q y` its Ritz vector. It stops once `‖H u − θ u‖ ≤ tol · θ`:
+/// a symmetric matrix has an eigenvalue within that residual of θ, and θ ≤ λ_max as a
+/// Rayleigh quotient; from random start vectors that eigenvalue is λ_max.
+fn dense_lambda_max(h: &Mat<f64>, tol: f64) -> (f64, f64) {
+    use rand::{Rng, SeedableRng};
+    const BLOCK: usize = 16;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut q = Mat::<f64>::from_fn(h.nrows(), BLOCK, |_, _| rng.random::<f64>() - 0.5);
+    for _ in 0..1000 {
+        let basis = q.qr().compute_thin_Q();
+        let hq = h * &basis;
+        let projected = basis.transpose() * &hq;
+        let symmetric = Mat::<f64>::from_fn(BLOCK, BLOCK, |i, j| {
+            0.5 * (projected[(i, j)] + projected[(j, i)])
+        });
+        let eig = symmetric.self_adjoint_eigen(faer::Side::Lower).unwrap();
+        let theta = eig.S()[BLOCK - 1];
+        let y = eig.U().col(BLOCK - 1);
+        let u = &basis * y;
+        let residual = (&hq * y - &u * faer::Scale(theta)).norm_l2();
+        if residual <= tol * theta {
+            return (theta, residual);
+        }
+        q = hq;
+    }
+    panic!("subspace iteration did not reach a residual of {tol} × θ in 1 000 iterations");
+}
+
 #[test]
-fn full_size_logistic_hessian_against_a_dense_eigendecomposition() {
+fn full_size_logistic_hessian_against_a_dense_reference() {
     let Ok(dir) = locate(DownloadableDataset::FashionMnist) else {
         eprintln!("skipped: no Fashion-MNIST (apt-get install dataset-fashion-mnist)");
         return;
@@ -110,16 +126,13 @@ fn full_size_logistic_hessian_against_a_dense_eigendecomposition() {
     let w = to_vec(&objective.params());
     let h = dense_hessian(&w, &data);
     eprintln!("dense Hessian assembled at {:.1?}", t0.elapsed());
-    let eig = h.self_adjoint_eigenvalues(faer::Side::Lower).unwrap();
-    eprintln!("dense eigenvalues at {:.1?}", t0.elapsed());
-    let lambda_max = eig[P - 1];
+    let (lambda_max, residual) = dense_lambda_max(&h, 1e-11);
+    eprintln!(
+        "dense λ_max {lambda_max} (residual {residual:.1e}) at {:.1?}",
+        t0.elapsed()
+    );
     let trace: f64 = (0..P).map(|i| h[(i, i)]).sum();
     let frobenius = h.norm_l2();
-    let eig_trace: f64 = eig.iter().sum();
-    assert!(
-        (eig_trace - trace).abs() <= 1e-9 * trace,
-        "{eig_trace} vs {trace}"
-    );
 
     // One exact HVP against the dense product (also checks the parameter layout).
     let v: Vec<f64> = to_vec(&gaussian_vector::<B>(P, 7, &device));
@@ -136,11 +149,14 @@ fn full_size_logistic_hessian_against_a_dense_eigendecomposition() {
     assert!(err < 1e-10, "HVP vs dense: relative error {err}");
 
     // The library's default spectrum estimate (what `curvature spectrum` prints) with fewer
-    // Lanczos steps (30 instead of 100, to keep the test short): the trace and Frobenius norm
-    // are the quadrature of λ and λ², exact for every start vector once m ≥ 2, so their
-    // error is the sampling error over the default number of vectors, whatever m.
+    // Lanczos steps (20 instead of 100, to keep the test short). The trace and Frobenius norm
+    // are the deflated estimates (the converged Ritz values counted exactly, the rest of the
+    // spectrum by the vectors' quadrature): unbiased at any m, with a standard error that
+    // reflects m (more converged outliers, less sampled variance); it is that printed error
+    // the assertions hold them to. Measured here: 20 steps, trace 68.22 ± 0.94 (dense 68.80);
+    // 30 steps, 68.54 ± 0.74.
     let config = SpectrumConfig::new();
-    let steps = 30;
+    let steps = 20;
     let config = config.clone().with_slq(
         config
             .slq

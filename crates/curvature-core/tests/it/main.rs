@@ -4,3 +4,4 @@ mod fashion_mnist_logreg;
 mod networks;
 mod objective_errors;
 mod optdigits_logreg;
+mod softmax_reference;

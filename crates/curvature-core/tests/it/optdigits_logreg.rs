@@ -9,6 +9,8 @@ use curvature_data::{ClassificationData, optdigits};
 use curvature_nets::{LogisticRegression, LogisticRegressionConfig};
 use nalgebra::DMatrix;
 
+use crate::softmax_reference::Softmax;
+
 type B = NdArray<f64>;
 
 /// Exact products vs the analytic Hessian: both are f64 sums over 1 797 examples, so they
@@ -51,40 +53,26 @@ fn analytic_hessian(
     analytic_mean_hessian(&to_vec(&objective.params()), data, &all)
 }
 
-/// The softmax probabilities `p` and the augmented input `x̃ = [x; 1]` of example `i` at the
-/// flat weights `w`.
+/// Softmax regression on optdigits: 10 classes, 64 pixels.
+const SOFTMAX: Softmax = Softmax {
+    classes: 10,
+    features: 64,
+};
+
 fn probabilities(w: &[f64], data: &ClassificationData, i: usize) -> (Vec<f64>, Vec<f64>) {
-    let (k, d) = (10, 64);
-    let x: Vec<f64> = data.inputs[i * d..(i + 1) * d]
-        .iter()
-        .map(|&v| v as f64)
-        .chain([1.0])
-        .collect();
-    let z: Vec<f64> = (0..k)
-        .map(|c| (0..=d).map(|a| w[index(c, a)] * x[a]).sum())
-        .collect();
-    let zmax = z.iter().cloned().fold(f64::MIN, f64::max);
-    let e: Vec<f64> = z.iter().map(|z| (z - zmax).exp()).collect();
-    let s: f64 = e.iter().sum();
-    (e.iter().map(|e| e / s).collect(), x)
+    SOFTMAX.probabilities(w, data, i)
 }
 
-/// Flat index of weight (class, feature); feature `d` is the bias.
 fn index(class: usize, feature: usize) -> usize {
-    let (k, d) = (10, 64);
-    if feature < d {
-        class * d + feature
-    } else {
-        k * d + class
-    }
+    SOFTMAX.index(class, feature)
 }
 
 /// The mean over `examples` of the analytic per-example Hessians
 /// `(diag(p) − p pᵀ) ⊗ x̃ x̃ᵀ`, dense.
 fn analytic_mean_hessian(w: &[f64], data: &ClassificationData, examples: &[usize]) -> DMatrix<f64> {
-    let (k, d) = (10, 64);
+    let (k, d) = (SOFTMAX.classes, SOFTMAX.features);
     let n = examples.len() as f64;
-    let mut h = DMatrix::<f64>::zeros(k * (d + 1), k * (d + 1));
+    let mut h = DMatrix::<f64>::zeros(SOFTMAX.params(), SOFTMAX.params());
     for &i in examples {
         let (p, x) = probabilities(w, data, i);
         for c in 0..k {

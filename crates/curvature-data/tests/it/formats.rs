@@ -345,6 +345,25 @@ fn split_and_channel_normalisation() {
     );
 }
 
+/// The first k classes: hand-made labels, so the kept examples and their order are known.
+#[test]
+fn first_classes_keeps_labels_below_k_in_order() {
+    let inputs: Vec<f32> = (0..6).map(|i| i as f32).collect();
+    let d = ClassificationData::new(inputs, vec![1], vec![2, 0, 3, 1, 0, 2], 4).unwrap();
+    let two = d.first_classes(2).unwrap();
+    assert_eq!(two.labels, vec![0, 1, 0]);
+    assert_eq!(two.inputs, vec![1.0, 3.0, 4.0]);
+    assert_eq!(two.num_classes, 2);
+    assert_eq!(d.first_classes(4).unwrap(), d);
+    for k in [0, 1, 5] {
+        let e = d.first_classes(k).unwrap_err().to_string();
+        assert!(
+            e.contains("classes") && e.contains("2..=num_classes"),
+            "{e}"
+        );
+    }
+}
+
 #[test]
 fn feeds_burns_dataloader() {
     use burn::data::dataloader::DataLoaderBuilder;

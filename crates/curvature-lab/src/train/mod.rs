@@ -146,6 +146,9 @@ fn dispatch(
     options: RunOptions,
 ) -> Result<Vec<EpochMetrics>> {
     let (train, val) = shaped_dataset(config)?;
+    // A step budget fixes the epochs once the training set's size is known (what
+    // `config.json` then records).
+    let config = &config.with_step_budget(train.len())?;
     let backend = options.backend;
     let (example, k) = (train.example_shape.clone(), train.num_classes);
     let trainer = Trainer {

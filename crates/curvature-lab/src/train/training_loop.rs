@@ -180,7 +180,13 @@ where
             .select(&order)
             .batches::<BB, D>(batch_size, &device)?;
         drop(epoch_data);
-        let n_batches = batches.len();
+        // With a step budget the last epoch stops when the budget is spent.
+        let n_batches = match config.steps {
+            Some(budget) => batches
+                .len()
+                .min(budget.saturating_sub(state.steps) + state.batches_done),
+            None => batches.len(),
+        };
         let mut bar = Progress::new(
             format!("epoch {}/{}", epoch + 1, config.epochs),
             n_batches,
@@ -189,8 +195,8 @@ where
         let skip = state.batches_done;
         bar.advance(skip, "");
         let mut lr = config.lr;
-        for (i, batch) in batches.iter().enumerate().skip(skip) {
-            let t = epoch as f64 + i as f64 / n_batches as f64;
+        for (i, batch) in batches.iter().enumerate().take(n_batches).skip(skip) {
+            let t = epoch as f64 + i as f64 / batches.len() as f64;
             lr = sched.learning_rate(config.lr, t, config.epochs as f64);
             if let Some(rmt) = &mut state.rmt {
                 // Fresh vectors at every re-estimate (seeded by the step count: resumable).
@@ -261,7 +267,10 @@ where
             val_accuracy,
             seconds,
         };
-        if config.spectrum_every > 0 && (epoch + 1) % config.spectrum_every == 0 {
+        // Every `spectrum_every` epochs, and after the last one.
+        if config.spectrum_every > 0
+            && ((epoch + 1) % config.spectrum_every == 0 || epoch + 1 == config.epochs)
+        {
             record_spectrum(config, paths, &reported, &subsample, &row, options.progress)?;
         }
         checkpoint(paths, &model, &opt, average.as_ref(), &state)?;

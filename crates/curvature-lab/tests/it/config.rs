@@ -116,3 +116,45 @@ fn averaging_and_augmentation_keys_are_checked() {
         .is_err()
     );
 }
+
+/// A step budget sets the epochs once the training set's size is known (batches counted by
+/// hand) and checks iterate averaging against them.
+#[test]
+fn a_step_budget_sets_the_epochs_from_the_batches_per_epoch() {
+    let c = TrainConfig {
+        steps: Some(23),
+        batch_size: 100,
+        ..Default::default()
+    };
+    c.validate().unwrap();
+    // 1 500 examples: 15 batches per epoch, 23 steps end in epoch 2; 1 000: 10 per epoch.
+    assert_eq!(c.with_step_budget(1500).unwrap().epochs, 2);
+    assert_eq!(c.with_step_budget(1000).unwrap().epochs, 3);
+    // 1 001 examples: 11 batches (the last holds one example).
+    assert_eq!(c.with_step_budget(1001).unwrap().epochs, 3);
+    // Full batch: one step per epoch.
+    let full = TrainConfig {
+        batch_size: 5000,
+        ..c.clone()
+    };
+    assert_eq!(full.with_step_budget(1500).unwrap().epochs, 23);
+    let plain = TrainConfig::default();
+    assert_eq!(plain.with_step_budget(7).unwrap(), plain);
+    // average_from = 2 passes `validate` (the epochs are not known yet) but not the budget.
+    let late = TrainConfig {
+        average_from: Some(2),
+        ..c.clone()
+    };
+    late.validate().unwrap();
+    let e = late.with_step_budget(1500).unwrap_err().to_string();
+    assert!(e.contains("never start"), "{e}");
+    late.with_step_budget(1000).unwrap();
+    let e = TrainConfig {
+        steps: Some(0),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("steps"), "{e}");
+}

@@ -141,3 +141,38 @@ fn validation_comes_from_the_test_split_or_is_held_out_of_the_training_split() {
     .to_string();
     assert!(e.contains("val_size"), "{e}");
 }
+
+/// `classes = k` keeps the examples with labels below k in both splits, before the held-out
+/// split and the subsets. The tiny set's labels are `index % 10`, so the counts are known:
+/// 50 training images hold 5 of each class, 20 test images 2 of each.
+#[test]
+fn classes_keep_the_first_k_before_any_split() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_mnist(dir.path(), 50, 20);
+    let three = TrainConfig {
+        data: DatasetKind::Mnist,
+        data_dir: Some(dir.path().into()),
+        classes: Some(3),
+        ..Default::default()
+    };
+    let (train, val) = dataset(&three).unwrap();
+    assert_eq!((train.len(), val.len()), (15, 6));
+    assert_eq!((train.num_classes, val.num_classes), (3, 3));
+    assert!(train.labels.iter().chain(&val.labels).all(|&l| l < 3));
+    // Held out of the 15 kept training images, not of all 50.
+    let held = TrainConfig {
+        validation: ValidationKind::HeldOut,
+        val_size: 5,
+        ..three.clone()
+    };
+    let (train, val) = dataset(&held).unwrap();
+    assert_eq!((train.len(), val.len()), (10, 5));
+    assert!(train.labels.iter().chain(&val.labels).all(|&l| l < 3));
+    let e = dataset(&TrainConfig {
+        classes: Some(11),
+        ..three
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("classes") && e.contains("num_classes"), "{e}");
+}
