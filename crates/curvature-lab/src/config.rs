@@ -118,7 +118,7 @@ pub struct TrainConfig {
     pub rank: usize,
     /// Perturbation factor `η` of LanczosOPT (1 = plain LanczosOPT).
     pub eta: f64,
-    /// Record the Hessian spectrum every this many epochs (0 = never).
+    /// Record the Hessian spectrum every this many epochs and after the last one (0 = never).
     pub spectrum_every: usize,
     /// Lanczos steps of those spectra.
     pub spectrum_steps: usize,

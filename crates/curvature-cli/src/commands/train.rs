@@ -102,7 +102,8 @@ pub struct TrainArgs {
     /// Perturbation factor η of LanczosOPT.
     #[arg(long)]
     pub eta: Option<f64>,
-    /// Record the Hessian spectrum (Lanczos) every N epochs into spectra.csv and spectra/.
+    /// Record the Hessian spectrum (Lanczos) every N epochs, and after the last, into
+    /// spectra.csv and spectra/.
     #[arg(long)]
     pub spectrum_every: Option<usize>,
     /// Lanczos steps of those spectra.
