@@ -89,6 +89,13 @@ pub struct TrainConfig {
     pub damping_floor: f64,
     /// Steps between RMT re-estimates (100 in the paper).
     pub damping_interval: usize,
+    /// Training examples in the RMT sub-sample `S` on which the Hessian variance is
+    /// estimated, in batches of 128 (10 000 in the damping paper, §7). A smaller sub-sample
+    /// makes each re-estimate cheaper; the finite-population correction uses this `S`.
+    pub rmt_subsample: usize,
+    /// Random vectors averaged per RMT re-estimate (fresh ones each time; Algorithm 1 of the
+    /// damping paper draws one, ≥ 2 give a standard error).
+    pub rmt_vectors: usize,
     /// A run whose mini-batch loss stays above `divergence_factor ×` its first step's loss
     /// for `divergence_patience` steps in a row has blown up (e.g. `--lr 1e6`: finite but
     /// meaningless losses) and stops as a NaN loss does, keeping the last good checkpoint.
@@ -153,6 +160,8 @@ impl Default for TrainConfig {
             damping: None,
             damping_floor: 1e-3,
             damping_interval: 100,
+            rmt_subsample: 10_000,
+            rmt_vectors: 4,
             divergence_factor: 100.0,
             divergence_patience: 5,
             epochs: 10,
@@ -235,6 +244,8 @@ impl TrainConfig {
             ("epochs", self.epochs),
             ("batch_size", self.batch_size),
             ("damping_interval", self.damping_interval),
+            ("rmt_subsample", self.rmt_subsample),
+            ("rmt_vectors", self.rmt_vectors),
             ("divergence_patience", self.divergence_patience),
             ("val_size", self.val_size),
             ("rank", self.rank),
@@ -316,6 +327,14 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// Optimiser steps in one epoch of `train_len` examples: `⌈train_len / batch_size⌉` (the
+    /// last batch may be ragged; a batch size above `train_len` is full-batch, one step).
+    pub fn batches_per_epoch(&self, train_len: usize) -> usize {
+        train_len
+            .max(1)
+            .div_ceil(self.batch_size.min(train_len).max(1))
+    }
+
     /// The configuration with `epochs` set from the step budget `steps`, for `train_len`
     /// training examples: `⌈steps / ⌈train_len / batch_size⌉⌉` epochs (unchanged without a
     /// budget). The learning-rate schedule and iterate averaging then count those epochs.
@@ -327,11 +346,8 @@ impl TrainConfig {
         let Some(steps) = self.steps else {
             return Ok(self.clone());
         };
-        let per_epoch = train_len
-            .max(1)
-            .div_ceil(self.batch_size.min(train_len).max(1));
         let resolved = Self {
-            epochs: steps.div_ceil(per_epoch),
+            epochs: steps.div_ceil(self.batches_per_epoch(train_len)),
             ..self.clone()
         };
         resolved.check_averaging()?;

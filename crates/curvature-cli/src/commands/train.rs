@@ -69,6 +69,13 @@ pub struct TrainArgs {
     /// Steps between RMT damping re-estimates.
     #[arg(long)]
     pub damping_interval: Option<usize>,
+    /// Training examples in the RMT sub-sample on which the Hessian variance is estimated
+    /// (default 10 000, as the damping paper).
+    #[arg(long)]
+    pub rmt_subsample: Option<usize>,
+    /// Random vectors averaged per RMT re-estimate (default 4).
+    #[arg(long)]
+    pub rmt_vectors: Option<usize>,
     /// Stop as diverged when the mini-batch loss stays above this multiple of the first
     /// step's loss for --divergence-patience steps in a row (default 100).
     #[arg(long)]
@@ -130,6 +137,7 @@ impl TrainArgs {
         };
         self.model.apply(&mut c);
         macro_rules! set {
+            (some: $($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = Some(v.clone()); } )* };
             ($($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = v.clone(); } )* };
         }
         set!(
@@ -144,6 +152,8 @@ impl TrainArgs {
         set!(
             damping_floor,
             damping_interval,
+            rmt_subsample,
+            rmt_vectors,
             epochs,
             batch_size,
             schedule
@@ -155,21 +165,7 @@ impl TrainArgs {
             divergence_factor,
             divergence_patience
         );
-        if let Some(t) = self.average_from {
-            c.average_from = Some(t);
-        }
-        if let Some(k) = self.classes {
-            c.classes = Some(k);
-        }
-        if let Some(n) = self.steps {
-            c.steps = Some(n);
-        }
-        if let Some(d) = self.damping {
-            c.damping = Some(d);
-        }
-        if let Some(p) = &self.init_weights {
-            c.init_weights = Some(p.clone());
-        }
+        set!(some: average_from, classes, steps, damping, init_weights);
         if self.decoupled {
             c.decoupled = true;
         }

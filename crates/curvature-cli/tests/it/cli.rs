@@ -124,6 +124,11 @@ fn resumed_runs_continue_bit_identically() {
                 "auto",
                 "--damping-interval",
                 "3",
+                // A sub-sample of its own (not the spectra's 10 000), two vectors.
+                "--rmt-subsample",
+                "512",
+                "--rmt-vectors",
+                "2",
             ],
         ),
         (
@@ -396,6 +401,25 @@ fn bad_input_gives_clear_errors_and_never_overwrites() {
     assert!(!text(&o).contains("unexpected argument"), "{}", text(&o));
     let o = curvature(&["train", "--out", "a", "--divergence-factor", "0.5"], d);
     assert_fails_with(&o, "divergence_factor");
+    // RMT auto-damping on a sub-sample of one estimation batch cannot rescale the variance.
+    let o = curvature(
+        &[
+            "train",
+            "--quiet",
+            "--out",
+            "r",
+            "--optimizer",
+            "kfac",
+            "--damping",
+            "auto",
+            "--rmt-subsample",
+            "100",
+        ],
+        d,
+    );
+    assert_fails_with(&o, "rmt_subsample = 100");
+    let o = curvature(&["train", "--out", "r", "--rmt-vectors", "0"], d);
+    assert_fails_with(&o, "rmt_vectors");
     let quick = [
         "train", "--quiet", "--out", "a", "--epochs", "1", "--model", "logistic",
     ];

@@ -59,14 +59,6 @@ const SOFTMAX: Softmax = Softmax {
     features: 64,
 };
 
-fn probabilities(w: &[f64], data: &ClassificationData, i: usize) -> (Vec<f64>, Vec<f64>) {
-    SOFTMAX.probabilities(w, data, i)
-}
-
-fn index(class: usize, feature: usize) -> usize {
-    SOFTMAX.index(class, feature)
-}
-
 /// The mean over `examples` of the analytic per-example Hessians
 /// `(diag(p) − p pᵀ) ⊗ x̃ x̃ᵀ`, dense.
 fn analytic_mean_hessian(w: &[f64], data: &ClassificationData, examples: &[usize]) -> DMatrix<f64> {
@@ -74,7 +66,7 @@ fn analytic_mean_hessian(w: &[f64], data: &ClassificationData, examples: &[usize
     let n = examples.len() as f64;
     let mut h = DMatrix::<f64>::zeros(SOFTMAX.params(), SOFTMAX.params());
     for &i in examples {
-        let (p, x) = probabilities(w, data, i);
+        let (p, x) = SOFTMAX.probabilities(w, data, i);
         for c in 0..k {
             for c2 in 0..k {
                 let a_cc = if c == c2 { p[c] } else { 0.0 } - p[c] * p[c2];
@@ -87,7 +79,7 @@ fn analytic_mean_hessian(w: &[f64], data: &ClassificationData, examples: &[usize
                         continue;
                     }
                     for b in 0..=d {
-                        h[(index(c, a), index(c2, b))] += xa * x[b];
+                        h[(SOFTMAX.index(c, a), SOFTMAX.index(c2, b))] += xa * x[b];
                     }
                 }
             }
@@ -98,7 +90,7 @@ fn analytic_mean_hessian(w: &[f64], data: &ClassificationData, examples: &[usize
 
 /// `‖(diag(p) − p pᵀ) ⊗ x̃ x̃ᵀ‖²_F = ‖diag(p) − p pᵀ‖²_F ‖x̃‖⁴` of example `i`.
 fn analytic_per_example_frobenius2(w: &[f64], data: &ClassificationData, i: usize) -> f64 {
-    let (p, x) = probabilities(w, data, i);
+    let (p, x) = SOFTMAX.probabilities(w, data, i);
     let a2: f64 = (0..p.len())
         .flat_map(|c| (0..p.len()).map(move |c2| (c, c2)))
         .map(|(c, c2)| (if c == c2 { p[c] } else { 0.0 } - p[c] * p[c2]).powi(2))

@@ -62,6 +62,9 @@ where
     }
 }
 
+/// Training examples (the first ones) on which the spectra during training are measured.
+const SPECTRUM_EXAMPLES: usize = 10_000;
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn run<BB: Backend, M, const D: usize>(
     config: &TrainConfig,
@@ -81,11 +84,15 @@ where
     let quiet = options.progress == ProgressMode::Quiet;
     let mut opt = RunOptimizer::<BB, M>::new(config)?;
     let auto = matches!(config.damping, Some(DampingSetting::Auto(_)));
-    if auto && train.len().min(10_000) <= 128 {
+    if auto && train.len().min(config.rmt_subsample) <= 128 {
         return Err(invalid(
-            "damping",
-            "auto",
-            "RMT auto-damping estimates the Hessian variance on batches of 128 and needs more than 128 training examples (at least two batches)",
+            "rmt_subsample",
+            format!(
+                "{} ({} training examples)",
+                config.rmt_subsample,
+                train.len()
+            ),
+            "RMT auto-damping estimates the Hessian variance on batches of 128 and needs a sub-sample of more than 128 training examples (at least two batches)",
         ));
     }
     let floor = opt.damping_floor();
@@ -134,7 +141,7 @@ where
     let mut average = match config.averaging_start() {
         Some(t_avg) => {
             let average = IterateAverage::<Autodiff<BB>>::new(AveragingSchedule {
-                start: (t_avg * train.len().div_ceil(batch_size)).max(1),
+                start: (t_avg * config.batches_per_epoch(train.len())).max(1),
                 frequency: config.average_every,
             })?;
             Some(if resume {
@@ -153,11 +160,24 @@ where
 
     let val_batches = val.batches::<BB, D>(val.len().min(1000), &device)?;
     let train_eval = train.batches::<BB, D>(train.len().min(1000), &device)?;
-    // RMT sub-sample: up to 10 000 training examples in batches of 128 (damping paper §7);
-    // also the data of the spectra recorded during training.
+    // The data of the spectra recorded during training: up to 10 000 training examples in
+    // batches of 128.
     let subsample = train
-        .take(10_000)
+        .take(SPECTRUM_EXAMPLES)
         .batches::<BB, D>(128.min(train.len()), &device)?;
+    // RMT sub-sample S: the first `rmt_subsample` training examples in batches of 128
+    // (damping paper §7: 10 000); the spectra's data when it is the same size.
+    let rmt_subsample = match state.rmt {
+        Some(_) if config.rmt_subsample.min(train.len()) == SPECTRUM_EXAMPLES.min(train.len()) => {
+            Some(subsample.clone())
+        }
+        Some(_) => Some(
+            train
+                .take(config.rmt_subsample)
+                .batches::<BB, D>(128.min(train.len()), &device)?,
+        ),
+        None => None,
+    };
     let sched = schedule(config);
     let mut rows = Vec::new();
     for epoch in state.epochs_done..config.epochs {
@@ -200,10 +220,14 @@ where
             lr = sched.learning_rate(config.lr, t, config.epochs as f64);
             if let Some(rmt) = &mut state.rmt {
                 // Fresh vectors at every re-estimate (seeded by the step count: resumable).
-                let base = HessianVarianceConfig::new().with_seed(config.seed);
+                let base = HessianVarianceConfig::new()
+                    .with_seed(config.seed)
+                    .with_vectors(config.rmt_vectors)
+                    .with_max_examples(config.rmt_subsample);
+                let data = rmt_subsample.as_ref().expect("built when auto-damping");
                 rmt.step_estimating(&base, |cfg| {
                     let objective =
-                        Objective::new(model.valid(), Loss::CrossEntropy, subsample.clone())?;
+                        Objective::new(model.valid(), Loss::CrossEntropy, data.clone())?;
                     Ok(curvature_core::hessian_variance(&objective, cfg)?)
                 })?;
             }
