@@ -325,7 +325,10 @@ fn run<BB: Backend, A: LinearOperator<BB>>(
                 .map_or(String::new(), |b| format!(" block `{b}`")),
             s.asymmetry
         );
-        return Ok(SpectrumResult { text, json });
+        return Ok(SpectrumResult {
+            text,
+            json: with_provenance(json, request),
+        });
     }
     let summary = lanczos_summary(
         op,
@@ -338,6 +341,22 @@ fn run<BB: Backend, A: LinearOperator<BB>>(
     let json = serde_json::to_value(&summary).expect("serialisable");
     Ok(SpectrumResult {
         text: summary.to_string(),
-        json,
+        json: with_provenance(json, request),
     })
+}
+
+/// What was measured, beside the numbers: the operator, the split, the batch-norm mode and
+/// the parameter block (`null`: all), so that a JSON file says which spectrum it holds.
+fn with_provenance(mut json: serde_json::Value, request: &SpectrumRequest) -> serde_json::Value {
+    if let Some(fields) = json.as_object_mut() {
+        for (key, value) in [
+            ("operator", serde_json::to_value(request.operator)),
+            ("split", serde_json::to_value(request.split)),
+            ("bn_mode", serde_json::to_value(request.bn_mode)),
+            ("block", serde_json::to_value(&request.block)),
+        ] {
+            fields.insert(key.to_owned(), value.expect("serialisable"));
+        }
+    }
+    json
 }

@@ -599,6 +599,7 @@ fn dense_spectrum_agrees_with_the_library_reference_and_json_has_the_documented_
     );
     assert!(o.status.success(), "{}", text(&o));
     let json = read_json(&d.join("dense64.json"));
+    assert_eq!(json["bn_mode"], "train", "{json}");
     let got64 = json["eigenvalues"].as_array().unwrap();
     assert_eq!(got64.len(), 650);
     for (g, e) in got64.iter().zip(&expected) {
@@ -636,6 +637,11 @@ fn dense_spectrum_agrees_with_the_library_reference_and_json_has_the_documented_
     ] {
         assert!(json.get(key).is_some(), "missing `{key}` in {json}");
     }
+    // What was measured: the defaults of `spectrum`.
+    assert_eq!(json["operator"], "hessian", "{json}");
+    assert_eq!(json["split"], "train", "{json}");
+    assert_eq!(json["bn_mode"], "train", "{json}");
+    assert!(json["block"].is_null(), "{json}");
     let lmax = json["lambda_max"].as_f64().unwrap();
     assert!(
         (lmax - scale).abs() <= 1e-3 * scale,
