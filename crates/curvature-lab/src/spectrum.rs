@@ -76,7 +76,6 @@ pub struct SpectrumResult {
 
 #[derive(Serialize)]
 struct DenseJson<'a> {
-    operator: OperatorKind,
     num_params: usize,
     eigenvalues: &'a [f64],
     lambda_max: f64,
@@ -305,7 +304,6 @@ fn run<BB: Backend, A: LinearOperator<BB>>(
         let (lo, hi) = (ev[0], ev[ev.len() - 1]);
         let trace: f64 = ev.iter().sum();
         let json = serde_json::to_value(DenseJson {
-            operator: request.operator,
             num_params: ev.len(),
             eigenvalues: ev,
             lambda_max: hi,

@@ -20,7 +20,8 @@ pub struct SweepArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// A grid axis KEY=V1,V2,… over any configuration key (repeat for more axes; replaces the
-    /// preset's axis of the same key).
+    /// preset's axis of the same key). A value naming one of that axis' table entries selects
+    /// the entry, e.g. `--grid run=kfac-auto --grid seed=0`.
     #[arg(long = "grid", value_name = "KEY=V1,V2")]
     pub grid: Vec<String>,
     /// Override a configuration key of every run, KEY=VALUE (repeatable), e.g. epochs=1.
@@ -48,11 +49,8 @@ pub fn run(args: SweepArgs, progress: ProgressMode) -> Result<()> {
     };
     for g in &args.grid {
         let (k, v) = key_value(g, "--grid")?;
-        let values: Vec<serde_json::Value> = v.split(',').map(|x| json_value(x.trim())).collect();
-        match axes.iter_mut().find(|(key, _)| *key == k) {
-            Some(axis) => axis.1 = values,
-            None => axes.push((k, values)),
-        }
+        let values = v.split(',').map(|x| json_value(x.trim())).collect();
+        curvature_lab::sweep::override_axis(&mut axes, &base, &k, values)?;
     }
     for kv in &args.set {
         let (k, v) = key_value(kv, "--set")?;

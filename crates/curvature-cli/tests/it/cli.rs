@@ -1063,6 +1063,24 @@ fn representative_presets_run_at_a_tiny_size() {
     let o = curvature(&["sweep", "--preset", "no-such", "--out", "x"], d);
     assert!(!o.status.success());
     assert!(text(&o).contains("kfac-grid-mini"), "{}", text(&o));
+    // A `--grid` value that names none of a preset's table entries lists them, before any run.
+    let o = curvature(
+        &[
+            "sweep",
+            "--preset",
+            "optimizers-cnn-fashion-mnist",
+            "--grid",
+            "run=adam-e",
+            "--out",
+            "none",
+        ],
+        d,
+    );
+    assert_fails_with(
+        &o,
+        "names none of the axis' entries (sgd, adam, adam-d, kfac",
+    );
+    assert!(!d.join("none").exists());
 }
 
 /// `curvature bench` on NdArray prints every row and writes the CSV of the PyTorch script's

@@ -71,6 +71,56 @@ pub fn with_key(base: &TrainConfig, key: &str, value: &serde_json::Value) -> Res
     })
 }
 
+/// Set grid axis `key` of `axes` to `given` (`--grid KEY=V1,V2,…`), adding the axis if it is
+/// new. A given value that is the label (see [`label`]) of one of the axis' table values
+/// selects that value with all its settings — `--grid run=kfac-auto` runs the preset's
+/// `{ name = "kfac-auto", optimizer = "kfac", damping = "auto", … }` entry; any other value
+/// replaces the axis' values as it is.
+///
+/// # Errors
+/// A value that names none of the axis' table values when `key` is not a configuration key
+/// (so that it could only have named an entry); the error lists the entries.
+pub fn override_axis(
+    axes: &mut Vec<(String, Vec<serde_json::Value>)>,
+    base: &TrainConfig,
+    key: &str,
+    given: Vec<serde_json::Value>,
+) -> Result<()> {
+    let Some(axis) = axes.iter_mut().find(|(k, _)| k == key) else {
+        axes.push((key.to_string(), given));
+        return Ok(());
+    };
+    let entries: Vec<&serde_json::Value> = axis.1.iter().filter(|v| v.is_object()).collect();
+    let is_config_key = serde_json::to_value(base)
+        .expect("serialisable")
+        .get(key)
+        .is_some();
+    let values = given
+        .into_iter()
+        .map(|value| {
+            let name = label(key, &value);
+            match entries.iter().find(|e| label(key, e) == name) {
+                Some(entry) => Ok((*entry).clone()),
+                None if is_config_key || entries.is_empty() => Ok(value),
+                None => Err(LabError::GridValue {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                    message: format!(
+                        "names none of the axis' entries ({})",
+                        entries
+                            .iter()
+                            .map(|e| label(key, e))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }),
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    axis.1 = values;
+    Ok(())
+}
+
 /// How a value of grid axis `key` is written in directory names and tables: a table value by
 /// its `name` entry, else its entry for `key`, else all its entries.
 pub fn label(key: &str, v: &serde_json::Value) -> String {

@@ -160,23 +160,23 @@ where
 
     let val_batches = val.batches::<BB, D>(val.len().min(1000), &device)?;
     let train_eval = train.batches::<BB, D>(train.len().min(1000), &device)?;
-    // The data of the spectra recorded during training: up to 10 000 training examples in
-    // batches of 128.
-    let subsample = train
-        .take(SPECTRUM_EXAMPLES)
-        .batches::<BB, D>(128.min(train.len()), &device)?;
-    // RMT sub-sample S: the first `rmt_subsample` training examples in batches of 128
-    // (damping paper §7: 10 000); the spectra's data when it is the same size.
-    let rmt_subsample = match state.rmt {
-        Some(_) if config.rmt_subsample.min(train.len()) == SPECTRUM_EXAMPLES.min(train.len()) => {
-            Some(subsample.clone())
-        }
-        Some(_) => Some(
-            train
-                .take(config.rmt_subsample)
-                .batches::<BB, D>(128.min(train.len()), &device)?,
-        ),
-        None => None,
+    // The first `n` training examples in batches of 128: the data of the spectra recorded
+    // during training (`SPECTRUM_EXAMPLES`) and of the RMT re-estimate (`rmt_subsample`,
+    // damping paper §7: 10 000), shared when the two are the same examples.
+    let first_batches = |n: usize| {
+        train
+            .take(n)
+            .batches::<BB, D>(128.min(train.len()), &device)
+    };
+    let spectrum_data = match config.spectrum_every {
+        0 => None,
+        _ => Some(first_batches(SPECTRUM_EXAMPLES)?),
+    };
+    let same_examples = config.rmt_subsample.min(train.len()) == SPECTRUM_EXAMPLES.min(train.len());
+    let rmt_data = match (&state.rmt, &spectrum_data) {
+        (None, _) => None,
+        (Some(_), Some(shared)) if same_examples => Some(shared.clone()),
+        (Some(_), _) => Some(first_batches(config.rmt_subsample)?),
     };
     let sched = schedule(config);
     let mut rows = Vec::new();
@@ -218,13 +218,12 @@ where
         for (i, batch) in batches.iter().enumerate().take(n_batches).skip(skip) {
             let t = epoch as f64 + i as f64 / batches.len() as f64;
             lr = sched.learning_rate(config.lr, t, config.epochs as f64);
-            if let Some(rmt) = &mut state.rmt {
+            if let (Some(rmt), Some(data)) = (&mut state.rmt, &rmt_data) {
                 // Fresh vectors at every re-estimate (seeded by the step count: resumable).
                 let base = HessianVarianceConfig::new()
                     .with_seed(config.seed)
                     .with_vectors(config.rmt_vectors)
                     .with_max_examples(config.rmt_subsample);
-                let data = rmt_subsample.as_ref().expect("built when auto-damping");
                 rmt.step_estimating(&base, |cfg| {
                     let objective =
                         Objective::new(model.valid(), Loss::CrossEntropy, data.clone())?;
@@ -292,10 +291,11 @@ where
             seconds,
         };
         // Every `spectrum_every` epochs, and after the last one.
-        if config.spectrum_every > 0
-            && ((epoch + 1) % config.spectrum_every == 0 || epoch + 1 == config.epochs)
+        if let Some(data) = spectrum_data
+            .as_ref()
+            .filter(|_| (epoch + 1) % config.spectrum_every == 0 || epoch + 1 == config.epochs)
         {
-            record_spectrum(config, paths, &reported, &subsample, &row, options.progress)?;
+            record_spectrum(config, paths, &reported, data, &row, options.progress)?;
         }
         checkpoint(paths, &model, &opt, average.as_ref(), &state)?;
         csv_table::append(&paths.metrics(), &HEADER, &row.fields())?;

@@ -226,3 +226,64 @@ fn labels_with_commas_stay_one_csv_field() {
         "{text}"
     );
 }
+
+#[test]
+fn grid_values_on_the_command_line_select_a_presets_named_entries() {
+    // The preset's own table (optimizers-cnn-fashion-mnist): `run` is not a configuration key,
+    // so its values can only name entries.
+    let preset = curvature_lab::preset("optimizers-cnn-fashion-mnist").unwrap();
+    let mut axes = preset.grid();
+    override_axis(
+        &mut axes,
+        &preset.train,
+        "run",
+        vec![json!("kfac-auto"), json!("adam-d")],
+    )
+    .unwrap();
+    let run = &axes.iter().find(|(k, _)| k == "run").unwrap().1;
+    let names: Vec<String> = run.iter().map(|v| label("run", v)).collect();
+    assert_eq!(names, ["kfac-auto", "adam-d"]);
+    let c = with_key(&preset.train, "run", &run[0]).unwrap();
+    assert_eq!(c.optimizer, OptimizerKind::Kfac);
+    assert_eq!(
+        c.rmt_subsample, 1280,
+        "the entry's own settings come with it"
+    );
+
+    let e = override_axis(
+        &mut preset.grid(),
+        &preset.train,
+        "run",
+        vec![json!("lbfgs")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("lbfgs") && e.contains("sgd, adam") && e.contains("kfac-auto"),
+        "{e}"
+    );
+
+    // A configuration key's axis: a plain value replaces the entries, a label selects one.
+    let mut axes = vec![(
+        "optimizer".to_string(),
+        vec![
+            json!({"optimizer": "sgd", "lr": 0.05}),
+            json!({"optimizer": "adam", "lr": 1e-3}),
+        ],
+    )];
+    let base = TrainConfig::default();
+    override_axis(
+        &mut axes,
+        &base,
+        "optimizer",
+        vec![json!("adam"), json!("kfac")],
+    )
+    .unwrap();
+    assert_eq!(
+        axes[0].1,
+        [json!({"optimizer": "adam", "lr": 1e-3}), json!("kfac")]
+    );
+    // A new axis is added as given.
+    override_axis(&mut axes, &base, "seed", vec![json!(0), json!(1)]).unwrap();
+    assert_eq!(axes[1], ("seed".to_string(), vec![json!(0), json!(1)]));
+}
