@@ -40,8 +40,8 @@ pub use config::{DampingSetting, TrainConfig};
 pub use error::{LabError, Result, write_atomic};
 pub use interpolate::{InterpolateRequest, LinePoint, interpolate};
 pub use names::{
-    AugmentKind, BackendKind, DatasetKind, Metric, OperatorKind, OptimizerKind, Precision,
-    ScheduleKind, SplitKind, ValidationKind,
+    AugmentKind, BackendKind, DatasetKind, Metric, OperatorKind, OptimizerKind, OutlierKind,
+    Precision, ScheduleKind, SplitKind, ValidationKind,
 };
 pub use presets::{Preset, preset, presets};
 pub use spectrum::{SpectrumRequest, SpectrumResult, measure};

@@ -208,6 +208,29 @@ pub enum OperatorKind {
     HessianMinusGgn,
 }
 
+/// The outlier rule of a spectrum (`--outliers`), at its standard setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutlierKind {
+    /// Marchenko–Pastur bulk edge fitted to the SLQ moments, plus 3 Tracy–Widom scales.
+    #[default]
+    Mp,
+    /// Clusters split at gaps larger than 10 × the median gap; outliers lie above the
+    /// heaviest.
+    Gap,
+}
+
+impl OutlierKind {
+    /// The rule: [`curvature_core::OutlierRule::MarchenkoPastur`] with `tracy_widom = 3` or
+    /// [`curvature_core::OutlierRule::Gap`] with `factor = 10`.
+    pub fn rule(self) -> curvature_core::OutlierRule {
+        match self {
+            Self::Mp => curvature_core::OutlierRule::default(),
+            Self::Gap => curvature_core::OutlierRule::Gap { factor: 10.0 },
+        }
+    }
+}
+
 /// Where the validation examples come from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -244,6 +267,7 @@ display_as_value_name!(
     AugmentKind,
     Metric,
     OperatorKind,
+    OutlierKind,
     SplitKind,
     ValidationKind
 );

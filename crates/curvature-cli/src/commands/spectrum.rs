@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use curvature_core::BatchNormMode;
 use curvature_lab::progress::ProgressMode;
-use curvature_lab::{OperatorKind, SpectrumRequest, SplitKind, measure};
+use curvature_lab::{OperatorKind, OutlierKind, SpectrumRequest, SplitKind, measure};
 
 use crate::args::{SourceArgs, write_json};
 
@@ -30,10 +30,9 @@ pub struct SpectrumArgs {
     /// every estimate is printed with its standard error).
     #[arg(long, default_value_t = 4)]
     pub vectors: usize,
-    /// Outlier rule: mp (Marchenko–Pastur bulk edge fitted to the SLQ moments + Tracy–Widom
-    /// width) or gap (clusters split at gaps > 10 × the median gap).
-    #[arg(long, default_value = "mp")]
-    pub outliers: String,
+    /// Outlier rule.
+    #[arg(long, value_enum, default_value_t = OutlierKind::Mp)]
+    pub outliers: OutlierKind,
     /// Exact eigenvalues from the dense matrix (models up to 5 000 parameters).
     #[arg(long)]
     pub dense: bool,
@@ -72,7 +71,7 @@ impl SpectrumArgs {
             bn_mode: self.bn_mode,
             steps: self.steps,
             vectors: self.vectors,
-            outliers: self.outliers.parse()?,
+            outliers: self.outliers.rule(),
             dense: self.dense,
             batch_size: self.batch_size,
             augmented: self.augmented,

@@ -677,6 +677,10 @@ fn dense_spectrum_agrees_with_the_library_reference_and_json_has_the_documented_
     );
     let sweep = ["sweep", "--preset", "kfac-grid-mini", "--out", "x"];
     for (args, needle) in [
+        (
+            vec!["spectrum", "--run", "r", "--outliers", "gaps"],
+            "[possible values: mp, gap]",
+        ),
         (vec!["train", "--out", "x", "--optimizer", "adan"], "adam-d"),
         ([&sweep[..], &["--metric", "acc"]].concat(), "val_accuracy"),
         (
@@ -686,12 +690,23 @@ fn dense_spectrum_agrees_with_the_library_reference_and_json_has_the_documented_
     ] {
         assert_fails_with(&curvature(&args, d), needle);
     }
-    // `val` is another name of the held-out split.
+    // `val` is another name of the held-out split; the gap rule is the other outlier rule.
     let o = curvature(
-        &["spectrum", "--run", "r", "--split", "val", "--steps", "4"],
+        &[
+            "spectrum",
+            "--run",
+            "r",
+            "--split",
+            "val",
+            "--steps",
+            "4",
+            "--outliers",
+            "gap",
+        ],
         d,
     );
     assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("(gap rule)"), "{}", text(&o));
 }
 
 /// `variance` equals the library's `hessian_variance` on the same objective; `interpolate`

@@ -65,22 +65,6 @@ impl OutlierRule {
     }
 }
 
-impl std::str::FromStr for OutlierRule {
-    type Err = crate::CurvatureError;
-    /// `mp` (Marchenko–Pastur, 3 Tracy–Widom scales) or `gap` (factor 10).
-    fn from_str(s: &str) -> CResult<Self> {
-        match s {
-            "mp" => Ok(Self::default()),
-            "gap" => Ok(Self::Gap { factor: 10.0 }),
-            other => Err(invalid(
-                "outliers",
-                other,
-                "unknown outlier rule; valid: mp, gap",
-            )),
-        }
-    }
-}
-
 impl Default for OutlierRule {
     fn default() -> Self {
         Self::MarchenkoPastur { tracy_widom: 3.0 }
