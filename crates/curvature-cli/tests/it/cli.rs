@@ -418,6 +418,8 @@ fn bad_input_gives_clear_errors_and_never_overwrites() {
         d,
     );
     assert_fails_with(&o, "rmt_subsample = 100");
+    // A run that fails before it starts does not claim its directory.
+    assert!(!d.join("r/config.json").exists());
     let o = curvature(&["train", "--out", "r", "--rmt-vectors", "0"], d);
     assert_fails_with(&o, "rmt_vectors");
     let quick = [

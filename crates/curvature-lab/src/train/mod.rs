@@ -184,7 +184,7 @@ impl ModelVisitor for Trainer<'_> {
         if !self.resume {
             start_run(self.config, self.paths, self.options.force)?;
         }
-        run::<BB, _, INPUT_RANK>(
+        let result = run::<BB, _, INPUT_RANK>(
             self.config,
             self.paths,
             self.resume,
@@ -193,6 +193,28 @@ impl ModelVisitor for Trainer<'_> {
             self.train,
             self.val,
             device,
-        )
+        );
+        let unstarted = !self.resume
+            && !self.paths.checkpoint().exists()
+            && matches!(
+                &result,
+                Err(e) if !matches!(e, LabError::Diverged { .. } | LabError::Interrupted { .. })
+            );
+        if unstarted {
+            discard_unstarted(self.paths);
+        }
+        result
     }
+}
+
+/// Remove what [`start_run`] wrote for a run that failed before its first checkpoint (other
+/// than by divergence or an interrupt, which are recorded): the directory does not claim to
+/// hold a run, so the corrected command can use it again. Best effort — the run's own error
+/// is the one reported.
+fn discard_unstarted(paths: &RunPaths) {
+    for file in [paths.config(), paths.metrics()] {
+        let _ = std::fs::remove_file(file);
+    }
+    // Only succeeds when nothing else is left in it.
+    let _ = std::fs::remove_dir(&paths.out);
 }
