@@ -45,6 +45,19 @@ pub enum LabError {
         "{0} already holds a run (config.json); choose another --out, add --force to overwrite, or --resume it"
     )]
     OutputExists(PathBuf),
+    /// Another process is writing into the output directory.
+    #[error(
+        "{} is in use by another curvature process{} (it holds {}/.lock); wait for it to finish or stop it, then run again",
+        dir.display(),
+        holder.map_or(String::new(), |p| format!(" (pid {p})")),
+        dir.display()
+    )]
+    InUse {
+        /// The directory.
+        dir: PathBuf,
+        /// The holder's process id, when the lock file could be read.
+        holder: Option<u32>,
+    },
     /// Training diverged.
     #[error(
         "the loss became {loss}{cause} at step {step} (epoch {epoch}); {}",

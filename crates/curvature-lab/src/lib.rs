@@ -19,6 +19,7 @@ pub mod backend;
 pub mod bench;
 pub mod config;
 pub mod csv_table;
+pub mod dir_lock;
 mod error;
 pub mod interpolate;
 pub mod memory;

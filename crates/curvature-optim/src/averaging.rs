@@ -103,7 +103,7 @@ impl<B: AutodiffBackend> IterateAverage<B> {
     pub fn observe<M: AutodiffModule<B>>(&mut self, module: &M) -> OResult<()> {
         self.steps += 1;
         if self.steps < self.schedule.start
-            || (self.steps - self.schedule.start) % self.schedule.frequency != 0
+            || !(self.steps - self.schedule.start).is_multiple_of(self.schedule.frequency)
         {
             return Ok(());
         }

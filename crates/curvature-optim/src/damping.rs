@@ -162,7 +162,7 @@ impl LevenbergMarquardt {
     /// (a failed step) counts as a bad step.
     pub fn observe(&mut self, reduction_ratio: f64) {
         self.steps += 1;
-        if self.steps % self.interval != 0 {
+        if !self.steps.is_multiple_of(self.interval) {
             return;
         }
         if !reduction_ratio.is_finite() || reduction_ratio < 0.25 {
@@ -287,7 +287,7 @@ impl RmtDamping {
     /// than trusted — see the returned `false`.
     pub fn step(&mut self, estimate: impl FnOnce() -> Result<f64>) -> Result<bool> {
         self.steps += 1;
-        if self.steps % self.interval != 0 {
+        if !self.steps.is_multiple_of(self.interval) {
             return Ok(false);
         }
         let sigma2 = estimate()?;

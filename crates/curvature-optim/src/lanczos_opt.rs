@@ -191,7 +191,7 @@ impl<B: Backend> LanczosOpt<B> {
         if !loss.is_finite() {
             return Err(OptimError::NonFiniteLoss(loss));
         }
-        let refreshed = self.pairs.is_none() || self.updates % self.config.refresh == 0;
+        let refreshed = self.pairs.is_none() || self.updates.is_multiple_of(self.config.refresh);
         let curvature_start = Instant::now();
         if refreshed {
             let cfg = LanczosConfig::new()

@@ -111,7 +111,7 @@ pub struct PrintEvery(pub usize);
 
 impl StepObserver for PrintEvery {
     fn observe(&mut self, r: &StepReport) {
-        if self.0 == 0 || r.step % self.0 != 0 {
+        if self.0 == 0 || !r.step.is_multiple_of(self.0) {
             return;
         }
         let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3e}"));

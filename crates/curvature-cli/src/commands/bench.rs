@@ -117,13 +117,13 @@ pub fn run(args: &BenchArgs, progress: ProgressMode) -> Result<()> {
         BenchEvent::Row(row) => {
             println!("{}", curvature_lab::bench::table_row(row));
             done.push(row.clone());
-            if let Some(path) = &args.csv {
-                if let Err(e) = curvature_lab::write_atomic(
+            if let Some(path) = &args.csv
+                && let Err(e) = curvature_lab::write_atomic(
                     path,
                     curvature_lab::bench::to_csv(&done).as_bytes(),
-                ) {
-                    csv_error.get_or_insert(e.to_string());
-                }
+                )
+            {
+                csv_error.get_or_insert(e.to_string());
             }
         }
     })?;

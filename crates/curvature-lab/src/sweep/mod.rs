@@ -11,13 +11,15 @@
 //!
 //! Re-running a sweep skips finished runs (`summary.json` present), resumes interrupted ones
 //! from their checkpoint and starts the rest; a diverged run is recorded as such and the sweep
-//! goes on.
+//! goes on. A second sweep (or run) started on the same directory while one is writing is
+//! refused ([`crate::dir_lock`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::config::TrainConfig;
 use crate::csv_table;
+use crate::dir_lock::DirLock;
 use crate::error::{LabError, Result, invalid, io, write_atomic};
 use crate::names::Metric;
 use crate::plot::{Heatmap, LineChart, Series, save_both};
@@ -201,7 +203,8 @@ pub fn sweep(
     for config in &configs {
         config.validate()?;
     }
-    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    // One sweep at a time writes into `out` (its runs lock their own directories).
+    let _lock = DirLock::acquire(out)?;
     let quiet = options.progress == crate::progress::ProgressMode::Quiet;
     let mut cells = Vec::new();
     for (i, ((point, name), config)) in points.iter().zip(&names).zip(configs).enumerate() {

@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::BackendChoice;
 use crate::config::{DampingSetting, TrainConfig};
 use crate::csv_table;
+use crate::dir_lock::DirLock;
 use crate::error::{LabError, Result, invalid, io, write_atomic};
 use crate::names::ScheduleKind;
 use crate::optimizer::RunOptimizer;
@@ -95,9 +96,15 @@ pub fn train(config: &TrainConfig, out: &Path, options: RunOptions) -> Result<Ve
     dispatch(config, &paths, false, options)
 }
 
-/// Clear what a forced run replaces, then write `config.json` and the header of `metrics.csv`:
-/// called once data and model are ready, so a run that cannot start leaves nothing behind.
-fn start_run(config: &TrainConfig, paths: &RunPaths, force: bool) -> Result<()> {
+/// Lock the directory, clear what a forced run replaces, then write `config.json` and the
+/// header of `metrics.csv`: called once data and model are ready, so a run that cannot start
+/// leaves nothing behind. The lock is held until the returned guard is dropped.
+fn start_run(config: &TrainConfig, paths: &RunPaths, force: bool) -> Result<DirLock> {
+    let lock = DirLock::acquire(&paths.out)?;
+    // Checked again under the lock: another process may have finished a run here since.
+    if paths.config().exists() && !force {
+        return Err(LabError::OutputExists(paths.out.clone()));
+    }
     if force {
         let (tmp, old) = (paths.checkpoint_tmp(), paths.previous_checkpoint());
         for dir in [paths.checkpoint(), tmp, old, paths.spectra(), paths.plots()] {
@@ -111,14 +118,14 @@ fn start_run(config: &TrainConfig, paths: &RunPaths, force: bool) -> Result<()> 
             }
         }
     }
-    std::fs::create_dir_all(&paths.out).map_err(|e| io(&paths.out, e))?;
     write_atomic(
         &paths.config(),
         serde_json::to_string_pretty(config)
             .expect("serialisable")
             .as_bytes(),
     )?;
-    csv_table::write(&paths.metrics(), &[HEADER])
+    csv_table::write(&paths.metrics(), &[HEADER])?;
+    Ok(lock)
 }
 
 /// Continue the run in `out` from its last checkpoint.
@@ -133,6 +140,7 @@ pub fn resume(out: &Path, options: RunOptions) -> Result<Vec<EpochMetrics>> {
             "no run to resume here (config.json is missing)",
         ));
     }
+    let _lock = DirLock::acquire(out)?;
     paths.recover_checkpoint()?;
     let config = TrainConfig::from_file(&paths.config())?;
     config.validate()?;
@@ -181,9 +189,11 @@ impl ModelVisitor for Trainer<'_> {
     ) -> Result<Self::Output> {
         let model = initial_weights(self.config, model)?;
         let model = Train::<BB, M>::from_inner(mark_trainable(model));
-        if !self.resume {
-            start_run(self.config, self.paths, self.options.force)?;
-        }
+        let lock = match self.resume {
+            false => Some(start_run(self.config, self.paths, self.options.force)?),
+            // `resume` holds the lock.
+            true => None,
+        };
         let result = run::<BB, _, INPUT_RANK>(
             self.config,
             self.paths,
@@ -203,6 +213,7 @@ impl ModelVisitor for Trainer<'_> {
         if unstarted {
             discard_unstarted(self.paths);
         }
+        drop(lock);
         result
     }
 }
@@ -212,7 +223,7 @@ impl ModelVisitor for Trainer<'_> {
 /// hold a run, so the corrected command can use it again. Best effort — the run's own error
 /// is the one reported.
 fn discard_unstarted(paths: &RunPaths) {
-    for file in [paths.config(), paths.metrics()] {
+    for file in [paths.config(), paths.metrics(), DirLock::file(&paths.out)] {
         let _ = std::fs::remove_file(file);
     }
     // Only succeeds when nothing else is left in it.

@@ -287,3 +287,53 @@ fn grid_values_on_the_command_line_select_a_presets_named_entries() {
     override_axis(&mut axes, &base, "seed", vec![json!(0), json!(1)]).unwrap();
     assert_eq!(axes[1], ("seed".to_string(), vec![json!(0), json!(1)]));
 }
+
+#[test]
+fn a_directory_another_process_writes_into_is_refused_until_it_lets_go() {
+    use curvature_lab::dir_lock::DirLock;
+    let dir = tempfile::tempdir().unwrap();
+    let quick = TrainConfig {
+        model: "logistic".into(),
+        epochs: 1,
+        spectrum_every: 0,
+        ..Default::default()
+    };
+    let axes = vec![("seed".to_string(), vec![json!(0), json!(1)])];
+    let out = dir.path().join("sweep");
+    let options = || RunOptions {
+        progress: curvature_lab::progress::ProgressMode::Quiet,
+        ..Default::default()
+    };
+    // The operating system's lock is per open file: a second acquisition in this process
+    // conflicts exactly as another process's would.
+    let held = DirLock::acquire(&out).unwrap();
+    let e = sweep(&quick, &axes, &out, Metric::ValAccuracy, options())
+        .unwrap_err()
+        .to_string();
+    let pid = format!("pid {}", std::process::id());
+    assert!(
+        e.contains("in use by another curvature process") && e.contains(&pid),
+        "{e}"
+    );
+    assert!(!out.join("seed=0").exists(), "nothing ran");
+    // A single run, from scratch or resumed, respects the lock of its directory.
+    let run = dir.path().join("run");
+    let run_lock = DirLock::acquire(&run).unwrap();
+    let e = curvature_lab::train(&quick, &run, options())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("in use"), "{e}");
+    assert!(!run.join("config.json").exists());
+    drop(run_lock);
+    curvature_lab::train(&quick, &run, options()).unwrap();
+    let _again = DirLock::acquire(&run).unwrap();
+    let e = curvature_lab::resume(&run, options())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("in use"), "{e}");
+    // Released (as on the holder's exit, however it exits), the same sweep runs.
+    drop(held);
+    let cells = sweep(&quick, &axes, &out, Metric::ValAccuracy, options()).unwrap();
+    assert_eq!(cells.len(), 2);
+    assert!(cells.iter().all(|c| c.last.is_some()));
+}

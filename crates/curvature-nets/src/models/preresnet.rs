@@ -94,7 +94,7 @@ impl PreResNetConfig {
     /// A depth not of the form `9n + 2` / `6n + 2` with `n ≥ 1`, or zero widths.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<PreResNet<B>> {
         let per = self.block.layers_per_block();
-        if self.depth < per + 2 || (self.depth - 2) % per != 0 {
+        if self.depth < per + 2 || !(self.depth - 2).is_multiple_of(per) {
             return Err(invalid(
                 "PreResNetConfig",
                 "depth",

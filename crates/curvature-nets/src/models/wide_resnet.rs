@@ -66,7 +66,7 @@ impl WideResNetConfig {
     /// # Errors
     /// A depth not of the form `6n + 4`, zero sizes, or dropout outside `[0, 1)`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<WideResNet<B>> {
-        if self.depth < 10 || (self.depth - 4) % 6 != 0 {
+        if self.depth < 10 || !(self.depth - 4).is_multiple_of(6) {
             return Err(invalid(
                 "WideResNetConfig",
                 "depth",

@@ -260,7 +260,7 @@ impl<AB: AutodiffBackend, M: AutodiffModule<AB>> Kfac<AB, M> {
                 invalid("Kfac::step", "damping", delta, "must be positive"),
             ));
         }
-        let factor_step = self.steps % self.config.cov_interval == 0;
+        let factor_step = self.steps.is_multiple_of(self.config.cov_interval);
         let empirical = factor_step && self.config.fisher == FisherEstimate::Empirical;
 
         // Loss and gradient (tapped when the empirical Fisher reuses this pass).
@@ -307,7 +307,7 @@ impl<AB: AutodiffBackend, M: AutodiffModule<AB>> Kfac<AB, M> {
                 Err(e) => return Err((model, e)),
             }
         }
-        if self.steps % self.config.inv_interval == 0
+        if self.steps.is_multiple_of(self.config.inv_interval)
             || self.layers.iter().any(|l| l.eigen.is_none())
         {
             for layer in &mut self.layers {
