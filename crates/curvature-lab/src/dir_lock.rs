@@ -4,7 +4,8 @@
 //! The lock is the operating system's advisory lock on `DIR/.lock` ([`std::fs::File::try_lock`]):
 //! it is released when the holder exits, however it exits (a crash or `kill -9` leaves no stale
 //! lock), and the file itself, which records the holder's process id, is harmless when left
-//! behind.
+//! behind. On a file system that does not support locks the directory is used unguarded, as
+//! before locks existed.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
@@ -46,6 +47,9 @@ impl DirLock {
                     holder,
                 });
             }
+            // A file system without locks (some network mounts): write unguarded rather
+            // than refuse to run at all.
+            Err(TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {}
             Err(TryLockError::Error(e)) => return Err(io(&path, e)),
         }
         file.set_len(0).map_err(|e| io(&path, e))?;
