@@ -17,7 +17,6 @@ use crate::error::{LabError, Result, io};
 #[derive(Debug)]
 pub struct DirLock {
     _file: File,
-    path: PathBuf,
 }
 
 impl DirLock {
@@ -54,16 +53,11 @@ impl DirLock {
         }
         file.set_len(0).map_err(|e| io(&path, e))?;
         write!(file, "{}", std::process::id()).map_err(|e| io(&path, e))?;
-        Ok(Self { _file: file, path })
+        Ok(Self { _file: file })
     }
 
     /// `DIR/.lock`.
     pub fn file(dir: &Path) -> PathBuf {
         dir.join(".lock")
-    }
-
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }

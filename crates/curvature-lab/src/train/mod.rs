@@ -90,10 +90,17 @@ use training_loop::{initial_weights, run};
 pub fn train(config: &TrainConfig, out: &Path, options: RunOptions) -> Result<Vec<EpochMetrics>> {
     config.validate()?;
     let paths = RunPaths { out: out.into() };
-    if paths.config().exists() && !options.force {
-        return Err(LabError::OutputExists(out.into()));
-    }
+    // Checked before the data is loaded, and again under the lock in `start_run`.
+    refuse_another_run(&paths, options.force)?;
     dispatch(config, &paths, false, options)
+}
+
+/// [`LabError::OutputExists`] when `paths` holds a run (`config.json`) and `force` is off.
+fn refuse_another_run(paths: &RunPaths, force: bool) -> Result<()> {
+    if paths.config().exists() && !force {
+        return Err(LabError::OutputExists(paths.out.clone()));
+    }
+    Ok(())
 }
 
 /// Lock the directory, clear what a forced run replaces, then write `config.json` and the
@@ -101,10 +108,8 @@ pub fn train(config: &TrainConfig, out: &Path, options: RunOptions) -> Result<Ve
 /// leaves nothing behind. The lock is held until the returned guard is dropped.
 fn start_run(config: &TrainConfig, paths: &RunPaths, force: bool) -> Result<DirLock> {
     let lock = DirLock::acquire(&paths.out)?;
-    // Checked again under the lock: another process may have finished a run here since.
-    if paths.config().exists() && !force {
-        return Err(LabError::OutputExists(paths.out.clone()));
-    }
+    // Again under the lock: another process may have finished a run here since.
+    refuse_another_run(paths, force)?;
     if force {
         let (tmp, old) = (paths.checkpoint_tmp(), paths.previous_checkpoint());
         for dir in [paths.checkpoint(), tmp, old, paths.spectra(), paths.plots()] {
