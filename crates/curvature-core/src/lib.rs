@@ -59,8 +59,8 @@ pub use params::{ParamBlock, ParamLayout, mark_trainable};
 pub use random_vector::{derive_seed, gaussian_vector, rademacher_vector};
 pub use slq::{QuadratureRun, SlqConfig, SpectralDensity, slq};
 pub use spectrum::{
-    Definiteness, OutlierRule, SpectrumConfig, SpectrumSummary, feedforward_rank_bound, spectrum,
-    sphere_stderr,
+    Definiteness, OutlierCheck, OutlierRule, SpectrumConfig, SpectrumSummary,
+    feedforward_rank_bound, spectrum, sphere_stderr,
 };
 pub use variance::{
     HessianVariance, HessianVarianceConfig, VarianceEstimator, hessian_variance,

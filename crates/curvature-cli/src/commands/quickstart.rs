@@ -34,15 +34,22 @@ pub fn run() -> Result<()> {
         .read_spectra()?
         .pop()
         .context("the quickstart recorded no spectrum")?;
+    let problems = s.outlier_check.map(|c| c.problems()).unwrap_or_default();
+    let outliers = match problems.first() {
+        Some(problem) => format!(
+            "{} outliers above the bulk (unreliable: {problem})",
+            s.outliers
+        ),
+        None => format!("{} outliers above the bulk", s.outliers),
+    };
     println!(
         "Hessian of the training loss: λ_max {:.4}, λ_min {:.4}, trace {:.3} ± {:.3}, \
-         {} outliers above the bulk, {:.1}% ± {:.1}% of the spectral mass near zero \
+         {outliers}, {:.1}% ± {:.1}% of the spectral mass near zero \
          (one SLQ vector; error bars from its Ritz decomposition)",
         s.lambda_max,
         s.lambda_min,
         s.trace,
         s.stderr[0],
-        s.outliers,
         100.0 * s.degenerate_mass,
         100.0 * s.stderr[3]
     );

@@ -767,6 +767,18 @@ fn variance_interpolate_block_spectra_and_plots() {
         3,
         "header + epochs 2 and 4: {spectra}"
     );
+    // Every row reads back with the outlier check the summary computed.
+    let records = curvature_lab::train::RunPaths { out: d.join("b") }
+        .read_spectra()
+        .unwrap();
+    assert_eq!(records.len(), 2, "{spectra}");
+    for r in &records {
+        let check = r.outlier_check.expect("recorded");
+        assert!(
+            check.bulk_misfit.is_some() && check.eigenvalues_allowed >= 0.0,
+            "{check:?}"
+        );
+    }
 
     // variance vs the library, built independently (seed 0 split, 297 held out, batches 128).
     let o = curvature(&["variance", "--run", "a", "--json", "v.json"], d);

@@ -14,6 +14,7 @@ use crate::slq::{QuadratureRun, SlqConfig, SpectralDensity, mean_stderr, slq};
 
 mod outliers;
 
+pub use outliers::OutlierCheck;
 use outliers::{RunStats, run_stats};
 
 /// Whether the operator may have negative eigenvalues; decides the rank-degeneracy rule.
@@ -186,6 +187,9 @@ pub struct SpectrumSummary {
     pub bulk_edge: f64,
     /// The rule that produced `outliers` and `bulk_edge`.
     pub outlier_rule: OutlierRule,
+    /// Whether `outliers` and `bulk_edge` mean anything ([`OutlierCheck`]; medians over the
+    /// vectors). Where [`OutlierCheck::is_reliable`] is false they do not.
+    pub outlier_check: OutlierCheck,
     /// The minimum mass at the origin implied by a rank bound, `1 − bound/P`, if one was given
     /// ([`SpectrumSummary::with_rank_bound`]).
     pub degenerate_mass_bound: Option<f64>,
@@ -223,8 +227,7 @@ impl SpectrumSummary {
         };
         let mut outliers: Vec<usize> = per_run.iter().map(|s| s.outliers).collect();
         outliers.sort_unstable();
-        let mut edges: Vec<f64> = per_run.iter().map(|s| s.bulk_edge).collect();
-        edges.sort_by(f64::total_cmp);
+        let checks: Vec<OutlierCheck> = per_run.iter().map(|s| s.check).collect();
         let degeneracy_rule = match config.definiteness {
             Definiteness::Indefinite => {
                 "SLQ: summed weight and weighted location of the near-zero cluster — the two Ritz values closest to 0 (Granziol, Flatness is a False Friend, App. D) and every one with |θ| ≤ zero_tolerance·max|θ|"
@@ -269,6 +272,10 @@ impl SpectrumSummary {
             ),
             ("outliers", config.outliers.description()),
             ("bulk_edge", config.outliers.description()),
+            (
+                "outlier_check",
+                "eigenvalues_above = P·Σρ over the outlier Ritz values against the 0.999 quantile of χ²_n (single eigenvalues); bulk_misfit = largest distance of the fitted Marchenko–Pastur distribution function outside the Chebyshev–Markov–Stieltjes brackets of the bulk's Gauss quadrature, allowance 0.05 + 3·sqrt(1/(2(P_bulk + 2))); medians over vectors",
+            ),
         ]);
         Self {
             num_params: density.dim,
@@ -300,8 +307,9 @@ impl SpectrumSummary {
             negative_mass: per_run.iter().map(|s| s.negative_mass).sum::<f64>() / nv,
             negative_count: per_run.iter().map(|s| s.negative_count).sum(),
             outliers: outliers[outliers.len() / 2],
-            bulk_edge: edges[edges.len() / 2],
+            bulk_edge: median(per_run.iter().map(|s| s.bulk_edge).collect()).unwrap_or(0.0),
             outlier_rule: config.outliers,
+            outlier_check: OutlierCheck::median(&checks),
             degenerate_mass_bound: None,
             estimators,
         }
@@ -393,7 +401,11 @@ impl fmt::Display for SpectrumSummary {
             f,
             "  outliers         {:>13}   above the bulk edge {:.4e} ({rule})",
             self.outliers, self.bulk_edge
-        )
+        )?;
+        for problem in self.outlier_check.problems() {
+            write!(f, "\n  (outlier count unreliable: {problem})")?;
+        }
+        Ok(())
     }
 }
 
@@ -406,6 +418,12 @@ impl SpectrumSummary {
             format!("{} vectors", self.num_vectors)
         }
     }
+}
+
+/// The (upper) median of some values; `None` for none.
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
 }
 
 /// The standard error of the mean of `n_v` quadratic forms `vᵀAv` over independent vectors

@@ -39,7 +39,7 @@ pub(super) const HEADER: [&str; 9] = [
     "seconds",
 ];
 /// The columns of `spectra.csv`.
-pub(super) const SPECTRA_HEADER: [&str; 13] = [
+pub(super) const SPECTRA_HEADER: [&str; 17] = [
     "epoch",
     "step",
     "lambda_max",
@@ -53,6 +53,10 @@ pub(super) const SPECTRA_HEADER: [&str; 13] = [
     "frobenius_stderr",
     "negative_mass_stderr",
     "degenerate_mass_stderr",
+    "outlier_eigenvalues_above",
+    "outlier_eigenvalues_allowed",
+    "bulk_misfit",
+    "bulk_misfit_allowance",
 ];
 
 impl EpochMetrics {
@@ -116,23 +120,38 @@ pub struct SpectrumRecord {
     /// Standard errors of trace, Frobenius norm, negative and degenerate mass (NaN in rows
     /// written before they were recorded).
     pub stderr: [f64; 4],
+    /// Whether `outliers` means anything ([`curvature_core::OutlierCheck`]). `None` in rows
+    /// written before it was recorded.
+    pub outlier_check: Option<curvature_core::OutlierCheck>,
 }
 
 impl SpectrumRecord {
-    /// Read a row of `spectra.csv` (`None` for a malformed row; rows of 9 columns, written
-    /// before the standard errors were recorded, read with NaN standard errors).
+    /// Read a row of `spectra.csv` (`None` for a malformed row). Rows written by older
+    /// versions read too: 9 columns without the standard errors (NaN) and 13 without the
+    /// outlier check (`None`).
     pub fn from_record(f: &csv::StringRecord) -> Option<Self> {
-        if f.len() != 9 && f.len() != 13 {
+        if ![9, 13, 17].contains(&f.len()) {
             return None;
         }
         let num = |i: usize| f[i].parse::<f64>().ok();
-        let stderr = if f.len() == 13 {
+        let stderr = if f.len() >= 13 {
             [num(9)?, num(10)?, num(11)?, num(12)?]
         } else {
             [f64::NAN; 4]
         };
+        let outlier_check = if f.len() == 17 {
+            Some(curvature_core::OutlierCheck {
+                eigenvalues_above: num(13)?,
+                eigenvalues_allowed: num(14)?,
+                bulk_misfit: num(15),
+                bulk_misfit_allowance: num(16),
+            })
+        } else {
+            None
+        };
         Some(Self {
             stderr,
+            outlier_check,
             epoch: f[0].parse().ok()?,
             step: f[1].parse().ok()?,
             lambda_max: num(2)?,
@@ -158,6 +177,14 @@ impl SpectrumRecord {
             self.outliers.to_string(),
         ]);
         f.extend(self.stderr.map(|x| format!("{x:e}")));
+        let check = self.outlier_check.as_ref();
+        let number = |x: Option<f64>| x.map_or(String::new(), |x| format!("{x:.4}"));
+        f.extend([
+            number(check.map(|c| c.eigenvalues_above)),
+            number(check.map(|c| c.eigenvalues_allowed)),
+            number(check.and_then(|c| c.bulk_misfit)),
+            number(check.and_then(|c| c.bulk_misfit_allowance)),
+        ]);
         f
     }
 }

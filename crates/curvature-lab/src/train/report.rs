@@ -57,6 +57,7 @@ pub(super) fn record_spectrum<BB: Backend, M: CurvatureModel<BB, D>, const D: us
             s.negative_mass_stderr,
             s.degenerate_mass_stderr,
         ],
+        outlier_check: Some(s.outlier_check),
     };
     csv_table::append(&paths.spectra_csv(), &SPECTRA_HEADER, &record.fields())
 }
