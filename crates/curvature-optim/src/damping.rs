@@ -201,6 +201,31 @@ pub struct RmtDamping {
     /// estimation batches themselves, `δ̂ = V_batch`).
     #[serde(default)]
     pub training_batch: Option<(usize, Option<usize>)>,
+    /// Every Hessian-variance re-estimate behind the trajectory (by
+    /// [`step_estimating`](Self::step_estimating)): the per-example and per-batch variances with
+    /// their standard errors, the damping `δ̂` they imply and the `δ` used after the moving
+    /// average and the floor. Empty in checkpoints written before it was recorded.
+    #[serde(default)]
+    pub estimates: Vec<RmtEstimate>,
+}
+
+/// One re-estimate of [`RmtDamping`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RmtEstimate {
+    /// Optimiser steps taken when it was made.
+    pub step: usize,
+    /// `V_batch`, the Hessian variance of the estimation batches (`P⁻¹ Σ_i w_i‖H_i − H̄‖²_F`).
+    pub batch_variance: f64,
+    /// Its standard error over the random vectors.
+    pub batch_variance_stderr: Option<f64>,
+    /// `s²/P`, the per-example variance (`None` for a single estimation batch).
+    pub per_example_variance: Option<f64>,
+    /// Its standard error.
+    pub per_example_variance_stderr: Option<f64>,
+    /// `δ̂`, the damping this estimate implies for the training batch.
+    pub estimate: f64,
+    /// `δ` after the update: `max(ema·δ + (1 − ema)·δ̂, floor)`.
+    pub delta: f64,
 }
 
 impl RmtDamping {
@@ -220,6 +245,7 @@ impl RmtDamping {
             steps: 0,
             trajectory: Vec::new(),
             training_batch: None,
+            estimates: Vec::new(),
         })
     }
 
@@ -314,7 +340,25 @@ impl RmtDamping {
     ) -> Result<bool> {
         let config = self.next_config(config);
         let training_batch = self.training_batch;
-        self.step(|| damping_estimate(training_batch, &estimate(&config)?))
+        let mut variance = None;
+        let updated = self.step(|| {
+            let v = estimate(&config)?;
+            let delta = damping_estimate(training_batch, &v)?;
+            variance = Some((v, delta));
+            Ok(delta)
+        })?;
+        if let (true, Some((v, estimate))) = (updated, variance) {
+            self.estimates.push(RmtEstimate {
+                step: self.steps,
+                batch_variance: v.batch_variance,
+                batch_variance_stderr: v.batch_variance_stderr,
+                per_example_variance: v.per_example_variance,
+                per_example_variance_stderr: v.per_example_variance_stderr,
+                estimate,
+                delta: self.delta,
+            });
+        }
+        Ok(updated)
     }
 
     /// [`step_estimating`](Self::step_estimating) with [`hessian_variance`] on `objective`

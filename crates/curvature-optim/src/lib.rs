@@ -40,7 +40,8 @@ pub use averaging::{
 };
 pub use checked::checked_step;
 pub use damping::{
-    DampingCell, DampingPolicy, FixedDamping, LevenbergMarquardt, RmtDamping, curvature_lr_ratio,
+    DampingCell, DampingPolicy, FixedDamping, LevenbergMarquardt, RmtDamping, RmtEstimate,
+    curvature_lr_ratio,
 };
 pub use error::{OptimError, Result};
 pub use kfac::{

@@ -222,6 +222,25 @@ fn resumed_runs_continue_bit_identically() {
             std::fs::read(d.join(&full).join("weights.safetensors")).unwrap(),
             "{name}: final weights"
         );
+        if extra.contains(&"auto") {
+            // Every RMT re-estimate is logged (4 epochs × 8 steps / interval 3 = 10), and the
+            // resumed run's log is the uninterrupted one's.
+            let log = std::fs::read_to_string(d.join(&full).join("rmt.csv")).unwrap();
+            let lines: Vec<&str> = log.lines().collect();
+            assert!(lines[0].starts_with("step,batch_variance,"), "{log}");
+            assert_eq!(lines.len(), 1 + 10, "{name}: {log}");
+            assert!(
+                lines[1..]
+                    .iter()
+                    .all(|l| l.split(',').all(|f| !f.is_empty())),
+                "{name}: per-example variances and standard errors: {log}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(d.join(&part).join("rmt.csv")).unwrap(),
+                log,
+                "{name}: rmt.csv"
+            );
+        }
     }
     // The spectrum of the trained CNN, from its run directory. The spectra here are over a
     // seeded subset of 300 of the run's 1 500 training examples (5× faster; the same code).

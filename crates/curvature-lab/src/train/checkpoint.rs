@@ -45,7 +45,7 @@ impl State {
 /// it in: `checkpoint` → `checkpoint.old`, `checkpoint.tmp` → `checkpoint`, remove
 /// `checkpoint.old`. At every instant a complete checkpoint exists under one of the two names
 /// ([`RunPaths::recover_checkpoint`], called by [`resume`], takes the old one back after a
-/// crash in between).
+/// crash in between). With RMT auto-damping, `rmt.csv` is rewritten from the state too.
 pub(super) fn checkpoint<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
     paths: &RunPaths,
     model: &M,
@@ -84,6 +84,10 @@ pub(super) fn checkpoint<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
         .map_err(|e| io(&paths.out, e))?;
     if old.exists() {
         std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
+    }
+    // The RMT re-estimates so far, readable beside the checkpoint that holds them.
+    if let Some(rmt) = &state.rmt {
+        write_rmt_csv(&paths.rmt_csv(), rmt)?;
     }
     Ok(())
 }

@@ -189,6 +189,36 @@ impl SpectrumRecord {
     }
 }
 
+/// Write `rmt.csv`: one row per re-estimate of the RMT auto-damping (step, the estimation
+/// batches' Hessian variance, the per-example variance `s²/P`, each with its standard error,
+/// the damping `δ̂` implied for the training batch and the `δ` used after the moving average
+/// and the floor). Rewritten whole from the policy's state, so a resumed run keeps it complete.
+pub(super) fn write_rmt_csv(path: &Path, rmt: &curvature_optim::RmtDamping) -> Result<()> {
+    let number = |x: Option<f64>| x.map_or(String::new(), |x| format!("{x:e}"));
+    let header = [
+        "step",
+        "batch_variance",
+        "batch_variance_stderr",
+        "per_example_variance",
+        "per_example_variance_stderr",
+        "delta_estimate",
+        "delta",
+    ]
+    .map(String::from);
+    let rows = std::iter::once(header.to_vec()).chain(rmt.estimates.iter().map(|e| {
+        vec![
+            e.step.to_string(),
+            format!("{:e}", e.batch_variance),
+            number(e.batch_variance_stderr),
+            number(e.per_example_variance),
+            number(e.per_example_variance_stderr),
+            format!("{:e}", e.estimate),
+            format!("{:e}", e.delta),
+        ]
+    }));
+    csv_table::write(path, &rows.collect::<Vec<_>>())
+}
+
 /// Keep the header and the rows of epochs `≤ epochs` of a per-epoch CSV file (if it exists).
 pub(super) fn truncate_csv(path: &Path, epochs: usize) -> Result<()> {
     let Some((header, rows)) = csv_table::read(path)? else {

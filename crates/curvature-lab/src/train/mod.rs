@@ -14,6 +14,8 @@
 //! OUT/plots/*.svg, *.png   loss, accuracy, learning rate / damping (and λ_max) per epoch
 //! OUT/spectra.csv          with spectrum_every: λ_max, λ_min, trace, … of the Hessian
 //! OUT/spectra/epoch-N.json the full summaries, and their stem plots epoch-N.svg/.png
+//! OUT/rmt.csv              with damping = auto: every re-estimate — the batch and per-example
+//!                          Hessian variance (± standard errors), δ̂ and the δ used
 //! ```
 //!
 //! A raised [`Interrupt`] (Ctrl-C in the command) stops the run after the current step with a
@@ -77,7 +79,7 @@ mod training_loop;
 
 use checkpoint::{State, checkpoint};
 pub use metrics::{EpochMetrics, SpectrumRecord};
-use metrics::{HEADER, SPECTRA_HEADER, truncate_csv};
+use metrics::{HEADER, SPECTRA_HEADER, truncate_csv, write_rmt_csv};
 pub use paths::RunPaths;
 use report::{plot_run, record_spectrum};
 use training_loop::{initial_weights, run};

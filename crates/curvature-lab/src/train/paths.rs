@@ -62,6 +62,10 @@ impl RunPaths {
     pub fn spectra_csv(&self) -> PathBuf {
         self.out.join("spectra.csv")
     }
+    /// `OUT/rmt.csv`: the RMT auto-damping's re-estimates.
+    pub fn rmt_csv(&self) -> PathBuf {
+        self.out.join("rmt.csv")
+    }
     /// `OUT/spectra`.
     pub fn spectra(&self) -> PathBuf {
         self.out.join("spectra")

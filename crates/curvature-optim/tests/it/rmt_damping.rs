@@ -97,6 +97,20 @@ fn rmt_damping_recovers_the_known_hessian_variance() {
         "δ = {} vs {expected}",
         damping.damping()
     );
+    // The logged re-estimate: the closed-form batch variance, the per-example variance
+    // `V_batch·S/(n − 1)`, and δ̂ = δ (EMA 0).
+    let [e] = damping.estimates.as_slice() else {
+        panic!("one re-estimate: {:?}", damping.estimates)
+    };
+    assert_eq!(e.step, 1);
+    assert!((e.batch_variance - v_batch).abs() <= TOL * v_batch);
+    let per_example = e.per_example_variance.unwrap();
+    assert!((per_example - v_batch * 640.0 / 9.0).abs() <= TOL * per_example);
+    assert!(e.batch_variance_stderr.is_some() && e.per_example_variance_stderr.is_some());
+    assert_eq!(
+        (e.estimate, e.delta),
+        (damping.damping(), damping.damping())
+    );
     // The next re-estimate draws other vectors.
     let next = damping
         .next_config(&config)
