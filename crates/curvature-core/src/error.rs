@@ -54,6 +54,21 @@ pub enum CurvatureError {
     /// The model's forward pass failed (for example an input of the wrong shape).
     #[error("the model's forward pass failed: {0}")]
     Forward(String),
+    /// The model uses a burn operation whose backward pass cannot itself be differentiated
+    /// (burn 0.21's fused `nn::Linear`, `MaxPool2d`, `AvgPool2d`, `AdaptiveAvgPool2d`,
+    /// `Embedding`, `interpolate`, deformable convolution), so its exact Hessian-vector product
+    /// does not exist. Gradients still work.
+    #[error(
+        "the model uses `{module}`, whose backward pass burn cannot differentiate again (\"{operation}\"), so it has no exact Hessian-vector product: {replacement}"
+    )]
+    NotTwiceDifferentiable {
+        /// burn's panic message: the operation.
+        operation: String,
+        /// The burn module (or function) that uses it.
+        module: &'static str,
+        /// What to use instead.
+        replacement: &'static str,
+    },
     /// A dense reference was requested for an operator that is too large.
     #[error(
         "dense reference refused: dimension {dim} exceeds the limit {limit} (raise `max_dim` if you really want a {dim}×{dim} matrix)"

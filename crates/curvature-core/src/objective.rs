@@ -455,7 +455,8 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
 }
 
 /// Run `f`, converting a panic (for example mismatched shapes deep in burn) into
-/// [`CurvatureError::Forward`].
+/// [`CurvatureError::Forward`], or into [`CurvatureError::NotTwiceDifferentiable`] naming the
+/// module when burn refuses to differentiate a backward pass.
 fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
         let msg = payload
@@ -463,7 +464,56 @@ fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
             .cloned()
             .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "unknown panic".into());
-        Err(CurvatureError::Forward(msg))
+        Err(not_twice_differentiable(&msg).unwrap_or(CurvatureError::Forward(msg)))
+    })
+}
+
+/// burn 0.21's "Can't differentiate …" panics (burn-autodiff's module ops), with the module
+/// that uses each operation and its twice-differentiable replacement.
+fn not_twice_differentiable(msg: &str) -> Option<CurvatureError> {
+    const KNOWN: [(&str, &str, &str); 7] = [
+        (
+            "linear_",
+            "burn::nn::Linear",
+            "import `curvature::nn::{Linear, LinearConfig}` instead (same API, built from matmul)",
+        ),
+        (
+            "max pool2d",
+            "burn::nn::pool::MaxPool2d",
+            "import `curvature::nn::{MaxPool2d, MaxPool2dConfig}` instead (non-overlapping windows)",
+        ),
+        (
+            "adaptive avg pool2d",
+            "burn::nn::pool::AdaptiveAvgPool2d",
+            "use `curvature::nets::layers::global_avg_pool2d` for a 1×1 output",
+        ),
+        (
+            "avg pool 2d",
+            "burn::nn::pool::AvgPool2d",
+            "import `curvature::nn::{AvgPool2d, AvgPool2dConfig}` instead (non-overlapping windows)",
+        ),
+        (
+            "embedding",
+            "burn::nn::Embedding",
+            "select rows of a weight matrix with `Tensor::select` (twice differentiable) instead",
+        ),
+        (
+            "interpolate",
+            "burn::tensor::module::interpolate",
+            "there is no twice-differentiable replacement in curvature yet",
+        ),
+        (
+            "deform conv",
+            "burn::nn::conv::DeformConv2d",
+            "there is no twice-differentiable replacement in curvature yet",
+        ),
+    ];
+    let operation = msg.strip_prefix("Can't differentiate ")?;
+    let (_, module, replacement) = KNOWN.iter().find(|(key, ..)| operation.starts_with(key))?;
+    Some(CurvatureError::NotTwiceDifferentiable {
+        operation: msg.to_string(),
+        module,
+        replacement,
     })
 }
 

@@ -14,6 +14,7 @@
 mod error;
 pub mod layers;
 pub mod models;
+pub mod nn;
 pub mod running_stats;
 pub mod tap;
 pub mod torch_names;

@@ -71,8 +71,24 @@ pub struct Dense<B: Backend> {
 }
 
 impl<B: Backend> Dense<B> {
+    /// `[..., d_in] → [..., d_out]` (burn's `nn::Linear` convention: every leading dimension is
+    /// a batch dimension).
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        if D == 2 {
+            // The rank is a type parameter only: a free cast, no reshape in the graph.
+            let y = self.forward_2d(Tensor::from_primitive(x.into_primitive()));
+            return Tensor::from_primitive(y.into_primitive());
+        }
+        let dims = x.dims();
+        let d_in = dims[D - 1];
+        let rows = x.shape().num_elements() / d_in.max(1);
+        let mut out = dims;
+        out[D - 1] = self.weight.dims()[0];
+        self.forward_2d(x.reshape([rows, d_in])).reshape(out)
+    }
+
     /// `[N, d_in] → [N, d_out]`.
-    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    fn forward_2d(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let y = x.clone().matmul(self.weight.val().transpose());
         let y = match &self.bias {
             Some(b) => y + b.val().unsqueeze_dim(0),

@@ -6,3 +6,4 @@ mod model_sizes;
 // `tests/weights.rs` is a binary of its own: its f64 NdArray models would meet this binary's f32
 // ones (`model_sizes`), and burn 0.21's NdArray keeps one float dtype per process
 // (`TypeMismatch("expected F64, got F32")` when they share one).
+mod drop_in;
