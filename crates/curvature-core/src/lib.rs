@@ -37,6 +37,7 @@ pub mod random_vector;
 pub mod reduce;
 pub mod slq;
 pub mod spectrum;
+pub mod tap;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod variance;

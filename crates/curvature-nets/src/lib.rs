@@ -16,7 +16,8 @@ pub mod layers;
 pub mod models;
 pub mod nn;
 pub mod running_stats;
-pub mod tap;
+/// Layer taps for KFAC (moved to `curvature-core`; re-exported here).
+pub use curvature_core::tap;
 pub mod torch_names;
 pub mod weights;
 

@@ -1,10 +1,11 @@
 //! 2-D convolution (burn's `conv2d` primitive, which is twice differentiable).
 
-use burn::module::{Initializer, Module, Param};
+use burn::module::{Initializer, Module, Param, ParamId};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::{ConvOptions, PadMode};
+use curvature_core::tap::{Conv2dTap, ConvGeometry};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
@@ -264,6 +265,25 @@ pub struct Conv2d<B: Backend> {
     pub groups: usize,
 }
 
+impl<B: Backend> Conv2dTap<B> for Conv2d<B> {
+    fn weight_id(&self) -> ParamId {
+        self.weight.id
+    }
+    fn bias_id(&self) -> Option<ParamId> {
+        self.bias.as_ref().map(|b| b.id)
+    }
+    fn geometry(&self) -> ConvGeometry {
+        let [_, _, kh, kw] = self.weight.dims();
+        ConvGeometry {
+            kernel: [kh, kw],
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+            groups: self.groups,
+        }
+    }
+}
+
 impl<B: Backend> Conv2d<B> {
     /// `[N, C_in, H, W] → [N, C_out, H', W']`.
     ///
@@ -282,7 +302,7 @@ impl<B: Backend> Conv2d<B> {
                 ConvOptions::new(self.stride, self.padding, self.dilation, self.groups),
             )
         };
-        crate::tap::conv2d(self, &x, y)
+        self.tap(&x, y)
     }
 
     /// The convolution as `W [O, C/g·kh·kw] × im2col(x)`, one matrix product per example

@@ -1,9 +1,10 @@
 //! Fully connected layer built from `matmul` (twice differentiable, unlike burn's fused
 //! `nn::Linear`).
 
-use burn::module::{Initializer, Module, Param};
+use burn::module::{Initializer, Module, Param, ParamId};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use curvature_core::tap::DenseTap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
@@ -70,6 +71,15 @@ pub struct Dense<B: Backend> {
     pub bias: Option<Param<Tensor<B, 1>>>,
 }
 
+impl<B: Backend> DenseTap<B> for Dense<B> {
+    fn weight_id(&self) -> ParamId {
+        self.weight.id
+    }
+    fn bias_id(&self) -> Option<ParamId> {
+        self.bias.as_ref().map(|b| b.id)
+    }
+}
+
 impl<B: Backend> Dense<B> {
     /// `[..., d_in] → [..., d_out]` (burn's `nn::Linear` convention: every leading dimension is
     /// a batch dimension).
@@ -94,6 +104,6 @@ impl<B: Backend> Dense<B> {
             Some(b) => y + b.val().unsqueeze_dim(0),
             None => y,
         };
-        crate::tap::dense(self, &x, y)
+        self.tap(&x, y)
     }
 }

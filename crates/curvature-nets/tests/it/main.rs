@@ -7,3 +7,4 @@ mod model_sizes;
 // ones (`model_sizes`), and burn 0.21's NdArray keeps one float dtype per process
 // (`TypeMismatch("expected F64, got F32")` when they share one).
 mod drop_in;
+mod tap;

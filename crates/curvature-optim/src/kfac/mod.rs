@@ -1,7 +1,8 @@
 //! KFAC: Kronecker-factored approximate curvature (Martens & Grosse, *Optimizing Neural Networks
 //! with Kronecker-factored Approximate Curvature*, ICML 2015) for the [`Dense`] layers, and KFC
 //! (Grosse & Martens, *A Kronecker-factored approximate Fisher matrix for convolution layers*,
-//! ICML 2016) for the [`Conv2d`] layers of `curvature-nets` models.
+//! ICML 2016) for the [`Conv2d`] layers of `curvature-nets` models — and for any layer of your
+//! own that implements [`DenseTap`] or [`Conv2dTap`] (`curvature_core::tap`).
 //!
 //! # The approximation
 //!
@@ -16,7 +17,7 @@
 //! For a convolution the sums also run over the `T` output positions `t` (the input patch
 //! `ã_{n,t}` is one column of `unfold(a)`): `A = (1/N) Σ_{n,t} ã ãᵀ`, `G = (1/(NT)) Σ_{n,t} g gᵀ`
 //! (KFC's spatially uncorrelated derivatives). The `g` are read from zero "probe" leaves that
-//! [`curvature_nets::tap`] adds to every layer output. Which output gradient they carry is the
+//! [`curvature_core::tap`] adds to every tapped layer's output. Which output gradient they carry is the
 //! [`FisherEstimate`]: labels **sampled** from the model's predictive distribution (the true
 //! Fisher, = the GGN for cross-entropy and squared error; one extra forward/backward on factor
 //! steps), the batch's **empirical** labels (free, but not a curvature matrix), or the **exact**
@@ -53,8 +54,10 @@ use burn::record::Record;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData, activation};
 use curvature_core::reduce::{has_non_finite, scalar, to_host};
+#[cfg(doc)]
+use curvature_core::tap::{Conv2dTap, DenseTap};
+use curvature_core::tap::{Tap, tap};
 use curvature_core::{Loss, Targets, derive_seed};
-use curvature_nets::tap::{Tap, tap};
 #[cfg(doc)]
 use curvature_nets::{Conv2d, Dense};
 use rand::SeedableRng;

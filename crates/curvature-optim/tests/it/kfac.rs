@@ -149,6 +149,61 @@ fn kronecker_block_equals_the_exact_ggn_of_a_linear_model() {
     assert!(err < EXACT_TOL, "CE: {err}");
 }
 
+/// A layer of the user's own (not a `curvature-nets` layer): `y = x Wᵀ + b` written directly,
+/// joined to KFAC by implementing `DenseTap` and ending its forward with `self.tap`.
+mod own_layer {
+    use super::*;
+    use burn::module::{Param, ParamId};
+    use curvature_core::tap::DenseTap;
+
+    #[derive(Module, Debug)]
+    pub struct MyLinear<B: Backend> {
+        pub w: Param<Tensor<B, 2>>,
+        pub b: Param<Tensor<B, 1>>,
+    }
+
+    impl<B: Backend> DenseTap<B> for MyLinear<B> {
+        fn weight_id(&self) -> ParamId {
+            self.w.id
+        }
+        fn bias_id(&self) -> Option<ParamId> {
+            Some(self.b.id)
+        }
+    }
+
+    impl<B: Backend> Network<B, 2> for MyLinear<B> {
+        fn output(&self, x: Tensor<B, 2>, _: BatchNormMode) -> Tensor<B, 2> {
+            let y = x.clone().matmul(self.w.val().transpose()) + self.b.val().unsqueeze_dim(0);
+            self.tap(&x, y)
+        }
+    }
+}
+
+/// KFAC preconditions a user-defined layer: its Kronecker block equals the exact GGN (dense,
+/// from exact products — independent of the taps) of a squared-error linear model, as for the
+/// bundled layer above.
+#[test]
+fn a_user_defined_layer_is_preconditioned() {
+    let dev = Default::default();
+    let init =
+        |shape: Vec<usize>, seed| to_vec(&gaussian_vector::<B>(shape.iter().product(), seed, &dev));
+    let model = own_layer::MyLinear::<AB> {
+        w: burn::module::Param::from_tensor(Tensor::from_data(
+            TensorData::new(init(vec![3, 5], 11), [3, 5]),
+            &dev,
+        )),
+        b: burn::module::Param::from_tensor(Tensor::from_data(
+            TensorData::new(init(vec![3], 12), [3]),
+            &dev,
+        )),
+    };
+    let batch = regression_batch(20, 5, 3, 7);
+    let id = model.w.id;
+    let (err, a, g) = kronecker_vs_ggn(model, id, &batch, Loss::MeanSquaredError);
+    assert!(err < EXACT_TOL, "MSE: {err}");
+    assert_eq!((a, g), (6, 3), "A over [x; 1], G over the outputs");
+}
+
 /// A single convolution, its output flattened to `[N, c_out · h · w]`. With a kernel that covers
 /// the whole input there is one output position, so KFC's spatial approximation is exact and
 /// the test checks the patch (unfold) ordering.

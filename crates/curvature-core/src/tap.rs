@@ -1,8 +1,9 @@
-//! Layer taps: the inputs and pre-activation gradients of every [`Dense`] and [`Conv2d`]
-//! layer in a forward pass, for Kronecker-factored curvature (KFAC, Martens & Grosse 2015;
-//! KFC for convolutions, Grosse & Martens 2016).
+//! Layer taps for Kronecker-factored curvature (KFAC, Martens & Grosse 2015; KFAC for
+//! convolutions, Grosse & Martens 2016): the inputs and pre-activation gradients of every layer
+//! that implements [`DenseTap`] or [`Conv2dTap`], recorded during a forward pass.
 //!
-//! Inside [`tap`], each `Dense`/`Conv2d` forward on the tapped backend records
+//! Inside [`tap`], each such layer's forward on the tapped backend ends with
+//! `self.tap(&input, output)`, which records
 //!
 //! - its input `a`, detached from the graph, and
 //! - a **probe**: a zero tensor of the output's shape, marked as a gradient leaf and *added* to
@@ -14,18 +15,39 @@
 //! training step); forwards on other backends inside the closure are untouched. Outside a
 //! `tap` the layers pay one thread-local lookup.
 //!
+//! The layers of `curvature-nets` (`Dense`, `Conv2d`, and so `curvature::nn::{Linear,
+//! Conv2d}`) implement the traits; a layer of your own joins KFAC by implementing one of them
+//! (two or three accessors) and ending its forward pass with `self.tap(&input, output)`.
+//!
 //! ```
 //! use burn::backend::{Autodiff, NdArray};
-//! use burn::tensor::Tensor;
-//! use curvature_nets::{DenseConfig, tap};
+//! use burn::module::{Module, Param, ParamId};
+//! use burn::tensor::{Tensor, backend::Backend};
+//! use curvature_core::tap::{self, DenseTap, Tap};
+//!
+//! /// A user's own bias-free linear layer, `[out, in]` weight as KFAC expects.
+//! #[derive(Module, Debug)]
+//! struct MyLinear<B: Backend> {
+//!     weight: Param<Tensor<B, 2>>,
+//! }
+//! impl<B: Backend> DenseTap<B> for MyLinear<B> {
+//!     fn weight_id(&self) -> ParamId { self.weight.id }
+//!     fn bias_id(&self) -> Option<ParamId> { None }
+//! }
+//! impl<B: Backend> MyLinear<B> {
+//!     fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+//!         let y = x.clone().matmul(self.weight.val().transpose());
+//!         self.tap(&x, y)
+//!     }
+//! }
 //!
 //! type AB = Autodiff<NdArray<f64>>;
 //! let dev = Default::default();
-//! let layer = DenseConfig::new(3, 2).init::<AB>(&dev).unwrap();
+//! let layer = MyLinear::<AB> { weight: Param::from_tensor(Tensor::ones([2, 3], &dev)) };
 //! let x = Tensor::<AB, 2>::ones([4, 3], &dev);
 //! let (y, taps) = tap::tap::<AB, _>(|| layer.forward(x));
 //! let grads = y.sum().backward();
-//! let tap::Tap::Dense { probe, .. } = &taps[0] else { unreachable!() };
+//! let Tap::Dense { probe, .. } = &taps[0] else { unreachable!() };
 //! // ∂(Σ y)/∂s = 1 for every example and output.
 //! let g = probe.grad(&grads).unwrap();
 //! assert_eq!(g.into_data().to_vec::<f64>().unwrap(), vec![1.0; 8]);
@@ -38,12 +60,10 @@ use burn::module::ParamId;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
-use crate::layers::{Conv2d, Dense};
-
 /// What one tapped layer application recorded.
 #[derive(Debug, Clone)]
 pub enum Tap<B: Backend> {
-    /// A [`Dense`] layer.
+    /// A [`DenseTap`] layer.
     Dense {
         /// Id of the weight `[out, in]`.
         weight: ParamId,
@@ -54,7 +74,7 @@ pub enum Tap<B: Backend> {
         /// The zero probe `[N, out]` added to the output; its gradient is `∂L/∂s`.
         probe: Tensor<B, 2>,
     },
-    /// A [`Conv2d`] layer.
+    /// A [`Conv2dTap`] layer.
     Conv2d {
         /// Id of the weight `[out, in/groups, kh, kw]`.
         weight: ParamId,
@@ -109,8 +129,8 @@ impl Drop for PopOnDrop {
     }
 }
 
-/// Run `forward` and return its result with the [`Tap`]s of every `Dense` and `Conv2d`
-/// forward on backend `B` inside it, in call order (see the [module docs](self)). Taps nest:
+/// Run `forward` and return its result with the [`Tap`]s of every [`DenseTap`] and
+/// [`Conv2dTap`] forward on backend `B` inside it, in call order (see the [module docs](self)). Taps nest:
 /// an inner `tap` records into its own list.
 pub fn tap<B: Backend, R>(forward: impl FnOnce() -> R) -> (R, Vec<Tap<B>>) {
     TAPES.with(|t| t.borrow_mut().push(Box::new(Vec::<Tap<B>>::new())));
@@ -149,114 +169,80 @@ fn record<B: Backend, const D: usize>(
     })
 }
 
-pub(crate) fn dense<B: Backend>(
-    layer: &Dense<B>,
-    input: &Tensor<B, 2>,
-    output: Tensor<B, 2>,
-) -> Tensor<B, 2> {
-    record(output, |probe| Tap::Dense {
-        weight: layer.weight.id,
-        bias: layer.bias.as_ref().map(|b| b.id),
-        input: input.clone().detach(),
-        probe,
-    })
+/// The geometry of a convolution, as [`Conv2dTap`] reports it (KFC unfolds the input into the
+/// same patches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Kernel size `[kh, kw]`.
+    pub kernel: [usize; 2],
+    /// Stride.
+    pub stride: [usize; 2],
+    /// Symmetric zero padding.
+    pub padding: [usize; 2],
+    /// Dilation.
+    pub dilation: [usize; 2],
+    /// Groups (KFAC preconditions `groups = 1` only; grouped layers take the plain gradient).
+    pub groups: usize,
 }
 
-pub(crate) fn conv2d<B: Backend>(
-    layer: &Conv2d<B>,
-    input: &Tensor<B, 4>,
-    output: Tensor<B, 4>,
-) -> Tensor<B, 4> {
-    let dims = layer.weight.dims();
-    record(output, |probe| Tap::Conv2d {
-        weight: layer.weight.id,
-        bias: layer.bias.as_ref().map(|b| b.id),
-        input: input.clone().detach(),
-        probe,
-        kernel: [dims[2], dims[3]],
-        stride: layer.stride,
-        padding: layer.padding,
-        dilation: layer.dilation,
-        groups: layer.groups,
-    })
+/// A fully connected layer `s = W a + b` — weight `[out, in]`, optional bias `[out]`, applied to
+/// the rows of an input `[N, in]` — that Kronecker-factored optimisers precondition. Implement
+/// the two accessors and end the forward pass with `self.tap(&input, output)`.
+pub trait DenseTap<B: Backend> {
+    /// Id of the weight `[out, in]`.
+    fn weight_id(&self) -> ParamId;
+    /// Id of the bias `[out]`, if any.
+    fn bias_id(&self) -> Option<ParamId>;
+    /// `output` unchanged in value; inside a [`tap`] on `B` the application is recorded and
+    /// `output` carries the probe.
+    fn tap(&self, input: &Tensor<B, 2>, output: Tensor<B, 2>) -> Tensor<B, 2> {
+        record(output, |probe| Tap::Dense {
+            weight: self.weight_id(),
+            bias: self.bias_id(),
+            input: input.clone().detach(),
+            probe,
+        })
+    }
+}
+
+/// A 2-D convolution — weight `[out, in/groups, kh, kw]`, optional bias `[out]`, input
+/// `[N, C, H, W]` — that Kronecker-factored optimisers precondition (KFC). Implement the three
+/// accessors and end the forward pass with `self.tap(&input, output)`.
+pub trait Conv2dTap<B: Backend> {
+    /// Id of the weight `[out, in/groups, kh, kw]`.
+    fn weight_id(&self) -> ParamId;
+    /// Id of the bias `[out]`, if any.
+    fn bias_id(&self) -> Option<ParamId>;
+    /// Kernel, stride, padding, dilation and groups.
+    fn geometry(&self) -> ConvGeometry;
+    /// `output` unchanged in value; inside a [`tap`] on `B` the application is recorded and
+    /// `output` carries the probe.
+    fn tap(&self, input: &Tensor<B, 4>, output: Tensor<B, 4>) -> Tensor<B, 4> {
+        let g = self.geometry();
+        record(output, |probe| Tap::Conv2d {
+            weight: self.weight_id(),
+            bias: self.bias_id(),
+            input: input.clone().detach(),
+            probe,
+            kernel: g.kernel,
+            stride: g.stride,
+            padding: g.padding,
+            dilation: g.dilation,
+            groups: g.groups,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Conv2dConfig, DenseConfig};
     use burn::backend::{Autodiff, NdArray};
-    use burn::module::AutodiffModule;
-
-    type B = NdArray<f64>;
-    type AB = Autodiff<B>;
 
     #[test]
-    fn probes_carry_pre_activation_gradients_and_leave_outputs_unchanged() {
-        let dev = Default::default();
-        let l1 = DenseConfig::new(3, 4).init::<AB>(&dev).unwrap();
-        let l2 = DenseConfig::new(4, 2).init::<AB>(&dev).unwrap();
-        let x = Tensor::<AB, 2>::random([5, 3], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
-        let plain = l2.forward(l1.forward(x.clone()).tanh());
-        let (y, taps) = tap::<AB, _>(|| l2.forward(l1.forward(x.clone()).tanh()));
-        assert_eq!(taps.len(), 2);
-        let diff = (y.clone() - plain).abs().max().into_scalar();
-        assert_eq!(diff, 0.0);
-        // L = Σ y²/2: ∂L/∂s₂ = y, and ∂L/∂s₁ = (y W₂) ⊙ (1 − tanh²(s₁)).
-        let grads = (y.clone() * y.clone()).sum().mul_scalar(0.5).backward();
-        let Tap::Dense { probe: p2, .. } = &taps[1] else {
-            panic!()
-        };
-        let Tap::Dense {
-            probe: p1, input, ..
-        } = &taps[0]
-        else {
-            panic!()
-        };
-        let g2 = p2.grad(&grads).unwrap();
-        let y_inner = y.inner();
-        assert!((g2.clone() - y_inner).abs().max().into_scalar() < 1e-14);
-        let s1 = l1.valid().forward(input.clone().inner());
-        let expected = g2.matmul(l2.valid().weight.val()) * (s1.tanh().powi_scalar(2).neg() + 1.0);
-        let g1 = p1.grad(&grads).unwrap();
-        assert!((g1 - expected).abs().max().into_scalar() < 1e-14);
-        // Forwards on another backend are not tapped; the tape is gone afterwards.
-        let (_, none) = tap::<B, _>(|| l1.valid().forward(x.clone().inner()));
-        assert_eq!(
-            none.len(),
-            1,
-            "the plain-backend tap sees the plain forward"
-        );
-        let (_, other) = tap::<B, _>(|| l1.forward(x.clone()));
-        assert!(
-            other.is_empty(),
-            "an autodiff forward is not on the tapped backend"
-        );
-        TAPES.with(|t| assert!(t.borrow().is_empty()));
-    }
-
-    #[test]
-    fn conv_taps_record_geometry_and_survive_panics() {
-        let dev = Default::default();
-        let conv = Conv2dConfig::new([2, 3], [3, 3])
-            .with_padding([1, 1])
-            .with_stride([2, 2])
-            .init::<AB>(&dev)
-            .unwrap();
-        let x = Tensor::<AB, 4>::ones([1, 2, 5, 5], &dev);
-        let (y, taps) = tap::<AB, _>(|| conv.forward(x.clone()));
-        let Tap::Conv2d {
-            probe,
-            kernel,
-            stride,
-            ..
-        } = &taps[0]
-        else {
-            panic!()
-        };
-        assert_eq!(probe.dims(), y.dims());
-        assert_eq!((*kernel, *stride), ([3, 3], [2, 2]));
-        let caught = std::panic::catch_unwind(|| tap::<B, _>(|| panic!("inside a tap")));
+    fn a_tape_is_popped_even_when_the_forward_panics() {
+        let caught = std::panic::catch_unwind(|| {
+            tap::<Autodiff<NdArray<f64>>, _>(|| panic!("inside a tap"))
+        });
         assert!(caught.is_err());
         TAPES.with(|t| assert!(t.borrow().is_empty()));
     }
