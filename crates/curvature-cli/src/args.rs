@@ -9,7 +9,7 @@ use curvature_lab::{BackendChoice, BackendKind, DatasetKind, Precision, TrainCon
 /// Where a command computes.
 #[derive(Args)]
 pub struct BackendArgs {
-    /// Backend (wgpu and cuda need a binary built with `--features wgpu` / `--features cuda`).
+    /// Backend (flex, wgpu and cuda need a binary built with `--features flex` / `wgpu` / `cuda`).
     #[arg(long, value_enum, default_value_t)]
     pub backend: BackendKind,
     /// Device index for wgpu (discrete GPU N) and cuda.

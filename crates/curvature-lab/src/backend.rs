@@ -1,5 +1,6 @@
-//! Which burn backend a command runs on: NdArray (CPU, f32 or f64), wgpu or CUDA (f32; cargo
-//! features `wgpu` / `cuda`), named by [`BackendKind`] and [`Precision`]. Every command is
+//! Which burn backend a command runs on: NdArray (CPU, f32 or f64), Flex (CPU, f32; cargo
+//! feature `flex`), wgpu or CUDA (f32; cargo features `wgpu` / `cuda`), named by
+//! [`BackendKind`] and [`Precision`]. Every command is
 //! generic over the backend; [`on_backend`] picks the concrete type at run time.
 
 use std::fmt;
@@ -13,7 +14,7 @@ use crate::names::{BackendKind, Precision};
 /// A backend, its device and its float precision.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendChoice {
-    /// NdArray, wgpu or CUDA.
+    /// NdArray, Flex, wgpu or CUDA.
     pub backend: BackendKind,
     /// Device index (wgpu: discrete GPU N; cuda: GPU N); `None` = the default device.
     pub device: Option<usize>,
@@ -35,9 +36,9 @@ impl BackendChoice {
     /// A backend with its device and precision (a device index on NdArray is dropped).
     ///
     /// # Errors
-    /// f64 on a GPU backend.
+    /// f64 on a backend other than NdArray.
     pub fn new(backend: BackendKind, device: Option<usize>, precision: Precision) -> Result<Self> {
-        if precision == Precision::F64 && backend.is_gpu() {
+        if precision == Precision::F64 && !backend.has_f64() {
             return Err(f64_on_gpu());
         }
         Ok(Self {
@@ -53,12 +54,12 @@ impl BackendChoice {
     }
 }
 
-/// The error for f64 on a GPU backend, which runs f32 only.
+/// The error for f64 on a backend that runs f32 only (every one but NdArray).
 fn f64_on_gpu() -> LabError {
     crate::error::invalid(
         "precision",
         "f64",
-        "only the ndarray backend computes in f64 (GPUs run f32)",
+        "only the ndarray backend computes in f64 (flex and the GPUs run f32)",
     )
 }
 
@@ -93,8 +94,16 @@ pub fn on_backend<V: BackendVisitor>(choice: &BackendChoice, visitor: V) -> Resu
         (BackendKind::Ndarray, Precision::F64) => {
             visitor.visit::<burn::backend::NdArray<f64>>(Default::default())
         }
-        // `BackendChoice::new` refuses f64 on a GPU.
-        (BackendKind::Wgpu | BackendKind::Cuda, Precision::F64) => Err(f64_on_gpu()),
+        // `BackendChoice::new` refuses f64 on them.
+        (BackendKind::Wgpu | BackendKind::Cuda | BackendKind::Flex, Precision::F64) => {
+            Err(f64_on_gpu())
+        }
+        #[cfg(feature = "flex")]
+        (BackendKind::Flex, Precision::F32) => {
+            visitor.visit::<burn::backend::Flex>(Default::default())
+        }
+        #[cfg(not(feature = "flex"))]
+        (BackendKind::Flex, Precision::F32) => Err(without("flex")),
         #[cfg(feature = "wgpu")]
         (BackendKind::Wgpu, Precision::F32) => {
             let device = match choice.device {

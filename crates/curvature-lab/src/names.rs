@@ -38,12 +38,19 @@ pub enum BackendKind {
     Wgpu,
     /// CUDA, f32; a build with the cargo feature `cuda`.
     Cuda,
+    /// burn's Flex CPU backend, f32; a build with the cargo feature `flex`.
+    Flex,
 }
 
 impl BackendKind {
     /// Whether the device runs asynchronously (a GPU): timings must synchronise.
     pub fn is_gpu(self) -> bool {
-        !matches!(self, Self::Ndarray)
+        matches!(self, Self::Wgpu | Self::Cuda)
+    }
+
+    /// Whether the backend computes in f64 (NdArray only).
+    pub fn has_f64(self) -> bool {
+        matches!(self, Self::Ndarray)
     }
 }
 

@@ -447,6 +447,9 @@ fn bad_input_gives_clear_errors_and_never_overwrites() {
     assert!(curvature(&quick, d).status.success());
     let o = curvature(&quick, d);
     assert_fails_with(&o, "already holds a run");
+    // A run resumes on the backend and precision it was trained on, not silently elsewhere.
+    let o = curvature(&["train", "--resume", "a", "--precision", "f64"], d);
+    assert_fails_with(&o, "the run was trained on ndarray f32");
     let mut forced = quick.to_vec();
     forced.push("--force");
     assert!(curvature(&forced, d).status.success());

@@ -18,6 +18,10 @@ pub(super) struct State {
     /// Consecutive steps so far with a loss above `divergence_factor × first_loss`.
     #[serde(default)]
     pub(super) steps_above: usize,
+    /// The backend and precision the run trains on; a resume elsewhere is refused (`None` in
+    /// checkpoints written before it was recorded).
+    #[serde(default)]
+    pub(super) backend: Option<BackendChoice>,
 }
 
 impl State {

@@ -102,6 +102,7 @@ where
         steps: 0,
         first_loss: None,
         steps_above: 0,
+        backend: Some(options.backend),
         rmt: if auto {
             Some(
                 RmtDamping::new(floor)?
@@ -117,6 +118,18 @@ where
         let text = std::fs::read_to_string(ck.join("state.json"))
             .map_err(|e| io(ck.join("state.json"), e))?;
         state = serde_json::from_str(&text).map_err(|e| io(ck.join("state.json"), e))?;
+        // Another backend or precision would continue with other numbers, silently.
+        let here = options.backend;
+        if let Some(trained) = state.backend
+            && (trained.backend, trained.precision) != (here.backend, here.precision)
+        {
+            return Err(invalid(
+                "backend",
+                format!("{here} (the run was trained on {trained})"),
+                "resume a run on the backend and precision it was trained on (--backend, --precision), so that it continues bit-identically",
+            ));
+        }
+        state.backend = Some(here);
         model = model.load_record(load_record(&ck.join("model"), &device)?);
         opt = opt.load(&ck.join("optimizer"), &device)?;
         // Keep the rows of the checkpointed epochs only.
