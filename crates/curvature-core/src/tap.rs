@@ -84,16 +84,8 @@ pub enum Tap<B: Backend> {
         input: Tensor<B, 4>,
         /// The zero probe `[N, out, H', W']` added to the output.
         probe: Tensor<B, 4>,
-        /// Kernel size `[kh, kw]`.
-        kernel: [usize; 2],
-        /// Stride.
-        stride: [usize; 2],
-        /// Padding.
-        padding: [usize; 2],
-        /// Dilation.
-        dilation: [usize; 2],
-        /// Groups.
-        groups: usize,
+        /// Kernel, stride, padding, dilation and groups.
+        geometry: ConvGeometry,
     },
 }
 
@@ -218,17 +210,12 @@ pub trait Conv2dTap<B: Backend> {
     /// `output` unchanged in value; inside a [`tap`] on `B` the application is recorded and
     /// `output` carries the probe.
     fn tap(&self, input: &Tensor<B, 4>, output: Tensor<B, 4>) -> Tensor<B, 4> {
-        let g = self.geometry();
         record(output, |probe| Tap::Conv2d {
             weight: self.weight_id(),
             bias: self.bias_id(),
             input: input.clone().detach(),
             probe,
-            kernel: g.kernel,
-            stride: g.stride,
-            padding: g.padding,
-            dilation: g.dilation,
-            groups: g.groups,
+            geometry: self.geometry(),
         })
     }
 }

@@ -64,14 +64,11 @@ fn conv_taps_record_geometry() {
     let x = Tensor::<AB, 4>::ones([1, 2, 5, 5], &dev);
     let (y, taps) = tap::<AB, _>(|| conv.forward(x.clone()));
     let Tap::Conv2d {
-        probe,
-        kernel,
-        stride,
-        ..
+        probe, geometry, ..
     } = &taps[0]
     else {
         panic!()
     };
     assert_eq!(probe.dims(), y.dims());
-    assert_eq!((*kernel, *stride), ([3, 3], [2, 2]));
+    assert_eq!((geometry.kernel, geometry.stride), ([3, 3], [2, 2]));
 }

@@ -173,10 +173,7 @@ pub(super) fn batch_factors<B: Backend>(
             Tap::Conv2d {
                 input,
                 bias,
-                kernel,
-                stride,
-                padding,
-                dilation,
+                geometry: c,
                 ..
             },
             ProbeGrad::Conv(g),
@@ -184,7 +181,7 @@ pub(super) fn batch_factors<B: Backend>(
             let n = input.dims()[0];
             // [N, C·kh·kw, T], as the layer's own lowering (burn's unfold4d is a convolution).
             let patches =
-                curvature_nets::im2col(input.clone(), *kernel, *stride, *padding, *dilation);
+                curvature_nets::im2col(input.clone(), c.kernel, c.stride, c.padding, c.dilation);
             let [_, d, t] = patches.dims();
             let a = with_ones(patches.swap_dims(1, 2).reshape([n * t, d]), bias.is_some());
             let [_, out, h, w] = g.dims();
@@ -235,7 +232,7 @@ pub(super) fn probe_grad<AB: AutodiffBackend>(
 pub(super) fn supported<B: Backend>(tap: &Tap<B>) -> bool {
     match tap {
         Tap::Dense { .. } => true,
-        Tap::Conv2d { groups, .. } => *groups == 1,
+        Tap::Conv2d { geometry, .. } => geometry.groups == 1,
     }
 }
 
@@ -264,21 +261,13 @@ pub(super) fn inner_tap<AB: AutodiffBackend>(t: &Tap<AB>) -> Tap<Inner<AB>> {
             bias,
             input,
             probe,
-            kernel,
-            stride,
-            padding,
-            dilation,
-            groups,
+            geometry,
         } => Tap::Conv2d {
             weight: *weight,
             bias: *bias,
             input: input.clone().inner(),
             probe: probe.clone().inner(),
-            kernel: *kernel,
-            stride: *stride,
-            padding: *padding,
-            dilation: *dilation,
-            groups: *groups,
+            geometry: *geometry,
         },
     }
 }

@@ -528,14 +528,13 @@ impl<AB: AutodiffBackend, M: AutodiffModule<AB>> Kfac<AB, M> {
                 Tap::Conv2d {
                     probe,
                     input,
-                    kernel,
-                    groups,
+                    geometry: c,
                     ..
                 } => vec![
                     probe.dims()[1],
-                    input.dims()[1] / groups,
-                    kernel[0],
-                    kernel[1],
+                    input.dims()[1] / c.groups,
+                    c.kernel[0],
+                    c.kernel[1],
                 ],
             };
             match self.layers.iter_mut().find(|l| l.weight == t.weight()) {
