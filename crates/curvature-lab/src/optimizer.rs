@@ -10,9 +10,9 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
 use curvature_core::{Batch, CurvatureModel, Loss, Network};
 use curvature_optim::{
-    ADAM_D_EPSILON, AdamConfig, AnyOptimizer, DampingPolicy, FixedDamping, KfacConfig,
-    LanczosOptConfig, OptimizerConfig, RmtDamping, SgdConfig, StepOutcome, TrainingStep,
-    WeightDecayMode,
+    ADAM_D_EPSILON, AdamConfig, AnyOptimizer, AveragingSchedule, DampingPolicy, FixedDamping,
+    KfacConfig, LanczosOptConfig, OptimizerConfig, RmtDamping, SgdConfig, StepOutcome,
+    TrainingStep, WeightDecayMode,
 };
 
 use crate::config::{DampingSetting, TrainConfig};
@@ -30,12 +30,13 @@ pub(crate) struct RunOptimizer<BB: Backend, M: AutodiffModule<Autodiff<BB>>> {
 }
 
 impl<BB: Backend, M: AutodiffModule<Autodiff<BB>>> RunOptimizer<BB, M> {
-    /// The optimiser `c.optimizer` with `c`'s hyperparameters.
+    /// The optimiser `c.optimizer` with `c`'s hyperparameters, for a training set of
+    /// `train_len` examples (which fixes the step at which iterate averaging starts).
     ///
     /// # Errors
     /// Invalid hyperparameters (the optimisers' own validation).
-    pub(crate) fn new(c: &TrainConfig) -> Result<Self> {
-        let (config, fixed, floor) = optimizer_config(c);
+    pub(crate) fn new(c: &TrainConfig, train_len: usize) -> Result<Self> {
+        let (config, fixed, floor) = optimizer_config(c, train_len);
         Ok(Self {
             optimizer: config.init::<BB, M>()?,
             fixed: FixedDamping::new(fixed)?,
@@ -79,6 +80,15 @@ impl<BB: Backend, M: AutodiffModule<Autodiff<BB>>> RunOptimizer<BB, M> {
         )
     }
 
+    /// With iterate averaging under way: `model` with the averaged parameters (batch-norm
+    /// statistics still `model`'s); otherwise `None`.
+    ///
+    /// # Errors
+    /// A model that does not match the average.
+    pub(crate) fn averaged(&self, model: M) -> Result<Option<M>> {
+        Ok(self.optimizer.averaged(model)?)
+    }
+
     /// Save the optimiser's state (moments, KFAC factors, …) to `path` (+ `.bin`).
     ///
     /// # Errors
@@ -107,13 +117,32 @@ fn policy<'a>(fixed: &'a FixedDamping, rmt: Option<&'a RmtDamping>) -> &'a dyn D
     }
 }
 
-/// The optimiser configuration of a run, its fixed damping and its RMT damping floor.
+/// The optimiser configuration of a run on `train_len` training examples, its fixed damping
+/// and its RMT damping floor.
 ///
 /// The damping is `c.damping` when fixed; otherwise Adam-D's `ε` = 5e-3 (damping paper §6),
 /// Adam's `eps`, or `damping_floor` for KFAC and LanczosOPT (whose damping, without RMT, starts
 /// and stays there). Adam-D is Adam with a large `ε`, with L2 weight decay like Adam unless
-/// `decoupled` is set; AdamW and Gadam decouple it.
-pub(crate) fn optimizer_config(c: &TrainConfig) -> (OptimizerConfig, f64, f64) {
+/// `decoupled` is set; AdamW and Gadam decouple it. With `average_from` (or Gadam) the
+/// optimiser is wrapped in iterate averaging ([`OptimizerConfig::Averaged`]).
+pub(crate) fn optimizer_config(c: &TrainConfig, train_len: usize) -> (OptimizerConfig, f64, f64) {
+    let (config, fixed, floor) = step_config(c);
+    // Iterate averaging from the end of epoch T_avg (in steps), around any optimiser.
+    let config = match c.averaging_start() {
+        Some(t_avg) => OptimizerConfig::Averaged {
+            inner: Box::new(config),
+            schedule: AveragingSchedule {
+                start: (t_avg * c.batches_per_epoch(train_len)).max(1),
+                frequency: c.average_every,
+            },
+        },
+        None => config,
+    };
+    (config, fixed, floor)
+}
+
+/// [`optimizer_config`] without the averaging.
+fn step_config(c: &TrainConfig) -> (OptimizerConfig, f64, f64) {
     let mode = if c.decoupled || c.optimizer.decouples_weight_decay() {
         WeightDecayMode::Decoupled
     } else {

@@ -313,7 +313,7 @@ impl ModelVisitor for Measure<'_> {
         for &kind in &request.optimizers {
             let mut config = request.config.clone();
             config.optimizer = kind;
-            let mut opt = RunOptimizer::<BB, Train<BB, M>>::new(&config)?;
+            let mut opt = RunOptimizer::<BB, Train<BB, M>>::new(&config, batch.len())?;
             let mut trained = Train::<BB, M>::from_inner(mark_trainable(model.clone()));
             for _ in 0..request.steps {
                 trained = opt

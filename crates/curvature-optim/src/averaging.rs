@@ -1,5 +1,6 @@
 //! Iterate averaging (Polyak averaging / SWA; Granziol, *Flatness is a False Friend*, §5) around
-//! any burn optimiser, and the Gadam preset (Adam + decoupled weight decay + averaging).
+//! any burn optimiser or any [`TrainingStep`] ([`IterateAveraging`] is both), and the Gadam
+//! preset (Adam + decoupled weight decay + averaging).
 //!
 //! After `start` steps, every `frequency` steps the running mean `w̄ ← w̄ + (w − w̄)/(n + 1)` of
 //! the iterates is updated; training continues on the raw iterates and
@@ -8,15 +9,20 @@
 //! [`curvature_nets::recompute_running_stats`] does that for any `curvature-nets` model —
 //! since the averaged weights never produced them.
 
+use std::path::{Path, PathBuf};
+
+use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, MultiGradientsParams, Optimizer};
 use burn::record::Record;
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use curvature_core::ParamLayout;
+use curvature_core::{Batch, CurvatureModel, Loss, Network, ParamLayout};
 
 use crate::adam::AdamConfig;
+use crate::damping::DampingPolicy;
 use crate::error::{Result as OResult, invalid};
+use crate::training_step::{StepOutcome, TrainingStep, load_record, save_record};
 
 /// When averaging happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -42,8 +48,7 @@ pub struct IterateAveragingRecord<B: Backend, R: Record<B>> {
 
 /// The running mean of a module's parameters over the iterates of a training run, on any
 /// optimiser: call [`observe`](Self::observe) after every step. [`IterateAveraging`] wraps a
-/// burn optimiser with one; training loops around optimisers with their own step API (KFAC,
-/// LanczosOPT) use it directly.
+/// burn optimiser or a [`TrainingStep`] with one; a loop of its own can also use it directly.
 #[derive(Clone)]
 pub struct IterateAverage<B: AutodiffBackend> {
     schedule: AveragingSchedule,
@@ -159,7 +164,9 @@ impl<B: AutodiffBackend> IterateAverage<B> {
     }
 }
 
-/// An optimiser that also keeps the running mean of its iterates ([`IterateAverage`]).
+/// An optimiser that also keeps the running mean of its iterates ([`IterateAverage`]): a burn
+/// [`Optimizer`] around a burn optimiser, a [`TrainingStep`] around a training step (e.g.
+/// [`OptimizerConfig::Averaged`](crate::OptimizerConfig::Averaged)).
 #[derive(Clone)]
 pub struct IterateAveraging<O, B: AutodiffBackend> {
     inner: O,
@@ -195,6 +202,11 @@ impl<O, B: AutodiffBackend> IterateAveraging<O, B> {
     /// The running average itself.
     pub fn average(&self) -> &IterateAverage<B> {
         &self.average
+    }
+
+    /// The wrapped optimiser.
+    pub fn inner(&self) -> &O {
+        &self.inner
     }
 }
 
@@ -238,6 +250,66 @@ where
         });
         self
     }
+}
+
+/// Averaging around any [`TrainingStep`] (SGD, Adam, KFAC, LanczosOPT — Gadam is this around
+/// AdamW): the inner optimiser takes the step, then the running mean observes the stepped
+/// model. The state saved is the inner optimiser's at `path` and the average's beside it at
+/// [`average_path`]`(path)`.
+impl<B, M, S> TrainingStep<B, M> for IterateAveraging<S, Autodiff<B>>
+where
+    B: Backend,
+    M: AutodiffModule<Autodiff<B>>,
+    S: TrainingStep<B, M>,
+{
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn is_damped(&self) -> bool {
+        self.inner.is_damped()
+    }
+
+    fn train_step<const D: usize>(
+        &mut self,
+        model: M,
+        batch: &Batch<B, D>,
+        loss: Loss,
+        lr: f64,
+        damping: &dyn DampingPolicy,
+    ) -> StepOutcome<M>
+    where
+        M: Network<Autodiff<B>, D>,
+        M::InnerModule: CurvatureModel<B, D>,
+    {
+        let (model, report) = self.inner.train_step(model, batch, loss, lr, damping)?;
+        match self.average.observe(&model) {
+            Ok(()) => Ok((model, report)),
+            Err(e) => Err((model, e)),
+        }
+    }
+
+    fn save(&self, path: &Path) -> OResult<()> {
+        self.inner.save(path)?;
+        save_record::<Autodiff<B>, _>(self.average.to_record(), &average_path(path))
+    }
+
+    fn load(mut self, path: &Path, device: &B::Device) -> OResult<Self> {
+        self.inner = self.inner.load(path, device)?;
+        self.average = self
+            .average
+            .load_record(load_record::<Autodiff<B>, _>(&average_path(path), device)?);
+        Ok(self)
+    }
+}
+
+/// Where [`IterateAveraging`] saves its running mean next to the inner optimiser's state at
+/// `path`: `path` with `-average` appended to its file name (`optimizer` → `optimizer-average`,
+/// to which the recorder appends `.bin`).
+pub fn average_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push("-average");
+    path.with_file_name(name)
 }
 
 /// Gadam (*Flatness is a False Friend* §5): Adam with decoupled weight decay `λ` and iterate

@@ -36,7 +36,7 @@ mod weight_decay;
 pub use adam::{ADAM_D_EPSILON, Adam, AdamConfig, AdamState};
 pub use averaging::{
     AveragingSchedule, IterateAverage, IterateAverageRecord, IterateAveraging,
-    IterateAveragingRecord, gadam,
+    IterateAveragingRecord, average_path, gadam,
 };
 pub use checked::checked_step;
 pub use damping::{

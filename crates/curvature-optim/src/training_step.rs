@@ -14,8 +14,9 @@
 //!
 //! and by [`AnyOptimizer`], which [`OptimizerConfig::init`] builds from a configuration naming
 //! any of them, so that one loop (`curvature train`, `curvature bench`, the examples) drives
-//! every optimiser through one call. Iterate averaging (Gadam, SWA) is a wrapper around the
-//! loop's model ([`IterateAverage`](crate::IterateAverage)), not around the step.
+//! every optimiser through one call. Iterate averaging (Gadam, SWA) is a wrapper around any of
+//! them: [`IterateAveraging`] is itself a [`TrainingStep`] ([`OptimizerConfig::Averaged`],
+//! [`OptimizerConfig::gadam`]).
 //!
 //! The damping policy belongs to the loop: a [`FixedDamping`](crate::FixedDamping), a
 //! [`LevenbergMarquardt`](crate::LevenbergMarquardt) or the random-matrix-theory
@@ -65,7 +66,10 @@ use serde::{Deserialize, Serialize};
 use crate::damping::{DampingCell, DampingPolicy};
 use crate::error::{OptimError, Result};
 use crate::observe::StepReport;
-use crate::{Adam, AdamConfig, Kfac, KfacConfig, LanczosOpt, LanczosOptConfig, Sgd, SgdConfig};
+use crate::{
+    Adam, AdamConfig, AveragingSchedule, IterateAveraging, Kfac, KfacConfig, LanczosOpt,
+    LanczosOptConfig, Sgd, SgdConfig,
+};
 
 /// A step's outcome: the stepped model and its report, or the model untouched and why the
 /// step was refused (a non-finite loss, a non-positive learning rate or damping, ...).
@@ -352,6 +356,14 @@ pub enum OptimizerConfig {
     Kfac(KfacConfig),
     /// LanczosOPT.
     LanczosOpt(LanczosOptConfig),
+    /// `inner` with iterate averaging ([`IterateAveraging`]) on `schedule`: Gadam is AdamW
+    /// averaged ([`OptimizerConfig::gadam`]), SWA is averaged SGD.
+    Averaged {
+        /// The optimiser taking the steps.
+        inner: Box<OptimizerConfig>,
+        /// When the iterates are averaged.
+        schedule: AveragingSchedule,
+    },
 }
 
 impl OptimizerConfig {
@@ -369,7 +381,19 @@ impl OptimizerConfig {
             }
             Self::Kfac(c) => AnyOptimizer::Kfac(Box::new(c.init()?)),
             Self::LanczosOpt(c) => AnyOptimizer::LanczosOpt(c.init()?),
+            Self::Averaged { inner, schedule } => {
+                AnyOptimizer::Averaged(Box::new(IterateAveraging::new(inner.init()?, *schedule)?))
+            }
         })
+    }
+
+    /// Gadam (*Flatness is a False Friend* §5): Adam with decoupled weight decay
+    /// `weight_decay` (AdamW), its iterates averaged on `schedule`.
+    pub fn gadam(weight_decay: f64, schedule: AveragingSchedule) -> Self {
+        Self::Averaged {
+            inner: Box::new(Self::Adam(AdamConfig::adamw(weight_decay))),
+            schedule,
+        }
     }
 }
 
@@ -384,6 +408,23 @@ pub enum AnyOptimizer<B: Backend, M: AutodiffModule<Autodiff<B>>> {
     Kfac(Box<Kfac<Autodiff<B>, M>>),
     /// LanczosOPT.
     LanczosOpt(LanczosOpt<B>),
+    /// Any of them with iterate averaging.
+    Averaged(Box<IterateAveraging<AnyOptimizer<B, M>, Autodiff<B>>>),
+}
+
+impl<B: Backend, M: AutodiffModule<Autodiff<B>>> AnyOptimizer<B, M> {
+    /// With iterate averaging: `model` with its parameters replaced by the running mean of the
+    /// iterates (`None` before averaging has started, and without averaging). Batch-norm
+    /// running statistics are `model`'s; recompute them before evaluating.
+    ///
+    /// # Errors
+    /// A model whose parameters do not match the average.
+    pub fn averaged(&self, model: M) -> Result<Option<M>> {
+        match self {
+            Self::Averaged(a) => a.averaged(model),
+            _ => Ok(None),
+        }
+    }
 }
 
 impl<B: Backend, M: AutodiffModule<Autodiff<B>>> TrainingStep<B, M> for AnyOptimizer<B, M> {
@@ -393,6 +434,7 @@ impl<B: Backend, M: AutodiffModule<Autodiff<B>>> TrainingStep<B, M> for AnyOptim
             Self::Adam(o) => TrainingStep::<B, M>::name(o),
             Self::Kfac(o) => TrainingStep::<B, M>::name(o.as_ref()),
             Self::LanczosOpt(o) => TrainingStep::<B, M>::name(o),
+            Self::Averaged(o) => TrainingStep::<B, M>::name(o.as_ref()),
         }
     }
 
@@ -402,6 +444,7 @@ impl<B: Backend, M: AutodiffModule<Autodiff<B>>> TrainingStep<B, M> for AnyOptim
             Self::Adam(o) => TrainingStep::<B, M>::is_damped(o),
             Self::Kfac(o) => TrainingStep::<B, M>::is_damped(o.as_ref()),
             Self::LanczosOpt(o) => TrainingStep::<B, M>::is_damped(o),
+            Self::Averaged(o) => TrainingStep::<B, M>::is_damped(o.as_ref()),
         }
     }
 
@@ -422,6 +465,7 @@ impl<B: Backend, M: AutodiffModule<Autodiff<B>>> TrainingStep<B, M> for AnyOptim
             Self::Adam(o) => o.train_step(model, batch, loss, lr, damping),
             Self::Kfac(o) => o.as_mut().train_step(model, batch, loss, lr, damping),
             Self::LanczosOpt(o) => o.train_step(model, batch, loss, lr, damping),
+            Self::Averaged(o) => o.as_mut().train_step(model, batch, loss, lr, damping),
         }
     }
 
@@ -431,6 +475,7 @@ impl<B: Backend, M: AutodiffModule<Autodiff<B>>> TrainingStep<B, M> for AnyOptim
             Self::Adam(o) => TrainingStep::<B, M>::save(o, path),
             Self::Kfac(o) => TrainingStep::<B, M>::save(o.as_ref(), path),
             Self::LanczosOpt(o) => TrainingStep::<B, M>::save(o, path),
+            Self::Averaged(o) => TrainingStep::<B, M>::save(o.as_ref(), path),
         }
     }
 
@@ -440,6 +485,9 @@ impl<B: Backend, M: AutodiffModule<Autodiff<B>>> TrainingStep<B, M> for AnyOptim
             Self::Adam(o) => Self::Adam(TrainingStep::<B, M>::load(o, path, device)?),
             Self::Kfac(o) => Self::Kfac(Box::new(TrainingStep::<B, M>::load(*o, path, device)?)),
             Self::LanczosOpt(o) => Self::LanczosOpt(TrainingStep::<B, M>::load(o, path, device)?),
+            Self::Averaged(o) => {
+                Self::Averaged(Box::new(TrainingStep::<B, M>::load(*o, path, device)?))
+            }
         })
     }
 }

@@ -1,5 +1,6 @@
-//! A run's checkpoint: its progress ([`State`]) and the atomic swap that writes model,
-//! optimiser, iterate average and state together.
+//! A run's checkpoint: its progress ([`State`]), the atomic swap that writes model, optimiser
+//! (with its iterate average) and state together, and the [`Checkpointer`] that writes one
+//! after every epoch and on an interrupt.
 
 use super::*;
 
@@ -52,24 +53,19 @@ impl State {
 /// crash in between). With RMT auto-damping, `rmt.csv` is rewritten from the state too.
 pub(super) fn checkpoint<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
     paths: &RunPaths,
-    model: &M,
-    opt: &RunOptimizer<BB, M>,
-    average: Option<&IterateAverage<Autodiff<BB>>>,
-    state: &State,
+    run: &Run<BB, M>,
 ) -> Result<()> {
     let tmp = paths.checkpoint_tmp();
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
-    save_record::<Autodiff<BB>, _>(model.clone().into_record(), &tmp.join("model"))?;
-    opt.save(&tmp.join("optimizer"))?;
-    if let Some(a) = average {
-        save_record::<Autodiff<BB>, _>(a.to_record(), &tmp.join("average"))?;
-    }
+    save_record::<Autodiff<BB>, _>(run.model.clone().into_record(), &tmp.join("model"))?;
+    // With iterate averaging, the average too (`optimizer-average.bin`).
+    run.opt.save(&tmp.join("optimizer"))?;
     std::fs::write(
         tmp.join("state.json"),
-        serde_json::to_string_pretty(state).expect("serialisable"),
+        serde_json::to_string_pretty(&run.state).expect("serialisable"),
     )
     .map_err(|e| io(tmp.join("state.json"), e))?;
     sync_dir(&tmp).map_err(|e| io(&tmp, e))?;
@@ -90,10 +86,30 @@ pub(super) fn checkpoint<BB: Backend, M: AutodiffModule<Autodiff<BB>>>(
         std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
     }
     // The RMT re-estimates so far, readable beside the checkpoint that holds them.
-    if let Some(rmt) = &state.rmt {
+    if let Some(rmt) = &run.state.rmt {
         write_rmt_csv(&paths.rmt_csv(), rmt)?;
     }
     Ok(())
+}
+
+/// Writes a checkpoint after every epoch and when the run is interrupted.
+pub(super) struct Checkpointer<'a> {
+    pub(super) paths: &'a RunPaths,
+}
+
+impl<BB: Backend, M: AutodiffModule<Autodiff<BB>>> Observer<BB, M> for Checkpointer<'_> {
+    fn epoch_ended(
+        &mut self,
+        run: &Run<BB, M>,
+        _row: &EpochMetrics,
+        _reported: &M::InnerModule,
+    ) -> Result<()> {
+        checkpoint(self.paths, run)
+    }
+
+    fn interrupted(&mut self, run: &Run<BB, M>) -> Result<()> {
+        checkpoint(self.paths, run)
+    }
 }
 
 /// `fsync` every file of `dir`, then `dir` itself.

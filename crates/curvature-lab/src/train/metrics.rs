@@ -1,5 +1,6 @@
-//! The per-epoch CSV files of a run: `metrics.csv` ([`EpochMetrics`]) and `spectra.csv`
-//! ([`SpectrumRecord`]), and their truncation to the epochs of a checkpoint on resume.
+//! The per-epoch CSV files of a run: `metrics.csv` ([`EpochMetrics`], appended with the plots
+//! redrawn by [`MetricsLog`]) and `spectra.csv` ([`SpectrumRecord`]), and their truncation to
+//! the epochs of a checkpoint on resume.
 
 use super::*;
 
@@ -233,4 +234,21 @@ pub(super) fn truncate_csv(path: &Path, epochs: usize) -> Result<()> {
         .map(|r| r.iter().map(str::to_string).collect())
         .collect();
     csv_table::write(path, &kept)
+}
+
+/// Appends each epoch's row to `metrics.csv` and redraws `plots/`.
+pub(super) struct MetricsLog<'a> {
+    pub(super) paths: &'a RunPaths,
+}
+
+impl<BB: Backend, M: AutodiffModule<Autodiff<BB>>> Observer<BB, M> for MetricsLog<'_> {
+    fn epoch_ended(
+        &mut self,
+        _run: &Run<BB, M>,
+        row: &EpochMetrics,
+        _reported: &M::InnerModule,
+    ) -> Result<()> {
+        csv_table::append(&self.paths.metrics(), &HEADER, &row.fields())?;
+        plot_run(self.paths)
+    }
 }

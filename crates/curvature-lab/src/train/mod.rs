@@ -7,7 +7,8 @@
 //! OUT/config.json          the resolved configuration (what --resume reads back)
 //! OUT/metrics.csv          one row per epoch: epoch, step, lr, damping, train/val loss and
 //!                          accuracy, seconds
-//! OUT/checkpoint/          model + optimiser records (+ the iterate average) and state.json,
+//! OUT/checkpoint/          model + optimiser records (+ the iterate average,
+//!                          optimizer-average.bin) and state.json,
 //!                          replaced atomically (written to checkpoint.tmp, then renamed)
 //! OUT/weights.safetensors  final weights, PyTorch names and layouts
 //! OUT/summary.json         final metrics
@@ -32,9 +33,7 @@ use curvature_core::{
 };
 use curvature_data::ClassificationData;
 use curvature_nets::{module_path, recompute_running_stats, save_safetensors};
-use curvature_optim::{
-    AveragingSchedule, IterateAverage, OptimError, RmtDamping, Schedule, load_record, save_record,
-};
+use curvature_optim::{OptimError, RmtDamping, Schedule, StepReport, load_record, save_record};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -50,9 +49,6 @@ use crate::plot::{LineChart, Series, save_both};
 use crate::progress::{Interrupt, Progress, ProgressMode};
 use crate::setup::{INPUT_RANK, ModelVisitor, load_weights, shaped_dataset, with_model};
 use crate::spectrum::{lanczos_summary, stem_chart};
-
-/// Mixed into the seed of the per-epoch augmentation, so it is independent of the shuffling.
-const AUGMENT_STREAM: u64 = 0x5EED_A116;
 
 /// The default backend (CPU, f32; see [`BackendChoice`] for the others).
 pub type B = NdArray<f32>;
@@ -72,19 +68,31 @@ pub struct RunOptions {
 }
 
 mod checkpoint;
+mod data;
+mod guard;
 mod metrics;
+mod observer;
 mod paths;
+mod progress_log;
 mod report;
+mod rmt;
+mod run_state;
 mod training_loop;
 
-use checkpoint::{State, checkpoint};
+use checkpoint::{Checkpointer, State};
+use data::{LoopData, epoch_batches};
+use guard::{BlowUpGuard, diverged};
 pub use metrics::{EpochMetrics, SpectrumRecord};
-use metrics::{HEADER, SPECTRA_HEADER, truncate_csv, write_rmt_csv};
+use metrics::{HEADER, MetricsLog, SPECTRA_HEADER, truncate_csv, write_rmt_csv};
+use observer::{Observer, observers};
 pub use paths::RunPaths;
-use report::{plot_run, record_spectrum};
-use training_loop::{initial_weights, run};
+use progress_log::ProgressLog;
+use report::{SpectrumLog, plot_run};
+use rmt::RmtEstimator;
+use run_state::Run;
+use training_loop::{RunInputs, initial_weights, run};
 
-/// Train from scratch into `out`.
+/// Train from scratch into `out`; the metrics of every epoch.
 ///
 /// # Errors
 /// Invalid configuration, an `out` holding another run (without `force`), data and model
@@ -135,7 +143,8 @@ fn start_run(config: &TrainConfig, paths: &RunPaths, force: bool) -> Result<DirL
     Ok(lock)
 }
 
-/// Continue the run in `out` from its last checkpoint.
+/// Continue the run in `out` from its last checkpoint; the metrics of every epoch of the run,
+/// those before the checkpoint included.
 ///
 /// # Errors
 /// A directory without `config.json` or checkpoint, plus the errors of [`train`].
@@ -166,26 +175,19 @@ fn dispatch(
     let config = &config.with_step_budget(train.len())?;
     let backend = options.backend;
     let (example, k) = (train.example_shape.clone(), train.num_classes);
-    let trainer = Trainer {
+    let trainer = Trainer(RunInputs {
         config,
         paths,
         resume,
         options,
         train: &train,
         val: &val,
-    };
+    });
     with_model(config, &backend, &example, k, trainer)
 }
 
 /// [`run`] for whichever backend and model the configuration names.
-struct Trainer<'a> {
-    config: &'a TrainConfig,
-    paths: &'a RunPaths,
-    resume: bool,
-    options: RunOptions,
-    train: &'a ClassificationData,
-    val: &'a ClassificationData,
-}
+struct Trainer<'a>(RunInputs<'a>);
 
 impl ModelVisitor for Trainer<'_> {
     type Output = Vec<EpochMetrics>;
@@ -194,31 +196,27 @@ impl ModelVisitor for Trainer<'_> {
         model: M,
         device: &BB::Device,
     ) -> Result<Self::Output> {
-        let model = initial_weights(self.config, model)?;
+        let inputs = &self.0;
+        let model = initial_weights(inputs.config, model)?;
         let model = Train::<BB, M>::from_inner(mark_trainable(model));
-        let lock = match self.resume {
-            false => Some(start_run(self.config, self.paths, self.options.force)?),
+        let lock = match inputs.resume {
+            false => Some(start_run(
+                inputs.config,
+                inputs.paths,
+                inputs.options.force,
+            )?),
             // `resume` holds the lock.
             true => None,
         };
-        let result = run::<BB, _, INPUT_RANK>(
-            self.config,
-            self.paths,
-            self.resume,
-            self.options,
-            model,
-            self.train,
-            self.val,
-            device,
-        );
-        let unstarted = !self.resume
-            && !self.paths.checkpoint().exists()
+        let result = run::<BB, _, INPUT_RANK>(inputs, model, device);
+        let unstarted = !inputs.resume
+            && !inputs.paths.checkpoint().exists()
             && matches!(
                 &result,
                 Err(e) if !matches!(e, LabError::Diverged { .. } | LabError::Interrupted { .. })
             );
         if unstarted {
-            discard_unstarted(self.paths);
+            discard_unstarted(inputs.paths);
         }
         drop(lock);
         result

@@ -1,5 +1,5 @@
-//! What a run draws: the Hessian spectrum after an epoch (`spectra.csv`, JSON, stem plot)
-//! and the per-epoch plots of `plots/`.
+//! What a run draws: the Hessian spectrum after an epoch (`spectra.csv`, JSON, stem plot;
+//! [`SpectrumLog`]) and the per-epoch plots of `plots/`.
 
 use super::*;
 
@@ -60,6 +60,40 @@ pub(super) fn record_spectrum<BB: Backend, M: CurvatureModel<BB, D>, const D: us
         outlier_check: Some(s.outlier_check),
     };
     csv_table::append(&paths.spectra_csv(), &SPECTRA_HEADER, &record.fields())
+}
+
+/// Records the Hessian spectrum every `spectrum_every` epochs and after the last one.
+pub(super) struct SpectrumLog<'a, BB: Backend, const D: usize> {
+    pub(super) config: &'a TrainConfig,
+    pub(super) paths: &'a RunPaths,
+    pub(super) data: &'a [Batch<BB, D>],
+    pub(super) progress: ProgressMode,
+}
+
+impl<BB: Backend, M, const D: usize> Observer<BB, M> for SpectrumLog<'_, BB, D>
+where
+    M: AutodiffModule<Autodiff<BB>>,
+    M::InnerModule: CurvatureModel<BB, D>,
+{
+    fn epoch_ended(
+        &mut self,
+        _run: &Run<BB, M>,
+        row: &EpochMetrics,
+        reported: &M::InnerModule,
+    ) -> Result<()> {
+        let every = self.config.spectrum_every;
+        if row.epoch.is_multiple_of(every) || row.epoch == self.config.epochs {
+            record_spectrum(
+                self.config,
+                self.paths,
+                reported,
+                self.data,
+                row,
+                self.progress,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Redraw `plots/` from `metrics.csv` (and `spectra.csv`).

@@ -29,6 +29,12 @@ impl BatchNormConfig {
         }
     }
 
+    /// Trainable parameters of the layer: `γ` and `β`, `2C` (the running statistics are not
+    /// parameters).
+    pub fn num_params(&self) -> usize {
+        2 * self.num_features
+    }
+
     /// Build the layer: `γ = 1`, `β = 0`, running mean 0, running variance 1.
     ///
     /// # Errors

@@ -68,6 +68,14 @@ impl Conv2dConfig {
         self
     }
 
+    /// Trainable parameters of the layer: `C_out·(C_in/groups)·k_h·k_w` (+ `C_out` with a
+    /// bias).
+    pub fn num_params(&self) -> usize {
+        let [cin, cout] = self.channels;
+        let weights = cout * (cin / self.groups.max(1)) * self.kernel_size[0] * self.kernel_size[1];
+        weights + if self.bias { cout } else { 0 }
+    }
+
     /// Build the layer with PyTorch's default initialisation `U(−1/√fan_in, 1/√fan_in)`,
     /// `fan_in = in/groups · kh · kw`.
     ///

@@ -35,6 +35,11 @@ impl DenseConfig {
         self
     }
 
+    /// Trainable parameters of the layer: `d_in·d_out` (+ `d_out` with a bias).
+    pub fn num_params(&self) -> usize {
+        self.d_input * self.d_output + if self.bias { self.d_output } else { 0 }
+    }
+
     /// Build the layer with PyTorch's default initialisation, `U(−1/√d_in, 1/√d_in)` for
     /// weight and bias.
     ///

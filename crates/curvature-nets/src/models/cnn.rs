@@ -75,6 +75,43 @@ impl SimpleCnnConfig {
         self.activation = activation;
         self
     }
+    /// The 3×3 convolutions (padding 1; no bias before a batch norm).
+    fn conv_configs(&self) -> Vec<Conv2dConfig> {
+        let mut cin = self.in_channels;
+        let mut convs = Vec::new();
+        for &cout in &self.channels {
+            convs.push(
+                Conv2dConfig::new([cin, cout], [3, 3])
+                    .with_padding([1, 1])
+                    .with_bias(!self.batch_norm),
+            );
+            cin = cout;
+        }
+        convs
+    }
+
+    /// The classifier after the flattened last feature map.
+    fn classifier_config(&self) -> DenseConfig {
+        let f = 1usize << self.channels.len();
+        let c = self.channels.last().copied().unwrap_or(self.in_channels);
+        let features = c * (self.image_size[0] / f) * (self.image_size[1] / f);
+        DenseConfig::new(features, self.num_classes)
+    }
+
+    /// Trainable parameters of the model [`init`](Self::init) builds, from the shapes alone
+    /// (no weights are allocated).
+    pub fn num_params(&self) -> usize {
+        let per_block = |c: &Conv2dConfig| {
+            c.num_params()
+                + match self.batch_norm {
+                    true => BatchNormConfig::new(c.channels[1]).num_params(),
+                    false => 0,
+                }
+        };
+        self.conv_configs().iter().map(per_block).sum::<usize>()
+            + self.classifier_config().num_params()
+    }
+
     /// Build the model.
     ///
     /// # Errors
@@ -101,26 +138,21 @@ impl SimpleCnnConfig {
                 ),
             ));
         }
-        let mut convs = Vec::new();
-        let mut norms = Vec::new();
-        let mut cin = self.in_channels;
-        for &cout in &self.channels {
-            convs.push(
-                Conv2dConfig::new([cin, cout], [3, 3])
-                    .with_padding([1, 1])
-                    .with_bias(!self.batch_norm)
-                    .init(device)?,
-            );
-            if self.batch_norm {
-                norms.push(BatchNormConfig::new(cout).init(device)?);
-            }
-            cin = cout;
-        }
-        let features = cin * (self.image_size[0] / f) * (self.image_size[1] / f);
+        let convs = self.conv_configs();
+        let norms = match self.batch_norm {
+            true => convs
+                .iter()
+                .map(|c| BatchNormConfig::new(c.channels[1]).init(device))
+                .collect::<Result<_>>()?,
+            false => Vec::new(),
+        };
         Ok(SimpleCnn {
-            convs,
+            convs: convs
+                .iter()
+                .map(|c| c.init(device))
+                .collect::<Result<_>>()?,
             norms,
-            classifier: DenseConfig::new(features, self.num_classes).init(device)?,
+            classifier: self.classifier_config().init(device)?,
             pooling: self.pooling,
             activation: self.activation,
         })

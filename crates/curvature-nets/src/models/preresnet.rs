@@ -88,6 +88,53 @@ impl PreResNetConfig {
         self
     }
 
+    /// The first convolution: 3×3, no bias.
+    fn stem(&self) -> Conv2dConfig {
+        Conv2dConfig::new([self.in_channels, self.widths[0]], [3, 3])
+            .with_padding([1, 1])
+            .with_bias(false)
+    }
+
+    /// `(input channels, planes, stride)` of every block, stage by stage.
+    fn block_shapes(&self) -> Vec<Vec<(usize, usize, usize)>> {
+        let n = self.depth.saturating_sub(2) / self.block.layers_per_block();
+        let mut inplanes = self.widths[0];
+        let mut stages = Vec::new();
+        for (s, &planes) in self.widths.iter().enumerate() {
+            let stride = if s == 0 { 1 } else { 2 };
+            let mut blocks = Vec::new();
+            for b in 0..n {
+                blocks.push((inplanes, planes, if b == 0 { stride } else { 1 }));
+                inplanes = planes * self.block.expansion();
+            }
+            stages.push(blocks);
+        }
+        stages
+    }
+
+    /// Trainable parameters of the model [`init`](Self::init) builds, from the shapes alone
+    /// (no weights are allocated): PreResNet-110 on CIFAR-100, 1 169 972.
+    pub fn num_params(&self) -> usize {
+        let out = self.widths[2] * self.block.expansion();
+        let blocks: usize = self
+            .block_shapes()
+            .into_iter()
+            .flatten()
+            .map(|(inplanes, planes, stride)| {
+                let (layers, downsample) = block_plan(self.block, inplanes, planes, stride);
+                layers
+                    .iter()
+                    .map(|(c, conv)| BatchNormConfig::new(*c).num_params() + conv.num_params())
+                    .sum::<usize>()
+                    + downsample.as_ref().map_or(0, Conv2dConfig::num_params)
+            })
+            .sum();
+        self.stem().num_params()
+            + blocks
+            + BatchNormConfig::new(out).num_params()
+            + DenseConfig::new(out, self.num_classes).num_params()
+    }
+
     /// Build the model.
     ///
     /// # Errors
@@ -110,29 +157,20 @@ impl PreResNetConfig {
                 "must be positive",
             ));
         }
-        let n = (self.depth - 2) / per;
-        let expansion = self.block.expansion();
-        let mut inplanes = self.widths[0];
-        let conv1 = Conv2dConfig::new([self.in_channels, inplanes], [3, 3])
-            .with_padding([1, 1])
-            .with_bias(false)
-            .init(device)?;
-        let mut stages = Vec::new();
-        for (s, &planes) in self.widths.iter().enumerate() {
-            let stride = if s == 0 { 1 } else { 2 };
-            let mut blocks = Vec::new();
-            for b in 0..n {
-                blocks.push(PreActBlock::new(
-                    self.block,
-                    inplanes,
-                    planes,
-                    if b == 0 { stride } else { 1 },
-                    device,
-                )?);
-                inplanes = planes * expansion;
-            }
-            stages.push(blocks);
-        }
+        let conv1 = self.stem().init(device)?;
+        let stages = self
+            .block_shapes()
+            .into_iter()
+            .map(|stage| {
+                stage
+                    .into_iter()
+                    .map(|(inplanes, planes, stride)| {
+                        PreActBlock::new(self.block, inplanes, planes, stride, device)
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let inplanes = self.widths[2] * self.block.expansion();
         Ok(PreResNet {
             conv1,
             stages,
@@ -161,6 +199,37 @@ pub struct PreActBlock<B: Backend> {
     pub downsample: Option<Conv2d<B>>,
 }
 
+/// The layers of a block, in order: each convolution with the channels of the batch norm
+/// before it (two for a basic block, three for a bottleneck; no biases), and the 1×1
+/// projection of the input when the shape changes.
+fn block_plan(
+    kind: ResidualBlock,
+    inplanes: usize,
+    planes: usize,
+    stride: usize,
+) -> (Vec<(usize, Conv2dConfig)>, Option<Conv2dConfig>) {
+    let out = planes * kind.expansion();
+    let conv = |i: usize, o: usize, k: usize, s: usize| {
+        Conv2dConfig::new([i, o], [k, k])
+            .with_padding([k / 2, k / 2])
+            .with_stride([s, s])
+            .with_bias(false)
+    };
+    let layers = match kind {
+        ResidualBlock::Bottleneck => vec![
+            (inplanes, conv(inplanes, planes, 1, 1)),
+            (planes, conv(planes, planes, 3, stride)),
+            (planes, conv(planes, out, 1, 1)),
+        ],
+        ResidualBlock::Basic => vec![
+            (inplanes, conv(inplanes, planes, 3, stride)),
+            (planes, conv(planes, planes, 3, 1)),
+        ],
+    };
+    let downsample = (stride != 1 || inplanes != out).then(|| conv(inplanes, out, 1, stride));
+    (layers, downsample)
+}
+
 impl<B: Backend> PreActBlock<B> {
     fn new(
         kind: ResidualBlock,
@@ -169,38 +238,25 @@ impl<B: Backend> PreActBlock<B> {
         stride: usize,
         device: &B::Device,
     ) -> Result<Self> {
-        let out = planes * kind.expansion();
-        let conv = |i: usize, o: usize, k: usize, s: usize| {
-            Conv2dConfig::new([i, o], [k, k])
-                .with_padding([k / 2, k / 2])
-                .with_stride([s, s])
-                .with_bias(false)
-                .init(device)
-        };
-        let downsample = if stride != 1 || inplanes != out {
-            Some(conv(inplanes, out, 1, stride)?)
-        } else {
-            None
-        };
-        Ok(match kind {
-            ResidualBlock::Bottleneck => Self {
-                bn1: BatchNormConfig::new(inplanes).init(device)?,
-                conv1: conv(inplanes, planes, 1, 1)?,
-                bn2: BatchNormConfig::new(planes).init(device)?,
-                conv2: conv(planes, planes, 3, stride)?,
-                bn3: Some(BatchNormConfig::new(planes).init(device)?),
-                conv3: Some(conv(planes, out, 1, 1)?),
-                downsample,
-            },
-            ResidualBlock::Basic => Self {
-                bn1: BatchNormConfig::new(inplanes).init(device)?,
-                conv1: conv(inplanes, planes, 3, stride)?,
-                bn2: BatchNormConfig::new(planes).init(device)?,
-                conv2: conv(planes, planes, 3, 1)?,
-                bn3: None,
-                conv3: None,
-                downsample,
-            },
+        let (layers, downsample) = block_plan(kind, inplanes, planes, stride);
+        // The projection first: the order in which the weights are drawn from the seed.
+        let downsample = downsample.map(|c| c.init(device)).transpose()?;
+        let mut layers = layers
+            .iter()
+            .map(|(c, conv)| Ok((BatchNormConfig::new(*c).init(device)?, conv.init(device)?)))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter();
+        let mut next = || layers.next().expect("a block has two or three layers");
+        let ((bn1, conv1), (bn2, conv2)) = (next(), next());
+        let (bn3, conv3) = layers.next().unzip();
+        Ok(Self {
+            bn1,
+            conv1,
+            bn2,
+            conv2,
+            bn3,
+            conv3,
+            downsample,
         })
     }
 

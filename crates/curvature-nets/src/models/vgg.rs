@@ -73,6 +73,55 @@ impl VggConfig {
         }
     }
 
+    /// The convolutions `init` builds: 3×3, padding 1, with bias.
+    fn conv_configs(&self) -> Vec<Conv2dConfig> {
+        let mut c = self.in_channels;
+        let mut convs = Vec::new();
+        for layer in &self.layers {
+            if let VggLayer::Conv(out) = *layer {
+                convs.push(Conv2dConfig::new([c, out], [3, 3]).with_padding([1, 1]));
+                c = out;
+            }
+        }
+        convs
+    }
+
+    /// The three classifier layers `init` builds, after the flattened last feature map.
+    fn classifier_configs(&self) -> [DenseConfig; 3] {
+        let f = 1usize << self.layers.iter().filter(|l| **l == VggLayer::Pool).count();
+        let c = self
+            .conv_configs()
+            .last()
+            .map_or(self.in_channels, |c| c.channels[1]);
+        let features = c * (self.image_size[0] / f) * (self.image_size[1] / f);
+        let w = self.classifier_width;
+        [
+            DenseConfig::new(features, w),
+            DenseConfig::new(w, w),
+            DenseConfig::new(w, self.num_classes),
+        ]
+    }
+
+    /// Trainable parameters of the model [`init`](Self::init) builds, from the shapes alone
+    /// (no weights are allocated): VGG-16 on CIFAR-100, 15 291 300.
+    pub fn num_params(&self) -> usize {
+        let convs = self.conv_configs();
+        let norms = match self.batch_norm {
+            true => convs
+                .iter()
+                .map(|c| BatchNormConfig::new(c.channels[1]).num_params())
+                .sum(),
+            false => 0,
+        };
+        convs.iter().map(Conv2dConfig::num_params).sum::<usize>()
+            + norms
+            + self
+                .classifier_configs()
+                .iter()
+                .map(DenseConfig::num_params)
+                .sum::<usize>()
+    }
+
     /// Build the model.
     ///
     /// # Errors
@@ -88,22 +137,7 @@ impl VggConfig {
                 format!("must be multiples of 2^{pools}"),
             ));
         }
-        let mut convs = Vec::new();
-        let mut norms = Vec::new();
-        let mut c = self.in_channels;
-        for layer in &self.layers {
-            if let VggLayer::Conv(out) = *layer {
-                convs.push(
-                    Conv2dConfig::new([c, out], [3, 3])
-                        .with_padding([1, 1])
-                        .init(device)?,
-                );
-                if self.batch_norm {
-                    norms.push(BatchNormConfig::new(out).init(device)?);
-                }
-                c = out;
-            }
-        }
+        let convs = self.conv_configs();
         if convs.is_empty() {
             return Err(invalid(
                 "VggConfig",
@@ -112,16 +146,24 @@ impl VggConfig {
                 "needs at least one convolution",
             ));
         }
-        let features = c * (self.image_size[0] / f) * (self.image_size[1] / f);
-        let w = self.classifier_width;
+        let norms = match self.batch_norm {
+            true => convs
+                .iter()
+                .map(|c| BatchNormConfig::new(c.channels[1]).init(device))
+                .collect::<Result<_>>()?,
+            false => Vec::new(),
+        };
         Ok(Vgg {
-            convs,
+            convs: convs
+                .iter()
+                .map(|c| c.init(device))
+                .collect::<Result<_>>()?,
             norms,
-            classifier: vec![
-                DenseConfig::new(features, w).init(device)?,
-                DenseConfig::new(w, w).init(device)?,
-                DenseConfig::new(w, self.num_classes).init(device)?,
-            ],
+            classifier: self
+                .classifier_configs()
+                .iter()
+                .map(|c| c.init(device))
+                .collect::<Result<_>>()?,
             layers: self.layers.clone(),
         })
     }

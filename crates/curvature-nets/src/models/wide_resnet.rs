@@ -61,6 +61,63 @@ impl WideResNetConfig {
         self
     }
 
+    /// A `k×k` convolution `i → o` with stride `s`, padding `k/2`, biased as configured.
+    fn conv(&self, i: usize, o: usize, k: usize, s: usize) -> Conv2dConfig {
+        Conv2dConfig::new([i, o], [k, k])
+            .with_padding([k / 2, k / 2])
+            .with_stride([s, s])
+            .with_bias(self.conv_bias)
+    }
+
+    /// The 1×1 projection of a block whose shape changes.
+    fn shortcut(&self, inplanes: usize, planes: usize, stride: usize) -> Option<Conv2dConfig> {
+        (stride != 1 || inplanes != planes).then(|| self.conv(inplanes, planes, 1, stride))
+    }
+
+    /// `(input channels, planes, stride)` of every block, stage by stage (widths 16k, 32k,
+    /// 64k; the first block of stages 2 and 3 halves the resolution).
+    fn block_shapes(&self) -> Vec<Vec<(usize, usize, usize)>> {
+        let n = self.depth.saturating_sub(4) / 6;
+        let mut inplanes = 16;
+        let mut stages = Vec::new();
+        for (s, width) in [16, 32, 64].into_iter().enumerate() {
+            let planes = width * self.widen_factor;
+            let mut blocks = Vec::new();
+            for b in 0..n {
+                blocks.push((inplanes, planes, if s > 0 && b == 0 { 2 } else { 1 }));
+                inplanes = planes;
+            }
+            stages.push(blocks);
+        }
+        stages
+    }
+
+    /// Trainable parameters of the model [`init`](Self::init) builds, from the shapes alone
+    /// (no weights are allocated): WideResNet-28-10 on CIFAR-100, 36 546 980.
+    pub fn num_params(&self) -> usize {
+        let bn = |c: usize| BatchNormConfig::new(c).num_params();
+        let blocks: usize = self
+            .block_shapes()
+            .into_iter()
+            .flatten()
+            .map(|(i, p, s)| {
+                bn(i)
+                    + self.conv(i, p, 3, 1).num_params()
+                    + bn(p)
+                    + self.conv(p, p, 3, s).num_params()
+                    + self
+                        .shortcut(i, p, s)
+                        .as_ref()
+                        .map_or(0, Conv2dConfig::num_params)
+            })
+            .sum();
+        let out = 64 * self.widen_factor;
+        self.conv(self.in_channels, 16, 3, 1).num_params()
+            + blocks
+            + bn(out)
+            + DenseConfig::new(out, self.num_classes).num_params()
+    }
+
     /// Build the model.
     ///
     /// # Errors
@@ -90,37 +147,25 @@ impl WideResNetConfig {
                 "must lie in [0, 1)",
             ));
         }
-        let n = (self.depth - 4) / 6;
-        let conv = |i: usize, o: usize, k: usize, s: usize| {
-            Conv2dConfig::new([i, o], [k, k])
-                .with_padding([k / 2, k / 2])
-                .with_stride([s, s])
-                .with_bias(self.conv_bias)
-                .init(device)
-        };
-        let mut inplanes = 16;
-        let conv1 = conv(self.in_channels, inplanes, 3, 1)?;
+        let conv1 = self.conv(self.in_channels, 16, 3, 1).init(device)?;
         let mut stages = Vec::new();
-        for (s, width) in [16, 32, 64].into_iter().enumerate() {
-            let planes = width * self.widen_factor;
+        for stage in self.block_shapes() {
             let mut blocks = Vec::new();
-            for b in 0..n {
-                let stride = if s > 0 && b == 0 { 2 } else { 1 };
+            for (inplanes, planes, stride) in stage {
                 blocks.push(WideBlock {
                     bn1: BatchNormConfig::new(inplanes).init(device)?,
-                    conv1: conv(inplanes, planes, 3, 1)?,
+                    conv1: self.conv(inplanes, planes, 3, 1).init(device)?,
                     bn2: BatchNormConfig::new(planes).init(device)?,
-                    conv2: conv(planes, planes, 3, stride)?,
-                    shortcut: if stride != 1 || inplanes != planes {
-                        Some(conv(inplanes, planes, 1, stride)?)
-                    } else {
-                        None
-                    },
+                    conv2: self.conv(planes, planes, 3, stride).init(device)?,
+                    shortcut: self
+                        .shortcut(inplanes, planes, stride)
+                        .map(|c| c.init(device))
+                        .transpose()?,
                 });
-                inplanes = planes;
             }
             stages.push(blocks);
         }
+        let inplanes = 64 * self.widen_factor;
         Ok(WideResNet {
             conv1,
             stages,

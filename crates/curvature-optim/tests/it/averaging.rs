@@ -260,3 +260,72 @@ fn a_standalone_average_follows_any_loop_and_refuses_another_model() {
     let err = avg.observe(&other).unwrap_err().to_string();
     assert!(err.contains("parameter count"), "{err}");
 }
+
+/// Averaging as a [`TrainingStep`] wrapper around any optimiser (here KFAC, and Gadam through
+/// [`OptimizerConfig::gadam`]): the stepped models are the inner optimiser's, bit for bit; the
+/// average is the arithmetic mean of the iterates from `start` on (computed here on the host
+/// from the models the loop saw); saving and loading through files continues identically.
+#[test]
+fn averaging_wraps_any_training_step_and_round_trips_through_files() {
+    let dev = Default::default();
+    let data = optdigits().unwrap().take(120);
+    let batches = data.batches::<B, 2>(40, &dev).unwrap();
+    let schedule = AveragingSchedule {
+        start: 3,
+        frequency: 2,
+    };
+    let damping = FixedDamping::new(0.1).unwrap();
+    let model = LogisticRegressionConfig::optdigits()
+        .init::<AB>(&dev)
+        .unwrap();
+    let layout = ParamLayout::of(&model).unwrap();
+    let flat = |m: &LogisticRegression<AB>| to_vec(&layout.flatten(&m.valid()).unwrap());
+    for inner in [
+        OptimizerConfig::Kfac(KfacConfig::new()),
+        OptimizerConfig::Adam(AdamConfig::adamw(1e-4)),
+    ] {
+        let averaged = OptimizerConfig::Averaged {
+            inner: Box::new(inner.clone()),
+            schedule,
+        };
+        let mut plain = inner.init::<B, LogisticRegression<AB>>().unwrap();
+        let mut opt = averaged.init::<B, LogisticRegression<AB>>().unwrap();
+        let (mut a, mut b) = (model.clone(), model.clone());
+        let mut iterates = Vec::new();
+        let dir = tempfile::tempdir().unwrap();
+        for (s, batch) in (1..=8).zip(batches.iter().cycle()) {
+            a = plain
+                .train_step(a, batch, Loss::CrossEntropy, 0.05, &damping)
+                .unwrap()
+                .0;
+            b = opt
+                .train_step(b, batch, Loss::CrossEntropy, 0.05, &damping)
+                .unwrap()
+                .0;
+            assert_eq!(flat(&a), flat(&b), "step {s}: the wrapper changes no step");
+            if s >= 3 && (s - 3) % 2 == 0 {
+                iterates.push(flat(&b));
+            }
+            if s == 4 {
+                // Save mid-run and continue from the files.
+                let path = dir.path().join("optimizer");
+                opt.save(&path).unwrap();
+                assert!(average_path(&path).with_extension("bin").exists());
+                opt = averaged
+                    .init::<B, LogisticRegression<AB>>()
+                    .unwrap()
+                    .load(&path, &dev)
+                    .unwrap();
+            }
+        }
+        assert!(plain.averaged(a.clone()).unwrap().is_none(), "no average");
+        let mean: Vec<f64> = (0..layout.dim())
+            .map(|i| iterates.iter().map(|w| w[i]).sum::<f64>() / iterates.len() as f64)
+            .collect();
+        let avg = opt.averaged(b).unwrap().expect("averaging has started");
+        assert_rel_close(&flat(&avg), &mean, 1e-12, "average of steps 3, 5, 7");
+    }
+    let gadam = serde_json::to_string(&OptimizerConfig::gadam(1e-4, schedule)).unwrap();
+    assert!(gadam.contains(r#""kind":"averaged""#), "{gadam}");
+    assert!(gadam.contains(r#""kind":"adam""#), "{gadam}");
+}

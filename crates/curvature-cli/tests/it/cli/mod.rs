@@ -1,0 +1,56 @@
+//! End-to-end tests of the `curvature` binary, one module per command (or concern), and the
+//! helpers they share.
+
+mod bad_input;
+mod bench;
+mod fashion_mnist;
+mod presets;
+mod spectrum;
+mod train;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+pub(crate) fn curvature(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_curvature"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the binary runs")
+}
+
+pub(crate) fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Metrics rows without the wall-clock column.
+pub(crate) fn rows(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}
+
+/// The command failed and its output names `needle`.
+pub(crate) fn assert_fails_with(o: &Output, needle: &str) {
+    assert!(
+        !o.status.success() && text(o).contains(needle),
+        "{}",
+        text(o)
+    );
+}
+
+/// A JSON file the binary wrote.
+pub(crate) fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub(crate) fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}

@@ -1,0 +1,45 @@
+//! RMT auto-damping as an observer: before a step that is due for it, re-estimate the
+//! Hessian variance on the RMT sub-sample and set δ (Granziol & Baskerville §7;
+//! [`RmtDamping`]). The damping state itself is in the checkpointed [`State`], so a resumed
+//! run re-estimates at the same steps with the same vectors.
+
+use super::*;
+
+/// Re-estimates RMT auto-damping's δ when it is due.
+pub(super) struct RmtEstimator<'a, BB: Backend, const D: usize> {
+    /// Seed, vectors and sub-sample of the Hessian-variance estimate (the vectors are drawn
+    /// afresh at every re-estimate, seeded by the step count).
+    base: HessianVarianceConfig,
+    /// The sub-sample it is estimated on.
+    data: &'a [Batch<BB, D>],
+}
+
+impl<'a, BB: Backend, const D: usize> RmtEstimator<'a, BB, D> {
+    pub(super) fn new(config: &TrainConfig, data: &'a [Batch<BB, D>]) -> Self {
+        Self {
+            base: HessianVarianceConfig::new()
+                .with_seed(config.seed)
+                .with_vectors(config.rmt_vectors)
+                .with_max_examples(config.rmt_subsample),
+            data,
+        }
+    }
+}
+
+impl<BB: Backend, M, const D: usize> Observer<BB, M> for RmtEstimator<'_, BB, D>
+where
+    M: AutodiffModule<Autodiff<BB>>,
+    M::InnerModule: CurvatureModel<BB, D>,
+{
+    fn before_step(&mut self, run: &mut Run<BB, M>) -> Result<()> {
+        let Some(rmt) = &mut run.state.rmt else {
+            return Ok(());
+        };
+        let model = &run.model;
+        rmt.step_estimating(&self.base, |cfg| {
+            let objective = Objective::new(model.valid(), Loss::CrossEntropy, self.data.to_vec())?;
+            Ok(curvature_core::hessian_variance(&objective, cfg)?)
+        })?;
+        Ok(())
+    }
+}
