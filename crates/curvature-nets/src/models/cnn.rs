@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
 use crate::layers::{
-    Activation, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dense, DenseConfig, avg_pool2d,
-    flatten, max_pool2d,
+    Activation, BatchNorm, Conv2d, Conv2dConfig, Dense, DenseConfig, avg_pool2d, flatten,
+    max_pool2d,
 };
 
 /// Pooling after each convolutional block.
@@ -101,14 +101,7 @@ impl SimpleCnnConfig {
     /// Trainable parameters of the model [`init`](Self::init) builds, from the shapes alone
     /// (no weights are allocated).
     pub fn num_params(&self) -> usize {
-        let per_block = |c: &Conv2dConfig| {
-            c.num_params()
-                + match self.batch_norm {
-                    true => BatchNormConfig::new(c.channels[1]).num_params(),
-                    false => 0,
-                }
-        };
-        self.conv_configs().iter().map(per_block).sum::<usize>()
+        super::conv_stack::num_params(&self.conv_configs(), self.batch_norm)
             + self.classifier_config().num_params()
     }
 
@@ -138,19 +131,10 @@ impl SimpleCnnConfig {
                 ),
             ));
         }
-        let convs = self.conv_configs();
-        let norms = match self.batch_norm {
-            true => convs
-                .iter()
-                .map(|c| BatchNormConfig::new(c.channels[1]).init(device))
-                .collect::<Result<_>>()?,
-            false => Vec::new(),
-        };
+        let (convs, norms) =
+            super::conv_stack::init(&self.conv_configs(), self.batch_norm, device)?;
         Ok(SimpleCnn {
-            convs: convs
-                .iter()
-                .map(|c| c.init(device))
-                .collect::<Result<_>>()?,
+            convs,
             norms,
             classifier: self.classifier_config().init(device)?,
             pooling: self.pooling,

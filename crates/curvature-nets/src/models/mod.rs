@@ -17,3 +17,5 @@ pub use mlp::{Mlp, MlpConfig};
 pub use preresnet::{PreActBlock, PreResNet, PreResNetConfig, ResidualBlock};
 pub use vgg::{Vgg, VggConfig, VggLayer};
 pub use wide_resnet::{WideBlock, WideResNet, WideResNetConfig};
+
+mod conv_stack;

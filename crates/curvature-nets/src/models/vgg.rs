@@ -7,9 +7,7 @@ use curvature_core::{BatchNormMode, Network};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
-use crate::layers::{
-    BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dense, DenseConfig, flatten, max_pool2d,
-};
+use crate::layers::{BatchNorm, Conv2d, Conv2dConfig, Dense, DenseConfig, flatten, max_pool2d};
 
 /// One entry of a VGG feature configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,16 +103,7 @@ impl VggConfig {
     /// Trainable parameters of the model [`init`](Self::init) builds, from the shapes alone
     /// (no weights are allocated): VGG-16 on CIFAR-100, 15 291 300.
     pub fn num_params(&self) -> usize {
-        let convs = self.conv_configs();
-        let norms = match self.batch_norm {
-            true => convs
-                .iter()
-                .map(|c| BatchNormConfig::new(c.channels[1]).num_params())
-                .sum(),
-            false => 0,
-        };
-        convs.iter().map(Conv2dConfig::num_params).sum::<usize>()
-            + norms
+        super::conv_stack::num_params(&self.conv_configs(), self.batch_norm)
             + self
                 .classifier_configs()
                 .iter()
@@ -146,18 +135,9 @@ impl VggConfig {
                 "needs at least one convolution",
             ));
         }
-        let norms = match self.batch_norm {
-            true => convs
-                .iter()
-                .map(|c| BatchNormConfig::new(c.channels[1]).init(device))
-                .collect::<Result<_>>()?,
-            false => Vec::new(),
-        };
+        let (convs, norms) = super::conv_stack::init(&convs, self.batch_norm, device)?;
         Ok(Vgg {
-            convs: convs
-                .iter()
-                .map(|c| c.init(device))
-                .collect::<Result<_>>()?,
+            convs,
             norms,
             classifier: self
                 .classifier_configs()
