@@ -4,6 +4,8 @@
 mod backend;
 mod bench;
 mod config;
+#[cfg(feature = "flex")]
+mod flex_threads;
 mod memory;
 mod plot;
 mod presets;
