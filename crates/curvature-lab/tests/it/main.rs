@@ -5,7 +5,7 @@ mod backend;
 mod bench;
 mod config;
 #[cfg(feature = "flex")]
-mod flex_threads;
+mod flex_reproducible;
 mod memory;
 mod plot;
 mod presets;
