@@ -11,10 +11,11 @@ const SPECTRUM_EXAMPLES: usize = 10_000;
 
 /// The fixed batches of a run, loaded once.
 pub(super) struct LoopData<BB: Backend, const D: usize> {
-    /// Up to 1000 validation examples, in one batch: the validation metrics.
+    /// Every validation example, in batches of up to 1000: the validation metrics.
     pub(super) val: Vec<Batch<BB, D>>,
-    /// Up to 1000 training examples, in one batch: the training metrics, and the pass that
-    /// recomputes an averaged model's batch-norm statistics.
+    /// Every training example (unshuffled, unaugmented), in batches of up to 1000: the
+    /// training metrics, and the pass that recomputes an averaged model's batch-norm
+    /// statistics.
     pub(super) train_eval: Vec<Batch<BB, D>>,
     /// The spectra recorded during training (with `spectrum_every`): the first
     /// `SPECTRUM_EXAMPLES` training examples in batches of 128.
