@@ -18,7 +18,14 @@ done
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 echo "== curvature =="
 "$bin" bench --backend cuda --csv "$out/ours-cuda.csv" "$@" 2>&1 | tee "$out/ours-cuda.txt"
+# The convolution lowering switch: our im2col + GEMM path (where burn's GPU matmul is at parity)
+# against burn's conv2d above, on the two conv nets of the table.
+echo "== curvature, --conv im2col =="
+"$bin" bench --backend cuda --conv im2col --models cnn,vgg16-bn --no-kfac --repeats 5 \
+  --csv "$out/ours-cuda-im2col.csv" 2>&1 | tee "$out/ours-cuda-im2col.txt"
 echo "== pytorch =="
 PYTHONUNBUFFERED=1 python3 "$(dirname "$0")/pytorch/bench.py" --csv "$out/torch.csv" 2>&1 | tee "$out/torch.txt"
 echo "== ours / pytorch =="
 python3 "$(dirname "$0")/pytorch/bench.py" --compare "$out/ours-cuda.csv" "$out/torch.csv" | tee "$out/compare.txt"
+echo "== ours (--conv im2col) / pytorch =="
+python3 "$(dirname "$0")/pytorch/bench.py" --compare "$out/ours-cuda-im2col.csv" "$out/torch.csv" | tee "$out/compare-im2col.txt"

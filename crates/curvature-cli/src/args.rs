@@ -4,29 +4,53 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use curvature_lab::{BackendChoice, BackendKind, DatasetKind, Precision, TrainConfig};
+use curvature_lab::{
+    BackendChoice, BackendKind, ConvLowering, DatasetKind, Precision, TrainConfig,
+};
 
 /// Where a command computes.
 #[derive(Args)]
 pub struct BackendArgs {
-    /// Backend (flex, wgpu and cuda need a binary built with `--features flex` / `wgpu` / `cuda`).
-    #[arg(long, value_enum, default_value_t)]
-    pub backend: BackendKind,
+    /// Backend (flex, wgpu and cuda need a binary built with their cargo feature; the default
+    /// build has flex). Default: flex for f32 in a build with it, else ndarray; ndarray for f64;
+    /// a resume continues on the backend the run was trained on.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
     /// Device index for wgpu (discrete GPU N) and cuda.
     #[arg(long)]
     pub device: Option<usize>,
-    /// Float precision (f64 on ndarray only).
-    #[arg(long, value_enum, default_value_t)]
-    pub precision: Precision,
+    /// Float precision (f64 on ndarray only). Default: f32; a resume continues in the
+    /// precision the run was trained in.
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
 }
 
 impl BackendArgs {
+    /// The named backend, or the default for the precision ([`BackendKind::default_for`]).
     pub fn choice(&self) -> Result<BackendChoice> {
-        Ok(BackendChoice::new(
+        let precision = self.precision.unwrap_or_default();
+        let backend = self
+            .backend
+            .unwrap_or_else(|| BackendKind::default_for(precision));
+        Ok(BackendChoice::new(backend, self.device, precision)?)
+    }
+
+    /// For a resume of the run in `out`: the backend and precision it was trained on unless
+    /// either is named ([`curvature_lab::trained_backend`]; a run from before they were
+    /// recorded gets [`BackendArgs::choice`]).
+    pub fn choice_for_resume(&self, out: &Path) -> Result<BackendChoice> {
+        match (
             self.backend,
-            self.device,
             self.precision,
-        )?)
+            curvature_lab::trained_backend(out)?,
+        ) {
+            (None, None, Some(trained)) => Ok(BackendChoice::new(
+                trained.backend,
+                self.device.or(trained.device),
+                trained.precision,
+            )?),
+            _ => self.choice(),
+        }
     }
 }
 
@@ -43,6 +67,10 @@ pub struct ModelArgs {
     /// Output channels of the conv blocks of `cnn`, e.g. 16,32.
     #[arg(long, value_delimiter = ',')]
     pub channels: Option<Vec<usize>>,
+    /// How the convolutions are computed: auto (im2col + matmul on ndarray, burn's conv2d
+    /// elsewhere), burn, or im2col — the same function every way.
+    #[arg(long, value_enum)]
+    pub conv: Option<ConvLowering>,
     /// Dataset: optdigits and clusters are offline; the others are read from --data-dir, or
     /// without it from data/<name> or /usr/share/datasets/<name> (Debian's
     /// `apt-get install dataset-fashion-mnist` installs Fashion-MNIST there).
@@ -73,6 +101,9 @@ impl ModelArgs {
         }
         if let Some(ch) = &self.channels {
             c.channels = ch.clone();
+        }
+        if let Some(conv) = self.conv {
+            c.conv = conv;
         }
         if let Some(d) = &self.data {
             c.data = *d;

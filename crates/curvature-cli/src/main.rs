@@ -30,6 +30,13 @@ struct Cli {
     /// No progress output (bars on a terminal, plain lines otherwise).
     #[arg(long, global = true)]
     quiet: bool,
+    /// Threads for the CPU work that runs in parallel (the Flex backend's kernels, KFAC's
+    /// eigendecompositions); default: every core. Flex's results do not depend on it (its
+    /// gradient, HVP and 5 M-element dot products tested bit for bit at 1, 2 and 3 threads).
+    /// NdArray stays single-threaded: its threads gain nothing measurable and its SIMD kernels
+    /// are not reproducible run to run.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
 }
 
 impl Cli {
@@ -94,6 +101,12 @@ fn main() -> std::process::ExitCode {
     }
 }
 fn run(cli: Cli) -> Result<()> {
+    if let Some(n) = cli.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.into())
+            .build_global()
+            .map_err(|e| anyhow::anyhow!("--threads {n}: {e}"))?;
+    }
     let progress = cli.progress();
     match cli.command {
         None => commands::quickstart::run(),

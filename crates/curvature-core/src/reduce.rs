@@ -10,9 +10,53 @@ pub fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
     t.into_scalar().elem::<f64>()
 }
 
-/// `⟨a, b⟩`, reduced on the device and returned as f64.
+/// `⟨a, b⟩`, reduced on the device in a fixed order ([`sum_in_fixed_order`]) and returned
+/// as f64.
 pub fn dot<B: Backend>(a: &Tensor<B, 1>, b: &Tensor<B, 1>) -> f64 {
-    scalar((a.clone() * b.clone()).sum())
+    scalar(sum_in_fixed_order(a.clone() * b.clone()))
+}
+
+/// Vectors at least this long are summed in [`FIXED_ORDER_CHUNK`]-element pieces. burn's Flex
+/// backend, built with threads, sums a contiguous f32 tensor of `2²² = 4 194 304` elements or
+/// more with rayon's `par_chunks(..).sum()`, whose reduction tree follows the thread count and
+/// work stealing: the same 5 M-element dot product came out different at 1 and 2 threads.
+pub const FIXED_ORDER_FROM: usize = 1 << 22;
+
+/// The piece length of [`sum_in_fixed_order`]: `2²¹`, half of [`FIXED_ORDER_FROM`], so every
+/// piece takes a backend's sequential path.
+pub const FIXED_ORDER_CHUNK: usize = 1 << 21;
+
+/// `Σᵢ tᵢ` over every element of `t`, with an order of additions that depends on the length alone — never on threads.
+///
+/// Shorter than [`FIXED_ORDER_FROM`]: the backend's own `sum` (sequential on every CPU
+/// backend at that length). Longer: the sums of consecutive [`FIXED_ORDER_CHUNK`]-element
+/// slices, added left to right. The result is then the same whatever the size of the thread
+/// pool, on the CPU backends whose per-piece sum is sequential (NdArray, Flex); slices and
+/// sums are differentiable, so it also serves inside an autodiff graph. Lanczos' dot products
+/// on VGG-16 (P = 15.2 M) are this long, and their bits decide every later iteration.
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::tensor::Tensor;
+/// use curvature_core::reduce::{scalar, sum_in_fixed_order};
+/// let t = Tensor::<NdArray<f64>, 1>::ones([5_000_000], &Default::default());
+/// assert_eq!(scalar(sum_in_fixed_order(t)), 5e6);
+/// ```
+pub fn sum_in_fixed_order<B: Backend, const D: usize>(t: Tensor<B, D>) -> Tensor<B, 1> {
+    let n = t.shape().num_elements();
+    if n < FIXED_ORDER_FROM {
+        return t.sum();
+    }
+    let t: Tensor<B, 1> = t.reshape([n]);
+    (0..n)
+        .step_by(FIXED_ORDER_CHUNK)
+        .map(|start| {
+            t.clone()
+                .slice(start..(start + FIXED_ORDER_CHUNK).min(n))
+                .sum()
+        })
+        .reduce(|a, b| a + b)
+        .expect("n ≥ FIXED_ORDER_FROM > 0")
 }
 
 /// Whether a tensor holds NaN or ±∞ (one device reduction each, no host copy).
@@ -48,4 +92,57 @@ pub fn relative_error(a: &[f64], b: &[f64]) -> f64 {
         .sqrt();
     let nb = b.iter().map(|y| y * y).sum::<f64>().sqrt();
     if nb == 0.0 { diff } else { diff / nb }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+    use burn::tensor::TensorData;
+
+    type F = NdArray<f64>;
+
+    /// Values whose host sum in f64 is the independent reference: a length that is no multiple
+    /// of the piece, so the last piece is short.
+    fn values() -> Vec<f64> {
+        let n = FIXED_ORDER_FROM + FIXED_ORDER_CHUNK / 2 + 123;
+        (0..n)
+            .map(|i| ((i * 7919) % 1000) as f64 * 1e-3 - 0.4)
+            .collect()
+    }
+
+    #[test]
+    fn long_sums_equal_the_host_sum_and_short_ones_the_backends() {
+        let v = values();
+        let reference: f64 = v.iter().sum();
+        let t =
+            Tensor::<F, 1>::from_data(TensorData::new(v.clone(), [v.len()]), &Default::default());
+        let ours = scalar(sum_in_fixed_order(t.clone()));
+        assert!(
+            (ours - reference).abs() <= 1e-9 * reference.abs(),
+            "{ours} vs {reference}"
+        );
+        // Any rank: a [2, n/2] view of the same numbers.
+        let m = v.len() / 2 * 2;
+        let r2: Tensor<F, 2> = t.clone().slice(0..m).reshape([2, m / 2]);
+        let host2: f64 = v[..m].iter().sum();
+        assert!((scalar(sum_in_fixed_order(r2)) - host2).abs() <= 1e-9 * host2.abs());
+        let short = t.slice(0..1000);
+        assert_eq!(
+            scalar(sum_in_fixed_order(short.clone())),
+            scalar(short.sum())
+        );
+    }
+
+    /// The pieces are slices: inside an autodiff graph the gradient of the sum is all ones.
+    #[test]
+    fn its_gradient_is_all_ones() {
+        let n = FIXED_ORDER_FROM + 5;
+        let x = Tensor::<Autodiff<F>, 1>::ones([n], &Default::default()).require_grad();
+        let grads = sum_in_fixed_order(x.clone() * 2.0).backward();
+        let g = x.grad(&grads).unwrap();
+        assert_eq!(g.dims(), [n]);
+        assert_eq!(scalar(g.clone().min()), 2.0);
+        assert_eq!(scalar(g.max()), 2.0);
+    }
 }

@@ -39,7 +39,7 @@ impl BackendChoice {
     /// f64 on a backend other than NdArray.
     pub fn new(backend: BackendKind, device: Option<usize>, precision: Precision) -> Result<Self> {
         if precision == Precision::F64 && !backend.has_f64() {
-            return Err(f64_on_gpu());
+            return Err(f64_off_ndarray());
         }
         Ok(Self {
             backend,
@@ -55,7 +55,7 @@ impl BackendChoice {
 }
 
 /// The error for f64 on a backend that runs f32 only (every one but NdArray).
-fn f64_on_gpu() -> LabError {
+fn f64_off_ndarray() -> LabError {
     crate::error::invalid(
         "precision",
         "f64",
@@ -96,7 +96,7 @@ pub fn on_backend<V: BackendVisitor>(choice: &BackendChoice, visitor: V) -> Resu
         }
         // `BackendChoice::new` refuses f64 on them.
         (BackendKind::Wgpu | BackendKind::Cuda | BackendKind::Flex, Precision::F64) => {
-            Err(f64_on_gpu())
+            Err(f64_off_ndarray())
         }
         #[cfg(feature = "flex")]
         (BackendKind::Flex, Precision::F32) => {

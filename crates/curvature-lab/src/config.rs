@@ -1,6 +1,7 @@
 //! The configuration of a training run: every command-line flag is a key of [`TrainConfig`],
 //! which is what `config.json` in the output directory holds.
 
+use curvature_nets::ConvLowering;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LabError, Result, invalid, require_positive};
@@ -57,6 +58,10 @@ pub struct TrainConfig {
     pub hidden: Vec<usize>,
     /// Output channels of the conv blocks of `cnn`.
     pub channels: Vec<usize>,
+    /// How the convolutions of a convolutional model are computed: `auto` (im2col + matmul
+    /// on NdArray, burn's `conv2d` elsewhere), `burn` or `im2col` — the same function, with
+    /// the same derivatives, every way ([`ConvLowering`]).
+    pub conv: ConvLowering,
     /// Dataset.
     pub data: DatasetKind,
     /// Directory of a dataset read from files (default `data/<name>`).
@@ -145,6 +150,7 @@ impl Default for TrainConfig {
             model: "mlp".into(),
             hidden: vec![100],
             channels: vec![16, 32],
+            conv: ConvLowering::Auto,
             data: DatasetKind::Optdigits,
             data_dir: None,
             val_size: 297,

@@ -38,6 +38,8 @@ pub mod verify;
 
 pub use backend::{BackendChoice, BackendVisitor, on_backend};
 pub use config::{DampingSetting, TrainConfig};
+/// How convolutions are computed (`--conv`, the `conv` configuration key).
+pub use curvature_nets::ConvLowering;
 pub use error::{LabError, Result, write_atomic};
 pub use interpolate::{InterpolateRequest, LinePoint, interpolate};
 pub use names::{
@@ -47,5 +49,7 @@ pub use names::{
 pub use presets::{Preset, preset, presets};
 pub use spectrum::{SpectrumRequest, SpectrumResult, measure};
 pub use sweep::{SweepCell, sweep};
-pub use train::{EpochMetrics, RunOptions, RunPaths, SpectrumRecord, resume, train};
+pub use train::{
+    EpochMetrics, RunOptions, RunPaths, SpectrumRecord, resume, train, trained_backend,
+};
 pub use variance::{VarianceRequest, VarianceResult, measure_variance};

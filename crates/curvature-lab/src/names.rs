@@ -28,11 +28,14 @@ macro_rules! display_as_value_name {
 }
 
 /// The burn backend a command computes on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
+///
+/// The default ([`BackendKind::default_for`]) is the fastest deterministic CPU backend of the
+/// build: Flex for f32 when the `flex` feature is on (the `curvature` command's default build),
+/// NdArray otherwise and for f64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
     /// burn's NdArray on the CPU, f32 or f64.
-    #[default]
     Ndarray,
     /// wgpu (Vulkan, Metal, DX12), f32; a build with the cargo feature `wgpu`.
     Wgpu,
@@ -42,7 +45,26 @@ pub enum BackendKind {
     Flex,
 }
 
+impl Default for BackendKind {
+    /// [`BackendKind::default_for`] f32.
+    fn default() -> Self {
+        Self::default_for(Precision::F32)
+    }
+}
+
 impl BackendKind {
+    /// The CPU backend used unless another is named: Flex for f32 in a build with the `flex`
+    /// feature — on the CNN and PreResNet-20 it is the faster, and with its threads on it is
+    /// still bit-reproducible whatever the thread count (docs/benchmarks.md, "Flex with
+    /// threads: the default f32 CPU backend") — and NdArray otherwise, and always for f64.
+    pub fn default_for(precision: Precision) -> Self {
+        if cfg!(feature = "flex") && precision == Precision::F32 {
+            Self::Flex
+        } else {
+            Self::Ndarray
+        }
+    }
+
     /// Whether the device runs asynchronously (a GPU): timings must synchronise.
     pub fn is_gpu(self) -> bool {
         matches!(self, Self::Wgpu | Self::Cuda)

@@ -199,7 +199,8 @@ pub(crate) fn build_model<BB: Backend, V: ModelVisitor>(
         }
         ModelSpec::Cnn => {
             let (c, size) = image()?;
-            let net = SimpleCnnConfig::new(c, size, config.channels.clone(), k);
+            let net =
+                SimpleCnnConfig::new(c, size, config.channels.clone(), k).with_conv(config.conv);
             (net.init(&cpu)?.into(), net.init(device)?.into())
         }
         ModelSpec::Vgg16 { batch_norm } => {
@@ -207,7 +208,7 @@ pub(crate) fn build_model<BB: Backend, V: ModelVisitor>(
             let net = VggConfig {
                 in_channels: c,
                 image_size: size,
-                ..VggConfig::vgg16(k, batch_norm)
+                ..VggConfig::vgg16(k, batch_norm).with_conv(config.conv)
             };
             (net.init(&cpu)?.into(), net.init(device)?.into())
         }
@@ -220,7 +221,9 @@ pub(crate) fn build_model<BB: Backend, V: ModelVisitor>(
             };
             let net = PreResNetConfig {
                 in_channels: c,
-                ..PreResNetConfig::new(depth, k).with_block(block)
+                ..PreResNetConfig::new(depth, k)
+                    .with_block(block)
+                    .with_conv(config.conv)
             };
             (net.init(&cpu)?.into(), net.init(device)?.into())
         }
@@ -228,7 +231,7 @@ pub(crate) fn build_model<BB: Backend, V: ModelVisitor>(
             let (c, _) = image()?;
             let net = WideResNetConfig {
                 in_channels: c,
-                ..WideResNetConfig::new(depth, widen, k)
+                ..WideResNetConfig::new(depth, widen, k).with_conv(config.conv)
             };
             (net.init(&cpu)?.into(), net.init(device)?.into())
         }

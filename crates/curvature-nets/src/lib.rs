@@ -23,7 +23,8 @@ pub mod weights;
 
 pub use error::{NetsError, Result};
 pub use layers::{
-    Activation, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dense, DenseConfig, im2col,
+    Activation, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, ConvLowering, Dense, DenseConfig,
+    im2col,
 };
 pub use models::*;
 pub use running_stats::{StatsUpdate, recompute_running_stats, with_running_stats};

@@ -132,6 +132,7 @@ fn reference_repository_names_round_trip() {
         classifier_width: 5,
         num_classes: 2,
         batch_norm: true,
+        conv: ConvLowering::Auto,
     };
     let model = cfg.init::<B>(&device).unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use curvature_lab::ConvLowering;
 use curvature_lab::bench::BenchEvent;
 use curvature_lab::progress::ProgressMode;
 
@@ -50,6 +51,10 @@ pub struct BenchArgs {
     /// built for 3,32,32.
     #[arg(long, value_delimiter = ',', default_values_t = [3, 32, 32], value_name = "C,H,W")]
     pub image: Vec<usize>,
+    /// How the convolutions are computed: auto (im2col + matmul on ndarray, burn's conv2d
+    /// elsewhere), burn, or im2col.
+    #[arg(long, value_enum, default_value_t)]
+    pub conv: ConvLowering,
     /// Also write the rows as CSV (the columns of benches/pytorch/bench.py).
     #[arg(long)]
     pub csv: Option<PathBuf>,
@@ -82,6 +87,7 @@ impl BenchArgs {
             skip_optimisers: self.no_optimisers,
             skip_kfac: self.no_kfac,
             image,
+            conv: self.conv,
         })
     }
 }
@@ -100,12 +106,13 @@ pub fn run(args: &BenchArgs, progress: ProgressMode) -> Result<()> {
                 eprintln!("backend {backend}, device {device}");
             }
             println!(
-                "curvature bench: {} on {device}, batch {}, median of {} after {} warm-up calls, {}",
-                args.backend.backend,
+                "curvature bench: {} on {device}, batch {}, median of {} after {} warm-up calls, {}, conv {}",
+                choice.backend,
                 options.batch,
                 options.repeats,
                 options.warmup,
-                args.backend.precision
+                choice.precision,
+                options.conv
             );
             println!("{}", curvature_lab::bench::table_header());
         }

@@ -179,7 +179,10 @@ pub fn run(args: TrainArgs, progress: ProgressMode) -> Result<()> {
         force: args.force,
         progress,
         interrupt: Some(ctrl_c()),
-        backend: args.backend.choice()?,
+        backend: match &args.resume {
+            Some(dir) => args.backend.choice_for_resume(dir)?,
+            None => args.backend.choice()?,
+        },
     };
     let rows = match &args.resume {
         Some(dir) => resume(dir, options)?,

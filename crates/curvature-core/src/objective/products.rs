@@ -2,6 +2,7 @@
 //! products (reverse and reverse-over-reverse passes), and the assembly of their blocks.
 
 use super::*;
+use crate::reduce::sum_in_fixed_order;
 
 impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
     /// `(scale · Σ_batch ℓ, ∇ of it)` on `Autodiff<B>`.
@@ -104,7 +105,7 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
         let vs = self.layout.split(v)?;
         Ok(g.into_iter()
             .zip(vs)
-            .map(|(g, v)| (g * Tensor::<Ad<B>, 1>::from_inner(v)).sum())
+            .map(|(g, v)| sum_in_fixed_order(g * Tensor::<Ad<B>, 1>::from_inner(v)))
             .reduce(|a, b| a + b)
             .expect("a layout has at least one block"))
     }

@@ -99,14 +99,14 @@ fn models() -> Vec<String> {
     }
 }
 
-/// The backend compiled in, or `CURVATURE_BENCH_BACKEND`.
+/// `CURVATURE_BENCH_BACKEND`, or the GPU backend compiled in, or the default CPU one.
 fn backend() -> std::result::Result<BackendKind, String> {
     match std::env::var("CURVATURE_BENCH_BACKEND") {
         Ok(s) => BackendKind::from_str(s.trim(), true)
             .map_err(|e| format!("CURVATURE_BENCH_BACKEND={s:?}: {e}")),
         Err(_) if cfg!(feature = "cuda") => Ok(BackendKind::Cuda),
         Err(_) if cfg!(feature = "wgpu") => Ok(BackendKind::Wgpu),
-        Err(_) => Ok(BackendKind::Ndarray),
+        Err(_) => Ok(BackendKind::default()),
     }
 }
 

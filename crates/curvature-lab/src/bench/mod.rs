@@ -41,6 +41,7 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
 use curvature_core::testing::random_classification_batch;
 use curvature_core::{CurvatureModel, Train, mark_trainable};
+use curvature_nets::ConvLowering;
 
 use crate::backend::{BackendChoice, BackendVisitor, on_backend};
 use crate::config::TrainConfig;
@@ -55,9 +56,10 @@ pub const TABLE_MODELS: [&str; 4] = ["mlp", "cnn", "vgg16-bn", "wrn-28-10"];
 /// The configuration `curvature bench` builds model `name` from: any name of
 /// [`MODELS`](crate::config::MODELS) (logistic, mlp, cnn, vgg16, vgg16-bn, `preresnet-<depth>`,
 /// `wrn-<depth>-<k>`), with the MLP's hidden widths 512-512 and the CNN's channels 16-32, seed 0.
-pub fn bench_config(name: &str) -> TrainConfig {
+pub fn bench_config(name: &str, conv: ConvLowering) -> TrainConfig {
     TrainConfig {
         model: name.to_string(),
+        conv,
         hidden: vec![512, 512],
         channels: vec![16, 32],
         seed: 0,
@@ -94,6 +96,8 @@ pub struct BenchOptions {
     /// Input image shape `[C, H, W]` (CIFAR's `[3, 32, 32]` by default, the shape the
     /// papers' CIFAR models are built for); the dense models see it flattened.
     pub image: [usize; 3],
+    /// How the convolutions are computed ([`ConvLowering`]).
+    pub conv: ConvLowering,
 }
 
 impl Default for BenchOptions {
@@ -110,6 +114,7 @@ impl Default for BenchOptions {
             skip_optimisers: false,
             skip_kfac: false,
             image: [3, 32, 32],
+            conv: ConvLowering::Auto,
         }
     }
 }
@@ -256,7 +261,13 @@ pub fn run_with<B: Backend>(
                 measure: &mut *measure,
             },
         };
-        build_model::<B, _>(&bench_config(name), &options.image, 10, device, visitor)?;
+        build_model::<B, _>(
+            &bench_config(name, options.conv),
+            &options.image,
+            10,
+            device,
+            visitor,
+        )?;
     }
     Ok(rows)
 }

@@ -1,5 +1,5 @@
 //! `curvature train`: one training run with metrics, atomic checkpoints and bit-identical
-//! resumption (CPU, NdArray f32).
+//! resumption (on the CPU backends, NdArray and Flex).
 //!
 //! Output directory layout:
 //!
@@ -25,7 +25,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::backend::{Autodiff, NdArray};
+use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
 use curvature_core::{
@@ -49,9 +49,6 @@ use crate::plot::{LineChart, Series, save_both};
 use crate::progress::{Interrupt, Progress, ProgressMode};
 use crate::setup::{INPUT_RANK, ModelVisitor, load_weights, shaped_dataset, with_model};
 use crate::spectrum::{lanczos_summary, stem_chart};
-
-/// The default backend (CPU, f32; see [`BackendChoice`] for the others).
-pub type B = NdArray<f32>;
 
 /// How a run talks to the user.
 #[derive(Debug, Clone, Default)]
@@ -161,6 +158,28 @@ pub fn resume(out: &Path, options: RunOptions) -> Result<Vec<EpochMetrics>> {
     let config = TrainConfig::from_file(&paths.config())?;
     config.validate()?;
     dispatch(&config, &paths, true, options)
+}
+
+/// The backend and precision the run in `out` was trained on, from its checkpoint (`None`
+/// before the first checkpoint, or in a checkpoint written before it was recorded): a resume
+/// that names no backend continues there.
+///
+/// # Errors
+/// An unreadable or malformed `checkpoint/state.json`.
+pub fn trained_backend(out: &Path) -> Result<Option<BackendChoice>> {
+    let paths = RunPaths { out: out.into() };
+    // Read only (no lock is held): the checkpoint, or the previous one that
+    // `recover_checkpoint` would restore after an interrupted swap.
+    let Some(file) = [paths.checkpoint(), paths.previous_checkpoint()]
+        .into_iter()
+        .map(|dir| dir.join("state.json"))
+        .find(|f| f.exists())
+    else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| io(&file, e))?;
+    let state: State = serde_json::from_str(&text).map_err(|e| io(&file, e))?;
+    Ok(state.backend)
 }
 
 fn dispatch(

@@ -16,5 +16,16 @@ fn choices_are_checked() {
     assert_eq!(c.to_string(), "ndarray f64", "no device index on the CPU");
     let g = BackendChoice::new(BackendKind::Wgpu, Some(1), Precision::F32).unwrap();
     assert_eq!(g.to_string(), "wgpu:1 f32");
-    assert_eq!(BackendChoice::default().to_string(), "ndarray f32");
+    // The default: Flex for f32 in a build with it, NdArray otherwise; NdArray for f64.
+    let f32_default = if cfg!(feature = "flex") {
+        "flex f32"
+    } else {
+        "ndarray f32"
+    };
+    assert_eq!(BackendChoice::default().to_string(), f32_default);
+    assert_eq!(
+        BackendKind::default_for(Precision::F64),
+        BackendKind::Ndarray
+    );
+    assert!(BackendKind::default_for(Precision::F64).has_f64());
 }

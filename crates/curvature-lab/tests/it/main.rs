@@ -5,7 +5,7 @@ mod backend;
 mod bench;
 mod config;
 #[cfg(feature = "flex")]
-mod flex_reproducible;
+mod flex_threads;
 mod memory;
 mod plot;
 mod presets;

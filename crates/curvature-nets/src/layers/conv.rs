@@ -10,6 +10,47 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
 
+/// How [`Conv2d`] computes its convolution. Every choice is the same function, with the
+/// same first and second derivatives (tested against burn's `conv2d` to 1e-10 in f64); they
+/// differ in speed by backend (docs/benchmarks.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum ConvLowering {
+    /// [`ConvLowering::Im2col`] on NdArray (whose `conv2d` primitives are direct scalar loops,
+    /// an order of magnitude slower there), [`ConvLowering::Burn`] on every other backend.
+    #[default]
+    Auto,
+    /// burn's `conv2d` primitive: the backend's own kernels (cubecl's on the GPU, with or
+    /// without autotuning; Flex's im2col + GEMM on the CPU).
+    Burn,
+    /// [`im2col`] into a contiguous buffer and one matrix product (the GEMM path, at parity
+    /// with PyTorch on the GPU for dense layers), built from differentiable tensor ops.
+    Im2col,
+}
+
+impl std::fmt::Display for ConvLowering {
+    /// The name in files and on the command line: `auto`, `burn`, `im2col`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Burn => "burn",
+            Self::Im2col => "im2col",
+        })
+    }
+}
+
+impl ConvLowering {
+    /// Whether the convolution runs as im2col + matmul on backend `B`.
+    pub fn uses_im2col<B: Backend>(self) -> bool {
+        match self {
+            Self::Auto => lower_to_matmul::<B>(),
+            Self::Burn => false,
+            Self::Im2col => true,
+        }
+    }
+}
+
 /// Configuration of [`Conv2d`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Conv2dConfig {
@@ -27,6 +68,9 @@ pub struct Conv2dConfig {
     pub groups: usize,
     /// Whether to add a bias.
     pub bias: bool,
+    /// How the convolution is computed (the same function every way).
+    #[serde(default)]
+    pub lowering: ConvLowering,
 }
 
 impl Conv2dConfig {
@@ -40,6 +84,7 @@ impl Conv2dConfig {
             dilation: [1, 1],
             groups: 1,
             bias: true,
+            lowering: ConvLowering::Auto,
         }
     }
     /// Set the stride.
@@ -65,6 +110,11 @@ impl Conv2dConfig {
     /// Set whether a bias is used.
     pub fn with_bias(mut self, bias: bool) -> Self {
         self.bias = bias;
+        self
+    }
+    /// Set how the convolution is computed.
+    pub fn with_lowering(mut self, lowering: ConvLowering) -> Self {
+        self.lowering = lowering;
         self
     }
 
@@ -126,6 +176,7 @@ impl Conv2dConfig {
             padding: self.padding,
             dilation: self.dilation,
             groups: self.groups,
+            lowering: self.lowering,
         }))
     }
 }
@@ -271,6 +322,9 @@ pub struct Conv2d<B: Backend> {
     pub dilation: [usize; 2],
     /// Groups.
     pub groups: usize,
+    /// How the convolution is computed.
+    #[module(skip)]
+    pub lowering: ConvLowering,
 }
 
 impl<B: Backend> Conv2dTap<B> for Conv2d<B> {
@@ -295,12 +349,12 @@ impl<B: Backend> Conv2dTap<B> for Conv2d<B> {
 impl<B: Backend> Conv2d<B> {
     /// `[N, C_in, H, W] → [N, C_out, H', W']`.
     ///
-    /// On NdArray, whose convolution primitives are direct scalar loops, the convolution is
-    /// lowered to [`im2col`] and one matrix product (exactly the same function, also twice
-    /// differentiable, and an order of magnitude faster there: see docs/benchmarks.md); other
-    /// backends use burn's `conv2d` (GEMM kernels on the GPU).
+    /// Computed as the layer's [`ConvLowering`] says: by default, on NdArray, whose
+    /// convolution primitives are direct scalar loops, lowered to [`im2col`] and one matrix
+    /// product (exactly the same function, also twice differentiable, and an order of
+    /// magnitude faster there: see docs/benchmarks.md); other backends use burn's `conv2d`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let y = if lower_to_matmul::<B>() {
+        let y = if self.lowering.uses_im2col::<B>() {
             self.forward_im2col(x.clone())
         } else {
             conv2d(

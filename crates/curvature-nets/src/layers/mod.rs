@@ -9,7 +9,7 @@ mod pool;
 
 pub use activation::Activation;
 pub use batch_norm::{BatchNorm, BatchNormConfig};
-pub use conv::{Conv2d, Conv2dConfig, im2col};
+pub use conv::{Conv2d, Conv2dConfig, ConvLowering, im2col};
 pub use dense::{Dense, DenseConfig};
 pub(crate) use eager::materialize;
 pub use pool::{avg_pool2d, flatten, global_avg_pool2d, max_pool2d};

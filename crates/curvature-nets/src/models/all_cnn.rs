@@ -28,7 +28,9 @@ use curvature_core::{BatchNormMode, Network};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
-use crate::layers::{BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, global_avg_pool2d};
+use crate::layers::{
+    BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, ConvLowering, global_avg_pool2d,
+};
 
 /// Configuration of [`AllCnn`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -41,6 +43,9 @@ pub struct AllCnnConfig {
     pub num_classes: usize,
     /// Batch norm after the first eight convolutions.
     pub batch_norm: bool,
+    /// How every convolution is computed (the same function every way; [`ConvLowering`]).
+    #[serde(default)]
+    pub conv: ConvLowering,
 }
 
 impl AllCnnConfig {
@@ -51,14 +56,20 @@ impl AllCnnConfig {
             widths: [96, 192],
             num_classes,
             batch_norm: false,
+            conv: ConvLowering::Auto,
         }
+    }
+    /// Set how every convolution is computed.
+    pub fn with_conv(mut self, conv: ConvLowering) -> Self {
+        self.conv = conv;
+        self
     }
 
     /// The nine convolutions.
     fn conv_configs(&self) -> Vec<Conv2dConfig> {
         let [a, b] = self.widths;
         let c3 = |i, o| Conv2dConfig::new([i, o], [3, 3]).with_padding([1, 1]);
-        vec![
+        [
             c3(self.in_channels, a),
             c3(a, a),
             c3(a, a).with_stride([2, 2]),
@@ -69,6 +80,9 @@ impl AllCnnConfig {
             Conv2dConfig::new([b, b], [1, 1]),
             Conv2dConfig::new([b, self.num_classes], [1, 1]),
         ]
+        .into_iter()
+        .map(|c| c.with_lowering(self.conv))
+        .collect()
     }
 
     /// The batch norms after the first eight convolutions (none without `batch_norm`).

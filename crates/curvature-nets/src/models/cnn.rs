@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
 use crate::layers::{
-    Activation, BatchNorm, Conv2d, Conv2dConfig, Dense, DenseConfig, avg_pool2d, flatten,
-    max_pool2d,
+    Activation, BatchNorm, Conv2d, Conv2dConfig, ConvLowering, Dense, DenseConfig, avg_pool2d,
+    flatten, max_pool2d,
 };
 
 /// Pooling after each convolutional block.
@@ -40,6 +40,9 @@ pub struct SimpleCnnConfig {
     pub pooling: Pooling,
     /// Activation.
     pub activation: Activation,
+    /// How every convolution is computed (the same function every way; [`ConvLowering`]).
+    #[serde(default)]
+    pub conv: ConvLowering,
 }
 
 impl SimpleCnnConfig {
@@ -58,7 +61,13 @@ impl SimpleCnnConfig {
             batch_norm: true,
             pooling: Pooling::Max,
             activation: Activation::Relu,
+            conv: ConvLowering::Auto,
         }
+    }
+    /// Set how every convolution is computed.
+    pub fn with_conv(mut self, conv: ConvLowering) -> Self {
+        self.conv = conv;
+        self
     }
     /// Set batch norm on/off.
     pub fn with_batch_norm(mut self, on: bool) -> Self {
@@ -83,7 +92,8 @@ impl SimpleCnnConfig {
             convs.push(
                 Conv2dConfig::new([cin, cout], [3, 3])
                     .with_padding([1, 1])
-                    .with_bias(!self.batch_norm),
+                    .with_bias(!self.batch_norm)
+                    .with_lowering(self.conv),
             );
             cin = cout;
         }

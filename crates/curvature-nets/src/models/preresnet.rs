@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
 use crate::layers::{
-    BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dense, DenseConfig, global_avg_pool2d,
+    BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, ConvLowering, Dense, DenseConfig,
+    global_avg_pool2d,
 };
 
 /// Residual block type.
@@ -56,6 +57,9 @@ pub struct PreResNetConfig {
     pub in_channels: usize,
     /// Stage widths before expansion (16, 32, 64 in the papers).
     pub widths: [usize; 3],
+    /// How every convolution is computed (the same function every way; [`ConvLowering`]).
+    #[serde(default)]
+    pub conv: ConvLowering,
 }
 
 impl PreResNetConfig {
@@ -67,7 +71,13 @@ impl PreResNetConfig {
             num_classes,
             in_channels: 3,
             widths: [16, 32, 64],
+            conv: ConvLowering::Auto,
         }
+    }
+    /// Set how every convolution is computed.
+    pub fn with_conv(mut self, conv: ConvLowering) -> Self {
+        self.conv = conv;
+        self
     }
     /// PreResNet-110 (bottleneck, n = 12).
     pub fn preresnet110(num_classes: usize) -> Self {
@@ -93,6 +103,7 @@ impl PreResNetConfig {
         Conv2dConfig::new([self.in_channels, self.widths[0]], [3, 3])
             .with_padding([1, 1])
             .with_bias(false)
+            .with_lowering(self.conv)
     }
 
     /// `(input channels, planes, stride)` of every block, stage by stage.
@@ -121,7 +132,8 @@ impl PreResNetConfig {
             .into_iter()
             .flatten()
             .map(|(inplanes, planes, stride)| {
-                let (layers, downsample) = block_plan(self.block, inplanes, planes, stride);
+                let (layers, downsample) =
+                    block_plan(self.block, inplanes, planes, stride, self.conv);
                 layers
                     .iter()
                     .map(|(c, conv)| BatchNormConfig::new(*c).num_params() + conv.num_params())
@@ -165,7 +177,7 @@ impl PreResNetConfig {
                 stage
                     .into_iter()
                     .map(|(inplanes, planes, stride)| {
-                        PreActBlock::new(self.block, inplanes, planes, stride, device)
+                        PreActBlock::new(self.block, inplanes, planes, stride, self.conv, device)
                     })
                     .collect::<Result<Vec<_>>>()
             })
@@ -207,6 +219,7 @@ fn block_plan(
     inplanes: usize,
     planes: usize,
     stride: usize,
+    lowering: ConvLowering,
 ) -> (Vec<(usize, Conv2dConfig)>, Option<Conv2dConfig>) {
     let out = planes * kind.expansion();
     let conv = |i: usize, o: usize, k: usize, s: usize| {
@@ -214,6 +227,7 @@ fn block_plan(
             .with_padding([k / 2, k / 2])
             .with_stride([s, s])
             .with_bias(false)
+            .with_lowering(lowering)
     };
     let layers = match kind {
         ResidualBlock::Bottleneck => vec![
@@ -236,9 +250,10 @@ impl<B: Backend> PreActBlock<B> {
         inplanes: usize,
         planes: usize,
         stride: usize,
+        lowering: ConvLowering,
         device: &B::Device,
     ) -> Result<Self> {
-        let (layers, downsample) = block_plan(kind, inplanes, planes, stride);
+        let (layers, downsample) = block_plan(kind, inplanes, planes, stride, lowering);
         // The projection first: the order in which the weights are drawn from the seed.
         let downsample = downsample.map(|c| c.init(device)).transpose()?;
         let mut layers = layers

@@ -7,7 +7,9 @@ use curvature_core::{BatchNormMode, Network};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
-use crate::layers::{BatchNorm, Conv2d, Conv2dConfig, Dense, DenseConfig, flatten, max_pool2d};
+use crate::layers::{
+    BatchNorm, Conv2d, Conv2dConfig, ConvLowering, Dense, DenseConfig, flatten, max_pool2d,
+};
 
 /// One entry of a VGG feature configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +35,9 @@ pub struct VggConfig {
     pub num_classes: usize,
     /// Batch norm after every convolution (VGG-16-BN).
     pub batch_norm: bool,
+    /// How every convolution is computed (the same function every way; [`ConvLowering`]).
+    #[serde(default)]
+    pub conv: ConvLowering,
 }
 
 impl VggConfig {
@@ -68,7 +73,14 @@ impl VggConfig {
             classifier_width: 512,
             num_classes,
             batch_norm,
+            conv: ConvLowering::Auto,
         }
+    }
+
+    /// Set how every convolution is computed.
+    pub fn with_conv(mut self, conv: ConvLowering) -> Self {
+        self.conv = conv;
+        self
     }
 
     /// The convolutions `init` builds: 3×3, padding 1, with bias.
@@ -77,7 +89,11 @@ impl VggConfig {
         let mut convs = Vec::new();
         for layer in &self.layers {
             if let VggLayer::Conv(out) = *layer {
-                convs.push(Conv2dConfig::new([c, out], [3, 3]).with_padding([1, 1]));
+                convs.push(
+                    Conv2dConfig::new([c, out], [3, 3])
+                        .with_padding([1, 1])
+                        .with_lowering(self.conv),
+                );
                 c = out;
             }
         }

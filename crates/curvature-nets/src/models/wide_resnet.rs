@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
 use crate::layers::{
-    BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dense, DenseConfig, global_avg_pool2d,
+    BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, ConvLowering, Dense, DenseConfig,
+    global_avg_pool2d,
 };
 
 /// Configuration of [`WideResNet`].
@@ -32,6 +33,9 @@ pub struct WideResNetConfig {
     pub conv_bias: bool,
     /// Dropout rate between the convolutions of a block (training only; 0 disables).
     pub dropout: f64,
+    /// How every convolution is computed (the same function every way; [`ConvLowering`]).
+    #[serde(default)]
+    pub conv: ConvLowering,
 }
 
 impl WideResNetConfig {
@@ -44,7 +48,13 @@ impl WideResNetConfig {
             in_channels: 3,
             conv_bias: true,
             dropout: 0.0,
+            conv: ConvLowering::Auto,
         }
+    }
+    /// Set how every convolution is computed.
+    pub fn with_conv(mut self, conv: ConvLowering) -> Self {
+        self.conv = conv;
+        self
     }
     /// WideResNet-28×10.
     pub fn wrn28x10(num_classes: usize) -> Self {
@@ -67,6 +77,7 @@ impl WideResNetConfig {
             .with_padding([k / 2, k / 2])
             .with_stride([s, s])
             .with_bias(self.conv_bias)
+            .with_lowering(self.conv)
     }
 
     /// The 1×1 projection of a block whose shape changes.

@@ -162,6 +162,63 @@ fn convolutions_stride_padding_groups_dilation() {
     }
 }
 
+/// Every [`ConvLowering`] is burn's `conv2d`: the gradient and the exact HVP (first and second
+/// derivatives, with respect to the convolution's weights and everything after it) of the same
+/// network with the same weights agree to 1e-10 in f64 between `Burn` (burn's primitive, the
+/// independent reference), `Im2col` (our patches + one matrix product) and `Auto`, over
+/// strides, padding, dilation, groups and a batch norm; and each also matches finite
+/// differences (the `Burn` network through [`check`]).
+#[test]
+fn every_conv_lowering_has_burns_first_and_second_derivatives() {
+    const LOWERING_TOL: f64 = 1e-10;
+    for (name, conv) in [
+        (
+            "3×3 pad 1",
+            Conv2dConfig::new([4, 6], [3, 3]).with_padding([1, 1]),
+        ),
+        (
+            "stride 2, groups 2, no bias",
+            Conv2dConfig::new([4, 6], [3, 3])
+                .with_stride([2, 2])
+                .with_padding([1, 1])
+                .with_groups(2)
+                .with_bias(false),
+        ),
+        (
+            "dilation 2 × 1",
+            Conv2dConfig::new([4, 2], [3, 3])
+                .with_dilation([2, 1])
+                .with_padding([2, 1]),
+        ),
+    ] {
+        let model = conv_probe(conv, true, Activation::Tanh, Pool::Avg, 8);
+        let batch = random_batch([5, 4, 8, 8], 3, 4);
+        let with = |lowering: ConvLowering| {
+            let mut m = model.clone();
+            m.conv.lowering = lowering;
+            Objective::new(m, Loss::CrossEntropy, vec![batch.clone()]).unwrap()
+        };
+        let reference = with(ConvLowering::Burn);
+        check(&reference, SMOOTH_TOL, true, name);
+        let v = gaussian_vector::<B>(reference.dim(), 5, &Default::default());
+        let (_, g_ref) = reference.gradient().unwrap();
+        let h_ref = to_vec(&reference.hvp(&v).unwrap());
+        for lowering in [ConvLowering::Im2col, ConvLowering::Auto] {
+            let objective = with(lowering);
+            let (_, g) = objective.gradient().unwrap();
+            let what = format!("{name}, {lowering}");
+            assert_rel_close(
+                &to_vec(&g),
+                &to_vec(&g_ref),
+                LOWERING_TOL,
+                &format!("{what}: gradient"),
+            );
+            let h = to_vec(&objective.hvp(&v).unwrap());
+            assert_rel_close(&h, &h_ref, LOWERING_TOL, &format!("{what}: HVP"));
+        }
+    }
+}
+
 #[test]
 fn every_activation() {
     for (activation, tol, smooth) in [
@@ -399,6 +456,8 @@ fn paper_models_at_reduced_size() {
         classifier_width: 5,
         num_classes: 3,
         batch_norm: true,
+        // burn's primitive on NdArray too (the default there is im2col).
+        conv: ConvLowering::Burn,
     };
     for mode in [BatchNormMode::Train, BatchNormMode::Eval] {
         let objective = Objective::new(
@@ -435,6 +494,7 @@ fn paper_models_at_reduced_size() {
         num_classes: 3,
         in_channels: 2,
         widths: [2, 3, 3],
+        conv: ConvLowering::Im2col,
     };
     let objective = Objective::new(
         basic.init::<B>(&device).unwrap(),
@@ -457,6 +517,7 @@ fn paper_models_at_reduced_size() {
         widths: [3, 4],
         num_classes: 3,
         batch_norm: true,
+        conv: ConvLowering::Auto,
     };
     let objective = Objective::new(
         cnn.init::<B>(&device).unwrap(),

@@ -146,6 +146,7 @@ fn counts_from_shapes_equal_the_allocated_models() {
             widths: [3, 5],
             num_classes: 4,
             batch_norm: bn,
+            conv: ConvLowering::Auto,
         };
         check(
             "all-cnn",

@@ -53,7 +53,7 @@ use burn::optim::{GradientsParams, Optimizer};
 use burn::record::Record;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData, activation};
-use curvature_core::reduce::{has_non_finite, scalar, to_host};
+use curvature_core::reduce::{has_non_finite, scalar, sum_in_fixed_order, to_host};
 #[cfg(doc)]
 use curvature_core::tap::{Conv2dTap, DenseTap};
 use curvature_core::tap::{Tap, tap};
@@ -215,11 +215,11 @@ impl<AB: AutodiffBackend, M: AutodiffModule<AB>> Kfac<AB, M> {
             };
             let d = layer.precondition(v.clone(), delta, self.config.damping_split);
             if self.config.kl_clip.is_some() || predict {
-                kl += scalar((d.clone() * v).sum());
+                kl += scalar(sum_in_fixed_order(d.clone() * v));
             }
             if predict {
                 let gda = layer.g.clone().matmul(d.clone()).matmul(layer.a.clone());
-                quadratic += scalar((d.clone() * gda).sum());
+                quadratic += scalar(sum_in_fixed_order(d.clone() * gda));
             }
             directions.push((layer, d));
         }

@@ -66,6 +66,9 @@ fn bad_input_gives_clear_errors_and_never_overwrites() {
     assert!(!d.join("r/config.json").exists());
     let o = curvature(&["train", "--out", "r", "--rmt-vectors", "0"], d);
     assert_fails_with(&o, "rmt_vectors");
+    // The convolution lowering is a closed set.
+    let o = curvature(&["train", "--out", "r", "--conv", "fft"], d);
+    assert_fails_with(&o, "im2col");
     let quick = [
         "train", "--quiet", "--out", "a", "--epochs", "1", "--model", "logistic",
     ];
@@ -73,8 +76,33 @@ fn bad_input_gives_clear_errors_and_never_overwrites() {
     let o = curvature(&quick, d);
     assert_fails_with(&o, "already holds a run");
     // A run resumes on the backend and precision it was trained on, not silently elsewhere.
+    let default = if cfg!(feature = "flex") {
+        "flex f32"
+    } else {
+        "ndarray f32"
+    };
     let o = curvature(&["train", "--resume", "a", "--precision", "f64"], d);
-    assert_fails_with(&o, "the run was trained on ndarray f32");
+    assert_fails_with(&o, &format!("the run was trained on {default}"));
+    // Naming neither continues where it was trained, also off the default backend.
+    let on_ndarray = [
+        "train",
+        "--quiet",
+        "--out",
+        "n",
+        "--epochs",
+        "1",
+        "--model",
+        "logistic",
+        "--backend",
+        "ndarray",
+    ];
+    assert!(curvature(&on_ndarray, d).status.success());
+    let o = curvature(&["train", "--quiet", "--resume", "n"], d);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    if cfg!(feature = "flex") {
+        let o = curvature(&["train", "--resume", "n", "--backend", "flex"], d);
+        assert_fails_with(&o, "the run was trained on ndarray f32");
+    }
     let mut forced = quick.to_vec();
     forced.push("--force");
     assert!(curvature(&forced, d).status.success());

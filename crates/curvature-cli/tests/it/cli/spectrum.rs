@@ -3,12 +3,17 @@
 
 use super::{assert_fails_with, curvature, read_json, text};
 
+/// The backend the command computes on when none is named (f32): the library's references
+/// below are built on it, so that they are the same computation.
+#[cfg(feature = "flex")]
+type B = burn::backend::Flex;
+#[cfg(not(feature = "flex"))]
+type B = burn::backend::NdArray<f32>;
+
 #[test]
 fn dense_spectrum_agrees_with_the_library_reference_and_json_has_the_documented_fields() {
-    use burn::backend::NdArray;
     use curvature_core::{DenseReferenceConfig, Loss, Objective, dense_matrix, dense_spectrum};
     use curvature_nets::{LogisticRegressionConfig, load_safetensors, module_path};
-    type B = NdArray<f32>;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let run = [
@@ -184,10 +189,8 @@ fn dense_spectrum_agrees_with_the_library_reference_and_json_has_the_documented_
 /// and `train --spectrum-every` write their files; bad ranges and blocks are clear errors.
 #[test]
 fn variance_interpolate_block_spectra_and_plots() {
-    use burn::backend::NdArray;
     use curvature_core::{HessianVarianceConfig, Loss, Objective, hessian_variance};
     use curvature_nets::{LogisticRegressionConfig, load_safetensors, module_path};
-    type B = NdArray<f32>;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let train = |out: &str, batch: &str, epochs: &str| {
