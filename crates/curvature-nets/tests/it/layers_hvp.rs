@@ -129,9 +129,9 @@ fn conv_probe(
     }
 }
 
-#[test]
-fn convolutions_stride_padding_groups_dilation() {
-    for (name, conv) in [
+/// Convolutions on 4 input channels of 8 × 8 whose outputs have even sizes (poolable by 2).
+fn conv_geometries() -> [(&'static str, Conv2dConfig); 3] {
+    [
         (
             "3×3 pad 1",
             Conv2dConfig::new([4, 6], [3, 3]).with_padding([1, 1]),
@@ -150,7 +150,12 @@ fn convolutions_stride_padding_groups_dilation() {
                 .with_dilation([2, 2])
                 .with_padding([2, 2]),
         ),
-    ] {
+    ]
+}
+
+#[test]
+fn convolutions_stride_padding_groups_dilation() {
+    for (name, conv) in conv_geometries() {
         let model = conv_probe(conv, false, Activation::Tanh, Pool::Flatten, 8);
         let objective = Objective::new(
             model,
@@ -171,26 +176,7 @@ fn convolutions_stride_padding_groups_dilation() {
 #[test]
 fn every_conv_lowering_has_burns_first_and_second_derivatives() {
     const LOWERING_TOL: f64 = 1e-10;
-    for (name, conv) in [
-        (
-            "3×3 pad 1",
-            Conv2dConfig::new([4, 6], [3, 3]).with_padding([1, 1]),
-        ),
-        (
-            "stride 2, groups 2, no bias",
-            Conv2dConfig::new([4, 6], [3, 3])
-                .with_stride([2, 2])
-                .with_padding([1, 1])
-                .with_groups(2)
-                .with_bias(false),
-        ),
-        (
-            "dilation 2 × 1",
-            Conv2dConfig::new([4, 2], [3, 3])
-                .with_dilation([2, 1])
-                .with_padding([2, 1]),
-        ),
-    ] {
+    for (name, conv) in conv_geometries() {
         let model = conv_probe(conv, true, Activation::Tanh, Pool::Avg, 8);
         let batch = random_batch([5, 4, 8, 8], 3, 4);
         let with = |lowering: ConvLowering| {
