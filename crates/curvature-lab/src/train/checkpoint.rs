@@ -26,6 +26,16 @@ pub(super) struct State {
 }
 
 impl State {
+    /// The state saved in the checkpoint directory `dir` (its `state.json`).
+    ///
+    /// # Errors
+    /// An unreadable or malformed file, naming it.
+    pub(super) fn read(dir: &Path) -> Result<Self> {
+        let file = dir.join("state.json");
+        let text = std::fs::read_to_string(&file).map_err(|e| io(&file, e))?;
+        serde_json::from_str(&text).map_err(|e| io(&file, e))
+    }
+
     /// Record a step's loss; `Some(cause)` when the run has blown up
     /// ([`TrainConfig::divergence_factor`], [`TrainConfig::divergence_patience`]).
     pub(super) fn blown_up(&mut self, loss: f64, config: &TrainConfig) -> Option<String> {

@@ -170,16 +170,13 @@ pub fn trained_backend(out: &Path) -> Result<Option<BackendChoice>> {
     let paths = RunPaths { out: out.into() };
     // Read only (no lock is held): the checkpoint, or the previous one that
     // `recover_checkpoint` would restore after an interrupted swap.
-    let Some(file) = [paths.checkpoint(), paths.previous_checkpoint()]
+    match [paths.checkpoint(), paths.previous_checkpoint()]
         .into_iter()
-        .map(|dir| dir.join("state.json"))
-        .find(|f| f.exists())
-    else {
-        return Ok(None);
-    };
-    let text = std::fs::read_to_string(&file).map_err(|e| io(&file, e))?;
-    let state: State = serde_json::from_str(&text).map_err(|e| io(&file, e))?;
-    Ok(state.backend)
+        .find(|dir| dir.join("state.json").exists())
+    {
+        Some(dir) => Ok(State::read(&dir)?.backend),
+        None => Ok(None),
+    }
 }
 
 fn dispatch(

@@ -63,10 +63,7 @@ impl<BB: Backend, M: AutodiffModule<Autodiff<BB>>> Run<BB, M> {
     /// files truncated to its epochs.
     fn restore(self, paths: &RunPaths, here: BackendChoice, device: &BB::Device) -> Result<Self> {
         let ck = paths.checkpoint();
-        let text = std::fs::read_to_string(ck.join("state.json"))
-            .map_err(|e| io(ck.join("state.json"), e))?;
-        let mut state: State =
-            serde_json::from_str(&text).map_err(|e| io(ck.join("state.json"), e))?;
+        let mut state = State::read(&ck)?;
         // Another backend or precision would continue with other numbers, silently.
         if let Some(trained) = state.backend
             && (trained.backend, trained.precision) != (here.backend, here.precision)
