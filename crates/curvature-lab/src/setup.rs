@@ -171,7 +171,13 @@ pub(crate) fn build_model<BB: Backend, V: ModelVisitor>(
     visitor: V,
 ) -> Result<V::Output> {
     // Initial weights are drawn on the CPU backend from `config.seed` and copied to `BB`,
-    // so a seed gives the same network on every backend.
+    // so a seed gives the same network on every backend. burn's NdArray RNG is one per
+    // process: seeding it and drawing must not interleave with another thread's seeded
+    // initialisation (runs in parallel threads, parallel tests: CI saw a CNN's weights differ
+    // between two builds from one seed), so both happen under one lock.
+    let seeded = SEEDED_INIT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let cpu = Default::default();
     Cpu::seed(&cpu, config.seed);
     let spec = ModelSpec::parse(&config.model)?;
@@ -236,11 +242,15 @@ pub(crate) fn build_model<BB: Backend, V: ModelVisitor>(
             (net.init(&cpu)?.into(), net.init(device)?.into())
         }
     };
+    drop(seeded);
     visitor.visit::<BB, _>(same_init(cpu_net, net, config, device)?, device)
 }
 
 /// The backend initial weights are drawn on.
 type Cpu = burn::backend::NdArray<f32>;
+
+/// Held while [`Cpu`]'s process-wide RNG is seeded and the initial weights are drawn.
+static SEEDED_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// `target` (on `BB`) with the tensors of `cpu` (the same network on [`Cpu`]), then `BB`
 /// seeded with `config.seed` for whatever randomness follows.

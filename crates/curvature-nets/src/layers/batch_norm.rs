@@ -111,11 +111,9 @@ pub struct BatchNorm<B: Backend> {
 fn channel_stats<B: Backend, const D: usize>(
     x: Tensor<B, D>,
 ) -> (Tensor<B, 1>, Tensor<B, 1>, usize) {
-    let dims = x.dims();
-    let (n, c) = (dims[0], dims[1]);
-    let r = dims[2..].iter().product::<usize>();
+    let t = channel_view(x);
+    let [n, c, r] = t.dims();
     let count = n * r;
-    let t: Tensor<B, 3> = x.reshape([n, c, r]);
     let mean = t
         .clone()
         .sum_dim(2)
@@ -129,13 +127,21 @@ fn channel_stats<B: Backend, const D: usize>(
     (mean.reshape([c]), var.reshape([c]), count)
 }
 
-/// `v` `[C]` as `[N, C, 1, …]` (rank `D`), repeated over the batch: an operand the CPU
-/// backends broadcast over the trailing sizes with a SIMD loop (see [`channel_stats`]).
-fn per_channel<B: Backend, const D: usize>(v: Tensor<B, 1>, n: usize) -> Tensor<B, D> {
+/// `x` `[N, C, …]` as the free view `[N, C, R]`, `R` the product of the remaining sizes.
+fn channel_view<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, 3> {
+    let dims = x.dims();
+    x.reshape([dims[0], dims[1], dims[2..].iter().product::<usize>()])
+}
+
+/// `v` `[C]` as `[N, C, 1]`, repeated over the batch: an operand of the `[N, C, R]` view that
+/// the CPU backends broadcast over `R` with a SIMD loop (see [`channel_stats`]). Its gradient is
+/// one sum over the last dimension, whose own derivative (in the second differentiation of an
+/// HVP) is again a last-dimension broadcast; a `[N, C, 1, 1]` operand of the rank-4 tensor
+/// needs two sums, the first over a middle dimension, whose derivative Flex walks one element
+/// at a time (measured: 5–7 % of the CNN's HVP and GGN profile, docs/benchmarks.md).
+fn per_channel<B: Backend>(v: Tensor<B, 1>, n: usize) -> Tensor<B, 3> {
     let c = v.dims()[0];
-    let mut shape = [1usize; D];
-    shape[1] = c;
-    v.reshape(shape).repeat_dim(0, n)
+    v.reshape([1, c, 1]).repeat_dim(0, n)
 }
 
 impl<B: Backend> BatchNorm<B> {
@@ -167,8 +173,10 @@ impl<B: Backend> BatchNorm<B> {
         };
         let scale = self.weight.val() / (var.add_scalar(self.epsilon)).sqrt();
         let shift = self.bias.val() - mean * scale.clone();
-        let n = x.dims()[0];
-        x * per_channel::<B, D>(scale, n) + per_channel::<B, D>(shift, n)
+        let dims = x.dims();
+        let t = channel_view(x);
+        let n = dims[0];
+        (t * per_channel(scale, n) + per_channel(shift, n)).reshape(dims)
     }
 
     /// Update the running statistics from a batch, PyTorch style:

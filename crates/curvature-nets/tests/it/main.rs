@@ -2,6 +2,7 @@
 
 mod layers_hvp;
 mod model_sizes;
+mod pooling;
 
 // `tests/weights.rs` is a binary of its own: its f64 NdArray models would meet this binary's f32
 // ones (`model_sizes`), and burn 0.21's NdArray keeps one float dtype per process
