@@ -67,8 +67,8 @@ pub struct ModelArgs {
     /// Output channels of the conv blocks of `cnn`, e.g. 16,32.
     #[arg(long, value_delimiter = ',')]
     pub channels: Option<Vec<usize>>,
-    /// How the convolutions are computed: auto (im2col + matmul on ndarray, burn's conv2d
-    /// elsewhere), burn, or im2col — the same function every way.
+    /// How the convolutions are computed: auto (im2col + matmul on ndarray, gemm-grad on flex,
+    /// burn's conv2d elsewhere), burn, im2col, or gemm-grad — the same function every way.
     #[arg(long, value_enum)]
     pub conv: Option<ConvLowering>,
     /// Dataset: optdigits and clusters are offline; the others are read from --data-dir, or

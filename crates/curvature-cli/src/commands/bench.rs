@@ -51,8 +51,8 @@ pub struct BenchArgs {
     /// built for 3,32,32.
     #[arg(long, value_delimiter = ',', default_values_t = [3, 32, 32], value_name = "C,H,W")]
     pub image: Vec<usize>,
-    /// How the convolutions are computed: auto (im2col + matmul on ndarray, burn's conv2d
-    /// elsewhere), burn, or im2col.
+    /// How the convolutions are computed: auto (im2col + matmul on ndarray, gemm-grad on flex,
+    /// burn's conv2d elsewhere), burn, im2col, or gemm-grad.
     #[arg(long, value_enum, default_value_t)]
     pub conv: ConvLowering,
     /// Also write the rows as CSV (the columns of benches/pytorch/bench.py).

@@ -8,6 +8,7 @@ use burn::tensor::ops::{ConvOptions, PadMode};
 use curvature_core::tap::{Conv2dTap, ConvGeometry};
 use serde::{Deserialize, Serialize};
 
+use super::conv_maps::{ConvSpec, conv2d_gemm_grad, has_conv_maps};
 use crate::error::{Result, invalid};
 
 /// How [`Conv2d`] computes its convolution. Every choice is the same function, with the
@@ -18,7 +19,8 @@ use crate::error::{Result, invalid};
 #[serde(rename_all = "kebab-case")]
 pub enum ConvLowering {
     /// [`ConvLowering::Im2col`] on NdArray (whose `conv2d` primitives are direct scalar loops,
-    /// an order of magnitude slower there), [`ConvLowering::Burn`] on every other backend.
+    /// an order of magnitude slower there), [`ConvLowering::GemmGrad`] on Flex (without
+    /// groups), [`ConvLowering::Burn`] on every other backend.
     #[default]
     Auto,
     /// burn's `conv2d` primitive: the backend's own kernels (cubecl's on the GPU, with or
@@ -27,26 +29,46 @@ pub enum ConvLowering {
     /// [`im2col`] into a contiguous buffer and one matrix product (the GEMM path, at parity
     /// with PyTorch on the GPU for dense layers), built from differentiable tensor ops.
     Im2col,
+    /// Custom autodiff operations that nest for Hessian-vector products (`conv_maps.rs`):
+    /// the backend's `conv2d` for the output; with unit stride the input gradient as a
+    /// `conv2d` with the flipped kernel and the weight gradient as one batched matrix product
+    /// per kernel tap over views of the padded input (the backend's `conv_transpose2d` and
+    /// chunks of [`im2col`] patches with a stride). Flex and NdArray only, without groups
+    /// (`Conv2dConfig::init` refuses it elsewhere; a hand-set grouped layer uses burn's
+    /// `conv2d`).
+    GemmGrad,
 }
 
 impl std::fmt::Display for ConvLowering {
-    /// The name in files and on the command line: `auto`, `burn`, `im2col`.
+    /// The name in files and on the command line: `auto`, `burn`, `im2col`, `gemm-grad`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Auto => "auto",
             Self::Burn => "burn",
             Self::Im2col => "im2col",
+            Self::GemmGrad => "gemm-grad",
         })
     }
 }
 
 impl ConvLowering {
-    /// Whether the convolution runs as im2col + matmul on backend `B`.
-    pub fn uses_im2col<B: Backend>(self) -> bool {
+    /// The lowering a layer with `groups` groups uses on backend `B`: never `Auto`, and
+    /// `GemmGrad` only where its operations (`conv_maps.rs`) exist for the backend and
+    /// `groups = 1` (otherwise `Burn`).
+    pub fn resolve<B: Backend>(self, groups: usize) -> Self {
+        let gemm_grad = || {
+            if groups == 1 && has_conv_maps::<B>() {
+                Self::GemmGrad
+            } else {
+                Self::Burn
+            }
+        };
         match self {
-            Self::Auto => lower_to_matmul::<B>(),
-            Self::Burn => false,
-            Self::Im2col => true,
+            Self::Auto if lower_to_matmul::<B>() => Self::Im2col,
+            Self::Auto if is_flex::<B>() => gemm_grad(),
+            Self::Auto | Self::Burn => Self::Burn,
+            Self::Im2col => Self::Im2col,
+            Self::GemmGrad => gemm_grad(),
         }
     }
 }
@@ -155,6 +177,20 @@ impl Conv2dConfig {
                 "must divide the input and output channels",
             ));
         }
+        if self.lowering == ConvLowering::GemmGrad
+            && self.lowering.resolve::<B>(self.groups) != self.lowering
+        {
+            return Err(invalid(
+                "Conv2dConfig",
+                "lowering",
+                self.lowering,
+                format!(
+                    "needs groups = 1 (got {}) and the Flex or NdArray backend (got {})",
+                    self.groups,
+                    std::any::type_name::<B>()
+                ),
+            ));
+        }
         let fan_in = cin / self.groups * self.kernel_size[0] * self.kernel_size[1];
         let bound = 1.0 / (fan_in as f64).sqrt();
         let init = Initializer::Uniform {
@@ -185,6 +221,11 @@ impl Conv2dConfig {
 /// one or two `Autodiff` wrappers), whose `conv2d` and `conv_transpose2d` are direct loops.
 fn lower_to_matmul<B: Backend>() -> bool {
     std::any::type_name::<B>().contains("burn_ndarray")
+}
+
+/// Whether `B` is Flex (also under one or two `Autodiff` wrappers).
+fn is_flex<B: Backend>() -> bool {
+    std::any::type_name::<B>().contains("burn_flex")
 }
 
 /// The patches of a convolution (PyTorch's `unfold`): `[N, C, H, W] → [N, C·kh·kw, L]`, row
@@ -232,15 +273,15 @@ fn output_len(len: usize, kernel: usize, stride: usize, padding: usize, dilation
 ///   copies one element at a time: perf put 29 % of a small CNN's HVP there.
 /// * Any stride (`padded_width = None`): `L = H'·W'`, strided views from reshaping the padded
 ///   input to `[N, C, H_p/s, s, W_p/s, s]`.
-struct Patches<B: Backend> {
-    cols: Tensor<B, 3>,
-    ho: usize,
-    wo: usize,
-    padded_width: Option<usize>,
+pub(super) struct Patches<B: Backend> {
+    pub(super) cols: Tensor<B, 3>,
+    pub(super) ho: usize,
+    pub(super) wo: usize,
+    pub(super) padded_width: Option<usize>,
 }
 
 impl<B: Backend> Patches<B> {
-    fn new(
+    pub(super) fn new(
         x: Tensor<B, 4>,
         [kh, kw]: [usize; 2],
         [sh, sw]: [usize; 2],
@@ -249,32 +290,15 @@ impl<B: Backend> Patches<B> {
     ) -> Self {
         let [n, c, h, w] = x.dims();
         let (ho, wo) = (output_len(h, kh, sh, ph, dh), output_len(w, kw, sw, pw, dw));
-        let offsets: Vec<(usize, usize)> = (0..kh)
-            .flat_map(|i| (0..kw).map(move |j| (i * dh, j * dw)))
-            .collect();
-        let (hp, wp) = (h + 2 * ph, w + 2 * pw);
-        if [sh, sw] == [1, 1] && hp > dh * (kh - 1) && wp > dw * (kw - 1) {
-            // Here H' = H_p − d_h(kh − 1): the last offset's range ends d_w(kw − 1) < W_p past
-            // H_p·W_p, so one extra zero row covers it.
-            let extra = usize::from(kw > 1);
-            let flat = x
-                .pad([(ph, ph + extra), (pw, pw)], PadMode::Constant(0.0))
-                .reshape([n, c, (hp + extra) * wp]);
-            let len = ho * wp;
-            let views = offsets
-                .iter()
-                .map(|&(dy, dx)| {
-                    let start = dy * wp + dx;
-                    flat.clone()
-                        .slice([0..n, 0..c, start..start + len])
-                        .reshape([n, c, 1, len])
-                })
+        if let Some(runs) = ShiftedRuns::new(x.clone(), [kh, kw], [sh, sw], [ph, pw], [dh, dw]) {
+            let views = (0..kh * kw)
+                .map(|k| runs.run(k).reshape([n, c, 1, runs.len]))
                 .collect();
             return Self {
-                cols: Tensor::cat(views, 2).reshape([n, c * kh * kw, len]),
+                cols: Tensor::cat(views, 2).reshape([n, c * kh * kw, runs.len]),
                 ho,
                 wo,
-                padded_width: Some(wp),
+                padded_width: Some(runs.padded_width),
             };
         }
         // Pad to cover every view, rounded up to a multiple of the stride.
@@ -282,6 +306,9 @@ impl<B: Backend> Patches<B> {
             (len + 2 * p).max((k - 1) * d + (o - 1) * s + 1).div_ceil(s) * s
         };
         let (hp, wp) = (extent(h, kh, sh, ph, dh, ho), extent(w, kw, sw, pw, dw, wo));
+        let offsets: Vec<(usize, usize)> = (0..kh)
+            .flat_map(|i| (0..kw).map(move |j| (i * dh, j * dw)))
+            .collect();
         let xp = x
             .pad(
                 [(ph, hp - h - ph), (pw, wp - w - pw)],
@@ -304,6 +331,61 @@ impl<B: Backend> Patches<B> {
             wo,
             padded_width: None,
         }
+    }
+}
+
+/// The unit-stride layout of [`Patches`] without the copy: the flattened padded input
+/// `[N, C, (H_p + 1)·W_p]` and, for kernel offset `k = i·k_w + j`, the contiguous run of `L =
+/// H'·W_p` columns that starts at `i·d_h·W_p + j·d_w` (a view). Column `y·W_p + x` of run `k`
+/// is the input under kernel tap `(i, j)` at output position `(y, x)` for `x < W'`; the last
+/// `W_p − W'` columns of each row are not output positions.
+pub(super) struct ShiftedRuns<B: Backend> {
+    flat: Tensor<B, 3>,
+    starts: Vec<usize>,
+    /// `L = H'·W_p`.
+    pub(super) len: usize,
+    /// `W_p`.
+    pub(super) padded_width: usize,
+}
+
+impl<B: Backend> ShiftedRuns<B> {
+    /// `None` unless the stride is 1 and the dilated kernel fits the padded input.
+    pub(super) fn new(
+        x: Tensor<B, 4>,
+        [kh, kw]: [usize; 2],
+        stride: [usize; 2],
+        [ph, pw]: [usize; 2],
+        [dh, dw]: [usize; 2],
+    ) -> Option<Self> {
+        let [n, c, h, w] = x.dims();
+        let (hp, wp) = (h + 2 * ph, w + 2 * pw);
+        if stride != [1, 1] || hp <= dh * (kh - 1) || wp <= dw * (kw - 1) {
+            return None;
+        }
+        // Here H' = H_p − d_h(kh − 1): the last offset's range ends d_w(kw − 1) < W_p past
+        // H_p·W_p, so one extra zero row covers it.
+        let extra = usize::from(kw > 1);
+        let flat = x
+            .pad([(ph, ph + extra), (pw, pw)], PadMode::Constant(0.0))
+            .reshape([n, c, (hp + extra) * wp]);
+        let starts = (0..kh)
+            .flat_map(|i| (0..kw).map(move |j| i * dh * wp + j * dw))
+            .collect();
+        Some(Self {
+            flat,
+            starts,
+            len: (hp - dh * (kh - 1)) * wp,
+            padded_width: wp,
+        })
+    }
+
+    /// Run `k` (kernel offset `k = i·k_w + j`): `[N, C, L]`, a view of the padded input.
+    pub(super) fn run(&self, k: usize) -> Tensor<B, 3> {
+        let [n, c, _] = self.flat.dims();
+        let start = self.starts[k];
+        self.flat
+            .clone()
+            .slice([0..n, 0..c, start..start + self.len])
     }
 }
 
@@ -349,22 +431,54 @@ impl<B: Backend> Conv2dTap<B> for Conv2d<B> {
 impl<B: Backend> Conv2d<B> {
     /// `[N, C_in, H, W] → [N, C_out, H', W']`.
     ///
-    /// Computed as the layer's [`ConvLowering`] says: by default, on NdArray, whose
-    /// convolution primitives are direct scalar loops, lowered to [`im2col`] and one matrix
-    /// product (exactly the same function, also twice differentiable, and an order of
-    /// magnitude faster there: see docs/benchmarks.md); other backends use burn's `conv2d`.
+    /// Computed as the layer's [`ConvLowering`] [resolves](ConvLowering::resolve) on `B`: by
+    /// default [`im2col`] and one matrix product on NdArray (whose convolution primitives are
+    /// direct scalar loops), [`ConvLowering::GemmGrad`] on Flex, and burn's `conv2d`
+    /// elsewhere — exactly the same function every way, also
+    /// twice differentiable (docs/benchmarks.md has the speeds).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let y = if self.lowering.uses_im2col::<B>() {
-            self.forward_im2col(x.clone())
-        } else {
-            conv2d(
-                x.clone(),
-                self.weight.val(),
-                self.bias.as_ref().map(|b| b.val()),
-                ConvOptions::new(self.stride, self.padding, self.dilation, self.groups),
-            )
+        let y = match self.lowering.resolve::<B>(self.groups) {
+            ConvLowering::Im2col => self.forward_im2col(x.clone()),
+            ConvLowering::GemmGrad => self.forward_gemm_grad(x.clone()),
+            ConvLowering::Burn | ConvLowering::Auto => self.forward_burn(x.clone()),
         };
         self.tap(&x, y)
+    }
+
+    /// burn's `conv2d` primitive.
+    fn forward_burn(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        conv2d(
+            x,
+            self.weight.val(),
+            self.bias.as_ref().map(|b| b.val()),
+            ConvOptions::new(self.stride, self.padding, self.dilation, self.groups),
+        )
+    }
+
+    /// The convolution as the custom operation of `conv_maps.rs`, the bias added
+    /// on the `[N, O, H'·W']` view (its gradient then sums the last axis, then the first; a
+    /// `[1, O, 1, 1]` operand's sums a middle axis first). Falls back to burn's `conv2d` where
+    /// [`ConvLowering::resolve`] would not choose it (groups, other backends).
+    fn forward_gemm_grad(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let spec = ConvSpec {
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+        };
+        if self.groups != 1 {
+            return self.forward_burn(x);
+        }
+        let y = match conv2d_gemm_grad(x, self.weight.val(), spec) {
+            Ok(y) => y,
+            Err((x, _)) => return self.forward_burn(x),
+        };
+        match &self.bias {
+            Some(b) => {
+                let [n, o, h, w] = y.dims();
+                (y.reshape([n, o, h * w]) + b.val().reshape([1, o, 1])).reshape([n, o, h, w])
+            }
+            None => y,
+        }
     }
 
     /// The convolution as `W [O, C/g·kh·kw] × im2col(x)`, one matrix product per example
@@ -431,8 +545,9 @@ mod tests {
         (a - b).abs().max().into_scalar()
     }
 
-    /// im2col + matmul is burn's `conv2d` — forward, and the gradients with respect to input,
-    /// weight and bias — for strides, padding, dilation, groups and non-square shapes.
+    /// im2col + matmul and the custom operation of `conv_maps` are burn's `conv2d` — forward,
+    /// and the gradients with respect to input, weight and bias — for strides, padding,
+    /// dilation, groups and non-square shapes.
     #[test]
     fn lowered_convolution_equals_burns_conv2d_with_gradients() {
         let dev = Default::default();
@@ -446,6 +561,9 @@ mod tests {
             (4, 6, [3, 2], [1, 1], [2, 0], [2, 1], 2, [9, 8]),
             (2, 3, [1, 1], [1, 1], [0, 0], [1, 1], 1, [5, 7]),
             (3, 2, [2, 3], [1, 1], [0, 1], [1, 2], 1, [4, 6]),
+            // Unit stride with p > d(k − 1): gemm-grad's input gradient falls back to the
+            // transposed convolution.
+            (2, 3, [1, 1], [1, 1], [1, 1], [1, 1], 1, [5, 6]),
         ] {
             let layer = Conv2dConfig::new([cin, cout], kernel)
                 .with_stride(stride)
@@ -466,32 +584,44 @@ mod tests {
                 layer.bias.as_ref().map(|b| b.val()),
                 ConvOptions::new(stride, padding, dilation, groups),
             );
-            let lowered = layer.forward_im2col(x.clone());
-            let what = format!("k {kernel:?} s {stride:?} p {padding:?} d {dilation:?} g {groups}");
-            assert!(
-                max_diff(reference.clone().inner(), lowered.clone().inner()) < F64_ROUNDING,
-                "{what}: forward"
-            );
             // Gradients of a random linear functional of the output.
             let r = Tensor::<AB, 4>::random(reference.dims(), Distribution::Default, &dev);
-            let gr = (reference * r.clone()).sum().backward();
-            let gl = (lowered * r).sum().backward();
-            let pairs = [
-                (x.grad(&gr).unwrap(), x.grad(&gl).unwrap(), "∂x"),
+            let gr = (reference.clone() * r.clone()).sum().backward();
+            let lowerings = [
+                ("im2col", Some(layer.forward_im2col(x.clone()))),
+                // The custom operation has no groups.
                 (
-                    layer.weight.val().grad(&gr).unwrap(),
-                    layer.weight.val().grad(&gl).unwrap(),
-                    "∂W",
+                    "gemm-grad",
+                    (groups == 1).then(|| layer.forward_gemm_grad(x.clone())),
                 ),
             ];
-            for (a, b, name) in pairs {
-                assert!(max_diff(a, b) < F64_ROUNDING, "{what}: {name}");
+            for (lowering, lowered) in lowerings {
+                let Some(lowered) = lowered else { continue };
+                let what = format!(
+                    "{lowering}: k {kernel:?} s {stride:?} p {padding:?} d {dilation:?} g {groups}"
+                );
+                assert!(
+                    max_diff(reference.clone().inner(), lowered.clone().inner()) < F64_ROUNDING,
+                    "{what}: forward"
+                );
+                let gl = (lowered * r.clone()).sum().backward();
+                let pairs = [
+                    (x.grad(&gr).unwrap(), x.grad(&gl).unwrap(), "∂x"),
+                    (
+                        layer.weight.val().grad(&gr).unwrap(),
+                        layer.weight.val().grad(&gl).unwrap(),
+                        "∂W",
+                    ),
+                ];
+                for (a, b, name) in pairs {
+                    assert!(max_diff(a, b) < F64_ROUNDING, "{what}: {name}");
+                }
+                let bias = layer.bias.as_ref().unwrap().val();
+                assert!(
+                    max_diff(bias.grad(&gr).unwrap(), bias.grad(&gl).unwrap()) < F64_ROUNDING,
+                    "{what}: ∂b"
+                );
             }
-            let bias = layer.bias.as_ref().unwrap().val();
-            assert!(
-                max_diff(bias.grad(&gr).unwrap(), bias.grad(&gl).unwrap()) < F64_ROUNDING,
-                "{what}: ∂b"
-            );
         }
     }
 
@@ -523,5 +653,34 @@ mod tests {
     fn the_layer_lowers_on_ndarray_only() {
         assert!(lower_to_matmul::<NdArray<f32>>());
         assert!(lower_to_matmul::<Autodiff<Autodiff<NdArray<f64>>>>());
+    }
+
+    #[test]
+    fn lowerings_resolve_per_backend_and_groups() {
+        use ConvLowering::{Auto, Burn, GemmGrad, Im2col};
+        assert_eq!(Auto.resolve::<AB>(1), Im2col);
+        assert_eq!(GemmGrad.resolve::<Autodiff<AB>>(1), GemmGrad);
+        assert_eq!(GemmGrad.resolve::<AB>(2), Burn);
+        assert_eq!(Burn.resolve::<AB>(1), Burn);
+        #[cfg(feature = "flex")]
+        {
+            use burn::backend::Flex;
+            assert_eq!(Auto.resolve::<Autodiff<Autodiff<Flex>>>(1), GemmGrad);
+            assert_eq!(Auto.resolve::<Flex>(3), Burn);
+        }
+    }
+
+    #[test]
+    fn gemm_grad_with_groups_is_an_invalid_config() {
+        let err = Conv2dConfig::new([4, 4], [3, 3])
+            .with_groups(2)
+            .with_lowering(ConvLowering::GemmGrad)
+            .init::<B>(&Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("lowering") && err.contains("groups = 1 (got 2)"),
+            "{err}"
+        );
     }
 }

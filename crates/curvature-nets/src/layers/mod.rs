@@ -3,6 +3,7 @@
 mod activation;
 mod batch_norm;
 mod conv;
+mod conv_maps;
 mod dense;
 mod eager;
 mod pool;

@@ -130,8 +130,15 @@ fn conv_probe(
 }
 
 /// Convolutions on 4 input channels of 8 × 8 whose outputs have even sizes (poolable by 2).
-fn conv_geometries() -> [(&'static str, Conv2dConfig); 3] {
+fn conv_geometries() -> [(&'static str, Conv2dConfig); 4] {
     [
+        (
+            // H: (8 + 2 − 3) / 2 drops a row (the transposed convolution's output padding).
+            "3×2 stride 2, pad [1, 0]",
+            Conv2dConfig::new([4, 4], [3, 2])
+                .with_stride([2, 2])
+                .with_padding([1, 0]),
+        ),
         (
             "3×3 pad 1",
             Conv2dConfig::new([4, 6], [3, 3]).with_padding([1, 1]),
@@ -170,7 +177,9 @@ fn convolutions_stride_padding_groups_dilation() {
 /// Every [`ConvLowering`] is burn's `conv2d`: the gradient and the exact HVP (first and second
 /// derivatives, with respect to the convolution's weights and everything after it) of the same
 /// network with the same weights agree to 1e-10 in f64 between `Burn` (burn's primitive, the
-/// independent reference), `Im2col` (our patches + one matrix product) and `Auto`, over
+/// independent reference), `Im2col` (our patches + one matrix product), `GemmGrad` (our
+/// custom operation: its backward and the backward of its backward are our weight-gradient
+/// products, not burn's) and `Auto`, over
 /// strides, padding, dilation, groups and a batch norm; and each also matches finite
 /// differences (the `Burn` network through [`check`]).
 #[test]
@@ -189,7 +198,11 @@ fn every_conv_lowering_has_burns_first_and_second_derivatives() {
         let v = gaussian_vector::<B>(reference.dim(), 5, &Default::default());
         let (_, g_ref) = reference.gradient().unwrap();
         let h_ref = to_vec(&reference.hvp(&v).unwrap());
-        for lowering in [ConvLowering::Im2col, ConvLowering::Auto] {
+        for lowering in [
+            ConvLowering::Im2col,
+            ConvLowering::GemmGrad,
+            ConvLowering::Auto,
+        ] {
             let objective = with(lowering);
             let (_, g) = objective.gradient().unwrap();
             let what = format!("{name}, {lowering}");

@@ -21,7 +21,7 @@ fn value_and_gradient(x: &Tensor<B, 4>, k: usize, ours: bool) -> (Vec<f64>, Vec<
     } else {
         burn::tensor::module::max_pool2d(x.clone(), [k, k], [k, k], [0, 0], [1, 1], false)
     };
-    // Distinct integer weights: every gradient entry is an exact sum.
+    // Small integer weights (they repeat): every gradient entry is an exact sum.
     let weights = (0..y.dims().iter().product::<usize>())
         .map(|i| ((i * 7919) % 13) as f64 - 6.0)
         .collect::<Vec<_>>();
