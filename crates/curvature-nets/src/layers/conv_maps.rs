@@ -56,6 +56,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::backend::Backend;
+use burn::tensor::ops::conv::calculate_padding_out;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, PadMode};
 use burn::tensor::{Tensor, TensorMetadata, TensorPrimitive};
 
@@ -123,9 +124,10 @@ fn conv_by_backend<B: Backend>(
 /// `d(k − 1) − p`: `H' + 2(d(k − 1) − p) − d(k − 1) = H`. That runs on the backend's forward
 /// `conv2d` (on Flex an im2col + GEMM; its `conv_transpose2d` scatters the columns back
 /// element by element, one example at a time). Otherwise the backend's `conv_transpose2d`,
-/// with the output padding that restores the input's size: a transposed convolution of `H'`
-/// gives `(H' − 1)·s − 2p + d(k − 1) + 1 + p_out`, and the forward convolution's floor
-/// division dropped `p_out ∈ [0, s)` rows.
+/// with the output padding that restores the input's size (burn's `calculate_padding_out`, as
+/// its own `conv2d` backward): a transposed convolution of `H'` gives
+/// `(H' − 1)·s − 2p + d(k − 1) + 1 + p_out`, and the forward convolution's floor division
+/// dropped `p_out ∈ [0, s)` rows.
 fn input_grad_by_backend<B: Backend>(
     g: FloatTensor<B>,
     w: FloatTensor<B>,
@@ -150,9 +152,14 @@ fn input_grad_by_backend<B: Backend>(
     }
     let out_hw = spatial::<B>(&g);
     let padding_out: [usize; 2] = std::array::from_fn(|i| {
-        let span = (out_hw[i] as i64 - 1) * spec.stride[i] as i64 + reach[i] as i64 + 1
-            - 2 * spec.padding[i] as i64;
-        (in_hw[i] as i64 - span).max(0) as usize
+        calculate_padding_out(
+            kernel[i],
+            spec.stride[i],
+            spec.padding[i],
+            spec.dilation[i],
+            in_hw[i],
+            out_hw[i],
+        )
     });
     B::conv_transpose2d(
         g,
