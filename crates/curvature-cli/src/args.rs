@@ -54,6 +54,27 @@ impl BackendArgs {
     }
 }
 
+/// Data parallelism: how many peers share the data.
+#[derive(Args)]
+pub struct PeerArgs {
+    /// Share the data's batches between N peers, one thread each (peer q on device d + q with
+    /// --backend wgpu|cuda; all on the CPU otherwise), summing every product with one
+    /// all-reduce (burn-collective). The numbers equal one peer's up to summation order.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub peers: usize,
+    /// Seconds a peer waits for the others in an all-reduce before it stops the run with an
+    /// error naming the peers that never arrived.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600.0)]
+    pub peer_timeout: f64,
+}
+
+impl PeerArgs {
+    /// The group configuration.
+    pub fn config(&self) -> curvature_collective::PeerGroupConfig {
+        curvature_collective::PeerGroupConfig::new(self.peers).with_timeout_secs(self.peer_timeout)
+    }
+}
+
 /// Model, data and seed flags shared by every command; each overrides its configuration key.
 #[derive(Args)]
 pub struct ModelArgs {

@@ -79,6 +79,11 @@ pub enum CurvatureError {
         /// Configured limit.
         limit: usize,
     },
+    /// A collective operation between data-parallel peers failed: a peer stopped with an
+    /// error, never joined, or did not answer within the time-out (see
+    /// [`PeerReduce`](crate::PeerReduce)).
+    #[error("data-parallel peers: {0}")]
+    Peer(String),
     /// Serialisation of a summary failed.
     #[error("serialisation failed: {0}")]
     Serde(#[from] serde_json::Error),

@@ -10,7 +10,9 @@
 //!   [`spectrum()`] summaries with every statistic of the papers;
 //! * [`hessian_variance`] (eq. 15 of the RMT damping paper, unbiased, with its standard error;
 //!   Algorithm 1 as printed by name);
-//! * dense f64 references ([`dense_matrix`], [`dense_spectrum`]) for testing.
+//! * dense f64 references ([`dense_matrix`], [`dense_spectrum`]) for testing;
+//! * data parallelism: an objective over one shard of the data whose products are summed
+//!   across peers by a [`PeerReduce`] ([`Objective::with_peers`]).
 //!
 //! ```no_run
 //! use curvature_core::{BatchNormMode, Batch, Loss, Network, Objective, SpectrumConfig, spectrum};
@@ -33,6 +35,7 @@ pub mod module_path;
 pub mod objective;
 pub mod operator;
 pub mod params;
+pub mod peer_reduce;
 pub mod random_vector;
 pub mod reduce;
 pub mod slq;
@@ -57,6 +60,7 @@ pub use operator::{
     Hessian, HessianMinusGgn, LinearOperator, Scaled, Shifted, dense_matrix, dense_spectrum,
 };
 pub use params::{ParamBlock, ParamLayout, mark_trainable};
+pub use peer_reduce::PeerReduce;
 pub use random_vector::{derive_seed, gaussian_vector, rademacher_vector};
 pub use slq::{QuadratureRun, SlqConfig, SpectralDensity, slq};
 pub use spectrum::{

@@ -62,6 +62,15 @@
 //! `σ²(v)` is averaged over `vectors` independent unit vectors; the reported standard error is
 //! the sample standard deviation of the per-vector values over `√vectors` (Monte-Carlo error
 //! over `v` for the fixed sub-sample). One vector gives no error bar.
+//!
+//! # Sharded objectives
+//!
+//! On an objective made one peer's shard by
+//! [`Objective::with_peers`](crate::Objective::with_peers), each peer accumulates its own
+//! batches (those within the first `max_examples` of the data set, counting the shards in rank
+//! order) and the accumulators are merged across peers by Chan, Golub & LeVeque's update (two
+//! all-reduces per estimate): the same estimate as one process over the same batches, up to
+//! summation order.
 
 use std::fmt;
 use std::str::FromStr;
@@ -75,7 +84,7 @@ use crate::error::{CurvatureError, Result as CResult, invalid};
 use crate::model::CurvatureModel;
 use crate::objective::Objective;
 use crate::random_vector::{derive_seed, gaussian_vector};
-use crate::reduce::dot;
+use crate::reduce::{dot, to_host};
 use crate::slq::mean_stderr;
 
 /// Which single-vector estimator of the Hessian variance to average.
@@ -306,9 +315,11 @@ pub fn hessian_variance_along<B: Backend, M: CurvatureModel<B, D>, const D: usiz
         })
         .collect::<CResult<Vec<_>>>()?;
     // Weights are accumulated as example counts and normalised at the end (w_i = B_i / S).
+    // On a sharded objective this peer's batches come after those of the peers before it.
+    let offset = objective.examples_before_this_shard();
     let (mut batches, mut examples) = (0usize, 0usize);
     objective.for_each_batch(&mut |batch| {
-        if examples >= max_examples {
+        if offset + examples >= max_examples {
             return Ok(());
         }
         let b = batch.len() as f64;
@@ -333,6 +344,7 @@ pub fn hessian_variance_along<B: Backend, M: CurvatureModel<B, D>, const D: usiz
         examples += batch.len();
         Ok(())
     })?;
+    let (batches, examples) = combine_peers(objective, &mut acc, batches, examples)?;
     if examples == 0 {
         return Err(CurvatureError::InvalidData(
             "the objective has no examples to estimate the Hessian variance on".into(),
@@ -365,4 +377,71 @@ pub fn hessian_variance_along<B: Backend, M: CurvatureModel<B, D>, const D: usiz
         batches,
         examples,
     })
+}
+
+/// On a sharded objective, merge the peers' accumulators into those of all their batches
+/// (Chan, Golub & LeVeque's pairwise update, for `p` groups at once): with `n_q` examples,
+/// weighted mean `m_q` and squared deviations `M_q` on peer `q`,
+///
+/// `n = Σ n_q`, `m = Σ n_q m_q / n`, `M = Σ_q M_q + Σ_q n_q ‖m_q − m‖²`,
+///
+/// and `Σ b ‖H_i v‖²` adds. Two all-reduces: the sums, then the between-peer term.
+fn combine_peers<B: Backend, M: CurvatureModel<B, D>, const D: usize>(
+    objective: &Objective<B, M, D>,
+    acc: &mut [Accumulator<B>],
+    batches: usize,
+    examples: usize,
+) -> CResult<(usize, usize)> {
+    let Some(group) = objective.peer_group() else {
+        return Ok((batches, examples));
+    };
+    let (p, device) = (objective.dim(), objective.device());
+    let host = |values: Vec<f64>| {
+        let n = values.len();
+        Tensor::<B, 1>::from_data(burn::tensor::TensorData::new(values, [n]), device)
+    };
+    let mut parts = Vec::with_capacity(2 * acc.len() + 1);
+    for a in acc.iter() {
+        parts.push(match &a.mean {
+            Some(m) => m.clone().mul_scalar(examples as f64),
+            None => Tensor::zeros([p], device),
+        });
+        parts.push(host(vec![a.deviation, a.squared_norm]));
+    }
+    parts.push(host(vec![examples as f64, batches as f64]));
+    let summed = group.all_reduce_sum(Tensor::cat(parts, 0))?;
+    let tail = to_host(
+        &summed
+            .clone()
+            .slice(acc.len() * (p + 2)..acc.len() * (p + 2) + 2),
+    );
+    let (total, total_batches) = (tail[0].round() as usize, tail[1].round() as usize);
+    if total == 0 {
+        return Ok((0, 0));
+    }
+    let mut between = Vec::with_capacity(acc.len());
+    let mut means = Vec::with_capacity(acc.len());
+    for (j, a) in acc.iter_mut().enumerate() {
+        let at = j * (p + 2);
+        let mean = summed
+            .clone()
+            .slice(at..at + p)
+            .mul_scalar(1.0 / total as f64);
+        let sums = to_host(&summed.clone().slice(at + p..at + p + 2));
+        between.push(match &a.mean {
+            Some(m) => {
+                let d = m.clone() - mean.clone();
+                examples as f64 * dot(&d, &d)
+            }
+            None => 0.0,
+        });
+        (a.deviation, a.squared_norm) = (sums[0], sums[1]);
+        means.push(mean);
+    }
+    let between = to_host(&group.all_reduce_sum(host(between))?);
+    for ((a, mean), extra) in acc.iter_mut().zip(means).zip(between) {
+        a.mean = Some(mean);
+        a.deviation += extra;
+    }
+    Ok((total_batches, total))
 }

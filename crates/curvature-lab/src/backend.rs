@@ -63,6 +63,39 @@ fn f64_off_ndarray() -> LabError {
     )
 }
 
+/// Make `E` NdArray's float type in this process, before any NdArray tensor exists.
+///
+/// burn 0.21 keeps the float dtype that `Tensor::from_data`, `zeros`, `random` and record loading
+/// give new tensors in one registry entry per *device type* and process, set by the first NdArray
+/// backend that creates a tensor — and `NdArray<f32>` and `NdArray<f64>` share the device type.
+/// Without this claim an f64 run computed in f32 wherever the initial weights had been drawn on
+/// `NdArray<f32>` first (measured: the dense logistic-regression Hessian of `--precision f64`
+/// was asymmetric by 1.3e-7; 2e-16 with the claim).
+///
+/// # Errors
+/// [`LabError::Device`] when this process already created NdArray tensors of the other float
+/// type: one process computes on NdArray in one precision.
+fn claim_ndarray_dtype<E: burn::tensor::Element>() -> Result<()> {
+    use burn::tensor::{DType, FloatDType, IntDType, get_device_settings, set_default_dtypes};
+    type Nd = burn::backend::NdArray;
+    let device = Default::default();
+    let want = match E::dtype() {
+        DType::F64 => FloatDType::F64,
+        _ => FloatDType::F32,
+    };
+    // Refused (harmlessly) when the settings already exist; they are then checked below.
+    let _ = set_default_dtypes::<Nd>(&device, want, IntDType::I64);
+    let have = get_device_settings::<Nd>(&device).float_dtype;
+    if have != want {
+        return Err(LabError::Device(format!(
+            "NdArray already computes in {have:?} in this process, and burn 0.21 keeps one float \
+             type per device type and process: an NdArray {want:?} computation here would \
+             silently run in {have:?}; run it in a process of its own"
+        )));
+    }
+    Ok(())
+}
+
 /// Work generic over the backend.
 pub trait BackendVisitor {
     /// The result.
@@ -89,9 +122,11 @@ fn without(name: &str) -> LabError {
 pub fn on_backend<V: BackendVisitor>(choice: &BackendChoice, visitor: V) -> Result<V::Output> {
     match (choice.backend, choice.precision) {
         (BackendKind::Ndarray, Precision::F32) => {
+            claim_ndarray_dtype::<f32>()?;
             visitor.visit::<burn::backend::NdArray<f32>>(Default::default())
         }
         (BackendKind::Ndarray, Precision::F64) => {
+            claim_ndarray_dtype::<f64>()?;
             visitor.visit::<burn::backend::NdArray<f64>>(Default::default())
         }
         // `BackendChoice::new` refuses f64 on them.

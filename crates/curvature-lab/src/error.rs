@@ -110,6 +110,9 @@ pub enum LabError {
     /// Optimiser errors.
     #[error(transparent)]
     Optim(#[from] curvature_optim::OptimError),
+    /// A data-parallel group failed (a peer's error, a peer that stopped or timed out).
+    #[error(transparent)]
+    Collective(#[from] curvature_collective::CollectiveError),
 }
 
 pub(crate) fn io(path: impl Into<PathBuf>, e: impl std::fmt::Display) -> LabError {

@@ -25,6 +25,7 @@ pub mod interpolate;
 pub mod memory;
 pub mod names;
 mod optimizer;
+pub mod peers;
 pub mod plot;
 pub mod presets;
 pub mod progress;

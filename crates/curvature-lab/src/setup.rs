@@ -171,7 +171,9 @@ pub(crate) fn build_model<BB: Backend, V: ModelVisitor>(
     visitor: V,
 ) -> Result<V::Output> {
     // Initial weights are drawn on the CPU backend from `config.seed` and copied to `BB`,
-    // so a seed gives the same network on every backend. burn's NdArray RNG is one per
+    // so a seed gives the same network on every f32 backend. (An f64 run draws them in f64:
+    // its process claimed NdArray's float type first, `backend::claim_ndarray_dtype`, and
+    // burn's NdArray samples in the claimed type — the same seed, other values.) burn's NdArray RNG is one per
     // process: seeding it and drawing must not interleave with another thread's seeded
     // initialisation (runs in parallel threads, parallel tests: CI saw a CNN's weights differ
     // between two builds from one seed), so both happen under one lock.

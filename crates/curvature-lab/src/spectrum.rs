@@ -6,18 +6,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use burn::tensor::backend::Backend;
+use curvature_collective::PeerGroupConfig;
 use curvature_core::{
     BatchNormMode, Block, CurvatureModel, DenseReferenceConfig, LanczosConfig, LinearOperator,
     Loss, Objective, OutlierRule, ParamLayout, QuadratureRun, SlqConfig, SpectralDensity,
     SpectrumConfig, SpectrumSummary, dense_matrix, dense_spectrum, spectrum,
 };
-use curvature_data::AugmentedStream;
+use curvature_data::{AugmentedStream, ClassificationData};
 use serde::Serialize;
 
 use crate::backend::BackendChoice;
 use crate::config::TrainConfig;
 use crate::error::{Result, invalid, require_positive};
 use crate::names::{AugmentKind, OperatorKind, SplitKind};
+use crate::peers::on_peers;
 use crate::plot::{StemChart, check_format, save};
 use crate::progress::{Counted, Progress, ProgressMode};
 use crate::setup::{INPUT_RANK, ModelVisitor, load_weights, split, with_model};
@@ -62,6 +64,10 @@ pub struct SpectrumRequest {
     pub progress: ProgressMode,
     /// Backend, device and precision.
     pub backend: BackendChoice,
+    /// Data parallelism: the batches are shared between this many peers (threads, peer `q`
+    /// on device `d + q`), each evaluates its share and one all-reduce per product sums
+    /// them (`curvature_collective`). One peer: no group.
+    pub peers: PeerGroupConfig,
 }
 
 /// The result: a printable summary and its JSON form.
@@ -107,6 +113,14 @@ pub fn measure(request: &SpectrumRequest) -> Result<SpectrumResult> {
     if request.augmented == Some(0) {
         return Err(invalid("augmented", 0, "must be positive"));
     }
+    request.peers.validate()?;
+    if request.peers.peers > 1 && request.augmented.is_some() {
+        return Err(invalid(
+            "peers",
+            request.peers.peers,
+            "an augmented stream is drawn in one process; use --peers 1 with --augmented",
+        ));
+    }
     if let Some(path) = &request.plot {
         check_format(path)?;
     }
@@ -137,6 +151,9 @@ impl ModelVisitor for WithModel<'_> {
             Some(path) => load_weights(model, path)?,
             None => model,
         };
+        if request.peers.peers > 1 {
+            return sharded(request, data, model, device);
+        }
         let objective = match request.augmented {
             Some(len) => {
                 let side = data
@@ -166,16 +183,56 @@ impl ModelVisitor for WithModel<'_> {
                     data.batches::<BB, INPUT_RANK>(request.batch_size.min(data.len()), device)?;
                 Objective::new(model, Loss::CrossEntropy, batches)?
             }
-        }
-        .with_bn_mode(request.bn_mode);
-        let layout = objective.layout();
-        match request.operator {
-            OperatorKind::Hessian => pick_block(request, layout, objective.hessian()),
-            OperatorKind::Ggn => pick_block(request, layout, objective.ggn()),
-            OperatorKind::HessianMinusGgn => {
-                pick_block(request, layout, objective.hessian_minus_ggn())
-            }
-        }
+        };
+        operators(request, objective.with_bn_mode(request.bn_mode))
+    }
+}
+
+/// The spectrum on `request.peers` peers ([`on_peers`]): every peer runs the same Lanczos on
+/// the sharded operator; peer 0 reports (and shows progress, and draws the plot).
+fn sharded<BB: Backend, M: CurvatureModel<BB, INPUT_RANK>>(
+    request: &SpectrumRequest,
+    data: &ClassificationData,
+    model: M,
+    device: &BB::Device,
+) -> Result<SpectrumResult> {
+    let quiet = SpectrumRequest {
+        plot: None,
+        progress: ProgressMode::Quiet,
+        ..request.clone()
+    };
+    let (mut result, group) = on_peers(
+        &request.peers,
+        data,
+        request.batch_size,
+        model,
+        device,
+        request.bn_mode,
+        |rank, objective| operators(if rank == 0 { request } else { &quiet }, objective),
+    )?;
+    if !result.text.ends_with('\n') {
+        result.text.push('\n');
+    }
+    result.text.push_str(&group.line());
+    if let Some(fields) = result.json.as_object_mut() {
+        fields.insert(
+            "data_parallel".into(),
+            serde_json::to_value(&group).expect("serialisable"),
+        );
+    }
+    Ok(result)
+}
+
+/// The requested operator (and block) of `objective`, measured.
+fn operators<BB: Backend, M: CurvatureModel<BB, INPUT_RANK>>(
+    request: &SpectrumRequest,
+    objective: Objective<BB, M, INPUT_RANK>,
+) -> Result<SpectrumResult> {
+    let layout = objective.layout();
+    match request.operator {
+        OperatorKind::Hessian => pick_block(request, layout, objective.hessian()),
+        OperatorKind::Ggn => pick_block(request, layout, objective.ggn()),
+        OperatorKind::HessianMinusGgn => pick_block(request, layout, objective.hessian_minus_ggn()),
     }
 }
 

@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 
 use burn::tensor::backend::Backend;
+use curvature_collective::PeerGroupConfig;
 use curvature_core::{
     BatchNormMode, CurvatureModel, HessianVariance, HessianVarianceConfig, Loss, Objective,
     VarianceEstimator, hessian_variance,
@@ -21,6 +22,7 @@ use crate::backend::BackendChoice;
 use crate::config::TrainConfig;
 use crate::error::{Result, require_positive};
 use crate::names::SplitKind;
+use crate::peers::{DataParallel, on_peers};
 use crate::setup::{INPUT_RANK, ModelVisitor, load_weights, split, with_model};
 
 /// What to measure.
@@ -48,6 +50,9 @@ pub struct VarianceRequest {
     pub seed: u64,
     /// Backend, device and precision.
     pub backend: BackendChoice,
+    /// Data parallelism: the estimation batches shared between this many peers, their
+    /// accumulators merged across them ([`curvature_core::hessian_variance`]).
+    pub peers: PeerGroupConfig,
 }
 
 /// The result (serialised as the JSON of `--json`: the fields of [`HessianVariance`] and those
@@ -69,6 +74,8 @@ pub struct VarianceResult {
     pub optimal_damping: Option<f64>,
     /// Its standard error over the vectors.
     pub optimal_damping_stderr: Option<f64>,
+    /// What the peers did (`null`: one peer).
+    pub data_parallel: Option<DataParallel>,
 }
 
 /// `value ± error`, or why there is no error bar.
@@ -126,6 +133,10 @@ impl std::fmt::Display for VarianceResult {
                 f,
                 "  optimal damping δ*    not estimable from a single batch"
             ),
+        }?;
+        match &self.data_parallel {
+            Some(group) => write!(f, "{}", group.line()),
+            None => Ok(()),
         }
     }
 }
@@ -142,6 +153,7 @@ pub fn measure_variance(request: &VarianceRequest) -> Result<VarianceResult> {
         ("vectors", request.vectors),
         ("train_batch_size", request.train_batch_size),
     ])?;
+    request.peers.validate()?;
     let data = split(&request.config, request.split)?;
     let n = data.len();
     let batch = request.batch_size.min(n);
@@ -150,7 +162,7 @@ pub fn measure_variance(request: &VarianceRequest) -> Result<VarianceResult> {
         data: data.take(request.max_examples),
         batch,
     };
-    let v = with_model(
+    let (v, data_parallel) = with_model(
         &request.config,
         &request.backend,
         &data.example_shape,
@@ -165,6 +177,7 @@ pub fn measure_variance(request: &VarianceRequest) -> Result<VarianceResult> {
         batch_size: batch,
         train_batch_size: request.train_batch_size,
         population: n,
+        data_parallel,
     })
 }
 
@@ -176,14 +189,13 @@ struct WithModel<'a> {
 }
 
 impl ModelVisitor for WithModel<'_> {
-    type Output = HessianVariance;
+    type Output = (HessianVariance, Option<DataParallel>);
     fn visit<BB: Backend, M: CurvatureModel<BB, INPUT_RANK>>(
         self,
         model: M,
         device: &BB::Device,
     ) -> Result<Self::Output> {
         let request = self.request;
-        let batches = self.data.batches::<BB, INPUT_RANK>(self.batch, device)?;
         let model = match &request.weights {
             Some(p) => load_weights(model, p)?,
             None => model,
@@ -193,7 +205,20 @@ impl ModelVisitor for WithModel<'_> {
             .with_vectors(request.vectors)
             .with_estimator(request.estimator)
             .with_seed(request.seed);
+        if request.peers.peers > 1 {
+            let (v, group) = on_peers(
+                &request.peers,
+                &self.data,
+                self.batch,
+                model,
+                device,
+                request.bn_mode,
+                |_, objective| Ok(hessian_variance(&objective, &config)?),
+            )?;
+            return Ok((v, Some(group)));
+        }
+        let batches = self.data.batches::<BB, INPUT_RANK>(self.batch, device)?;
         let o = Objective::new(model, Loss::CrossEntropy, batches)?.with_bn_mode(request.bn_mode);
-        Ok(hessian_variance(&o, &config)?)
+        Ok((hessian_variance(&o, &config)?, None))
     }
 }

@@ -8,7 +8,7 @@ use curvature_core::BatchNormMode;
 use curvature_lab::progress::ProgressMode;
 use curvature_lab::{OperatorKind, OutlierKind, SpectrumRequest, SplitKind, measure};
 
-use crate::args::{SourceArgs, write_json};
+use crate::args::{PeerArgs, SourceArgs, write_json};
 
 #[derive(Args)]
 pub struct SpectrumArgs {
@@ -57,6 +57,8 @@ pub struct SpectrumArgs {
     /// training set. The run's `augment` setting, or crop-flip.
     #[arg(long, value_name = "N")]
     pub augmented: Option<usize>,
+    #[command(flatten)]
+    pub peers: PeerArgs,
 }
 
 impl SpectrumArgs {
@@ -80,6 +82,7 @@ impl SpectrumArgs {
             smooth: self.smooth,
             progress,
             backend: self.source.backend.choice()?,
+            peers: self.peers.config(),
         })
     }
 }

@@ -7,7 +7,7 @@ use clap::Args;
 use curvature_core::{BatchNormMode, VarianceEstimator};
 use curvature_lab::{SplitKind, VarianceRequest, measure_variance};
 
-use crate::args::{SourceArgs, write_json};
+use crate::args::{PeerArgs, SourceArgs, write_json};
 
 #[derive(Args)]
 pub struct VarianceArgs {
@@ -39,6 +39,8 @@ pub struct VarianceArgs {
     /// Write the result as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub peers: PeerArgs,
 }
 
 /// Run the command.
@@ -57,6 +59,7 @@ pub fn run(args: VarianceArgs) -> Result<()> {
         train_batch_size,
         bn_mode: args.bn_mode,
         backend: args.source.backend.choice()?,
+        peers: args.peers.config(),
     })?;
     print!("{result}");
     if let Some(path) = &args.json {

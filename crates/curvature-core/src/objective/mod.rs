@@ -17,6 +17,7 @@
 //! products (it is applied to every trainable parameter, as PyTorch's `weight_decay`).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
@@ -27,10 +28,12 @@ use crate::error::{CurvatureError, Result, invalid};
 use crate::loss::Loss;
 use crate::model::{Ad, Ad2, BatchNormMode, CurvatureModel, Network, Train, Train2};
 use crate::params::{ParamLayout, mark_trainable};
+use crate::peer_reduce::PeerReduce;
 use crate::reduce::{dot, has_non_finite, scalar};
 
 mod checks;
 mod products;
+mod shards;
 
 pub(crate) use checks::{check_finite_vec, collect_grads};
 use checks::{check_outputs, guarded, require_all};
@@ -55,7 +58,10 @@ pub struct Objective<B: Backend, M: CurvatureModel<B, D>, const D: usize> {
     layout: ParamLayout,
     loss: Loss,
     data: Box<dyn BatchSource<B, D>>,
+    /// `N`: every example of every peer's shard.
     num_examples: usize,
+    /// The data-parallel group and the shard sizes of its peers (`None`: all data is here).
+    peers: Option<(Arc<dyn PeerReduce<B>>, Vec<usize>)>,
     l2: f64,
     bn_mode: BatchNormMode,
     device: B::Device,
@@ -85,6 +91,7 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
             loss,
             data: Box::new(data),
             num_examples,
+            peers: None,
             l2: 0.0,
             bn_mode: BatchNormMode::Train,
             device,
@@ -139,7 +146,7 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
     pub fn bn_mode(&self) -> BatchNormMode {
         self.bn_mode
     }
-    /// Number of examples `N`.
+    /// Number of examples `N` (over all peers' shards, see [`with_peers`](Self::with_peers)).
     pub fn num_examples(&self) -> usize {
         self.num_examples
     }
@@ -199,6 +206,7 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
             }
             Ok(())
         })?;
+        let (loss, correct, classes) = self.reduce_evaluation(loss, correct, classes)?;
         let loss = loss / self.num_examples as f64 + self.l2_value();
         if !loss.is_finite() {
             return Err(CurvatureError::NonFinite("loss".into()));
@@ -243,7 +251,8 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
         Ok((value, grad))
     }
 
-    /// `Σ_batches f(batch, 1/N)`, for the pair (value, vector) that each batch contributes.
+    /// `Σ_batches f(batch, 1/N)`, for the pair (value, vector) that each batch contributes,
+    /// summed over the peers' shards when the objective is sharded (one all-reduce).
     fn sum_over_batches(
         &self,
         f: impl Fn(&Batch<B, D>, f64) -> Result<(f64, Tensor<B, 1>)>,
@@ -259,7 +268,7 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
             });
             Ok(())
         })?;
-        Ok((value, acc.expect("the data source has examples")))
+        self.reduce_pair(value, acc.expect("the data source has examples"))
     }
 
     /// Loss and gradient of one batch's **mean** loss (plus the L2 term): the stochastic

@@ -421,3 +421,140 @@ fn variance_interpolate_block_spectra_and_plots() {
     let png = std::fs::read(d.join("p.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
 }
+
+/// `--peers N` shares the batches between N peers and sums every product across them: the
+/// dense logistic-regression Hessian in f64 (exact eigenvalues, well conditioned) is that of
+/// one peer up to summation order. The reference is the one-peer run of the same command,
+/// whose own agreement with the library's independent dense reference is checked above.
+#[test]
+fn spectrum_on_two_and_three_peers_equals_one_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let eigenvalues = |peers: &str| {
+        let file = format!("dense{peers}.json");
+        let o = curvature(
+            &[
+                "spectrum",
+                "--quiet",
+                "--model",
+                "logistic",
+                "--precision",
+                "f64",
+                "--dense",
+                "--batch-size",
+                "200",
+                "--peers",
+                peers,
+                "--json",
+                &file,
+            ],
+            d,
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let json = read_json(&d.join(&file));
+        if peers != "1" {
+            assert!(
+                text(&o).contains(&format!("data parallel: {peers} peers")),
+                "{}",
+                text(&o)
+            );
+            let shards = json["data_parallel"]["shard_examples"].as_array().unwrap();
+            assert_eq!(shards.len().to_string(), peers);
+        }
+        json["eigenvalues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect::<Vec<f64>>()
+    };
+    let one = eigenvalues("1");
+    let scale = one.last().unwrap().abs();
+    for peers in ["2", "3"] {
+        let got = eigenvalues(peers);
+        assert_eq!(got.len(), one.len());
+        for (g, e) in got.iter().zip(&one) {
+            assert!((g - e).abs() <= 1e-12 * scale, "{peers} peers: {g} vs {e}");
+        }
+    }
+}
+
+#[test]
+fn peers_that_cannot_share_the_batches_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = curvature(&["spectrum", "--model", "logistic", "--peers", "0"], d);
+    assert_fails_with(&o, "peers = 0");
+    // 1 500 training examples in one batch: nothing for a second peer.
+    let o = curvature(
+        &[
+            "spectrum",
+            "--model",
+            "logistic",
+            "--batch-size",
+            "5000",
+            "--peers",
+            "2",
+        ],
+        d,
+    );
+    assert_fails_with(&o, "more peers than items (batches) to share");
+    let o = curvature(
+        &[
+            "spectrum",
+            "--model",
+            "logistic",
+            "--augmented",
+            "100",
+            "--peers",
+            "2",
+        ],
+        d,
+    );
+    assert_fails_with(&o, "use --peers 1 with --augmented");
+}
+
+/// `variance --peers 2` merges the peers' accumulators into the one-peer estimate over the same
+/// batches (f64: summation order only).
+#[test]
+fn variance_on_two_peers_equals_one_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = |peers: &str| {
+        let file = format!("v{peers}.json");
+        let o = curvature(
+            &[
+                "variance",
+                "--model",
+                "logistic",
+                "--precision",
+                "f64",
+                "--batch-size",
+                "100",
+                "--max-examples",
+                "700",
+                "--vectors",
+                "3",
+                "--peers",
+                peers,
+                "--json",
+                &file,
+            ],
+            d,
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        read_json(&d.join(&file))
+    };
+    let (one, two) = (run("1"), run("2"));
+    assert!(one["data_parallel"].is_null(), "{one}");
+    assert_eq!(two["data_parallel"]["peers"], 2, "{two}");
+    assert_eq!(one["batches"], two["batches"]);
+    for key in [
+        "batch_variance",
+        "per_example_variance",
+        "mean_squared_norm",
+    ] {
+        let (a, b) = (one[key].as_f64().unwrap(), two[key].as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-12 * a.abs(), "{key}: {a} vs {b}");
+    }
+}
