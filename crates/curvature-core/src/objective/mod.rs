@@ -84,7 +84,23 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
                 "the data source has no examples".into(),
             ));
         }
-        let device = layout.flatten(&model.valid())?.device();
+        let theta = layout.flatten(&model.valid())?;
+        let (have, want) = (
+            theta.dtype(),
+            <B::FloatElem as burn::tensor::Element>::dtype(),
+        );
+        if have != want {
+            // burn 0.21 keeps the float type of new tensors once per device type and process
+            // (NdArray<f32> and NdArray<f64> share theirs): parameters of another type would
+            // silently compute in it.
+            return Err(CurvatureError::InvalidData(format!(
+                "the model's parameters are {have:?} on a {want:?} backend: this process created \
+                 tensors of this device type in another precision first (burn 0.21 keeps one float \
+                 type per device type and process); use one precision per process, or call \
+                 `burn::tensor::set_default_dtypes` before creating any tensor"
+            )));
+        }
+        let device = theta.device();
         let objective = Self {
             model,
             layout,
