@@ -57,9 +57,10 @@ impl BackendArgs {
 /// Data parallelism: how many peers share the data.
 #[derive(Args)]
 pub struct PeerArgs {
-    /// Share the data's batches between N peers, one thread each (peer q on device d + q with
-    /// --backend wgpu|cuda; all on the CPU otherwise), summing every product with one
-    /// all-reduce (burn-collective). The numbers equal one peer's up to summation order.
+    /// Share the work between N data-parallel peers, one thread each (peer q on device d + q
+    /// with --backend wgpu|cuda; all on the CPU otherwise): spectrum and variance share the
+    /// data's batches, train shares every global batch; each sum over examples is completed by
+    /// one all-reduce (burn-collective). The numbers equal one peer's up to summation order.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub peers: usize,
     /// Seconds a peer waits for the others in an all-reduce before it stops the run with an

@@ -129,6 +129,32 @@ impl<B: Backend, const D: usize> Batch<B, D> {
     pub fn num_outputs(&self) -> usize {
         self.targets.matrix().dims()[1]
     }
+
+    /// The examples `rows` of this batch (inputs, labels and targets), in order: a data-parallel
+    /// peer's share of a global batch.
+    ///
+    /// # Errors
+    /// [`CurvatureError::InvalidBatch`] for an empty range or one that runs past the batch.
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> Result<Self> {
+        if rows.is_empty() || rows.end > self.len() {
+            return Err(CurvatureError::InvalidBatch(format!(
+                "rows {rows:?} of a batch of {} examples (the range must be non-empty and inside the batch)",
+                self.len()
+            )));
+        }
+        let (start, len) = (rows.start, rows.len());
+        let targets = match &self.targets {
+            Targets::Classes { labels, one_hot } => Targets::Classes {
+                labels: labels[rows].to_vec(),
+                one_hot: one_hot.clone().narrow(0, start, len),
+            },
+            Targets::Values(v) => Targets::Values(v.clone().narrow(0, start, len)),
+        };
+        Ok(Self {
+            inputs: self.inputs.clone().narrow(0, start, len),
+            targets,
+        })
+    }
 }
 
 fn check_finite<B: Backend, const D: usize>(t: &Tensor<B, D>, what: &str) -> Result<()> {

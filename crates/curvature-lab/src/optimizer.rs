@@ -11,7 +11,7 @@ use burn::tensor::backend::Backend;
 use curvature_core::{Batch, CurvatureModel, Loss, Network};
 use curvature_optim::{
     ADAM_D_EPSILON, AdamConfig, AnyOptimizer, AveragingSchedule, DampingPolicy, FixedDamping,
-    KfacConfig, LanczosOptConfig, OptimizerConfig, RmtDamping, SgdConfig, StepOutcome,
+    KfacConfig, LanczosOptConfig, OptimizerConfig, PeerGroup, RmtDamping, SgdConfig, StepOutcome,
     TrainingStep, WeightDecayMode,
 };
 
@@ -41,6 +41,18 @@ impl<BB: Backend, M: AutodiffModule<Autodiff<BB>>> RunOptimizer<BB, M> {
             optimizer: config.init::<BB, M>()?,
             fixed: FixedDamping::new(fixed)?,
             floor,
+        })
+    }
+
+    /// This optimiser as one peer of the data-parallel `group` ([`TrainingStep::with_peers`]):
+    /// every step takes the peer's share of a global batch and applies the global batch's step.
+    ///
+    /// # Errors
+    /// An optimiser that cannot step data-parallel.
+    pub(crate) fn with_peers(self, group: PeerGroup<BB>) -> Result<Self> {
+        Ok(Self {
+            optimizer: self.optimizer.with_peers(group)?,
+            ..self
         })
     }
 

@@ -1,16 +1,19 @@
 //! Data parallelism for the commands: one objective per peer over its share of the data's
 //! batches, summed across the peers (`curvature_collective`), and what peer 0 reports of it.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
-use curvature_collective::{PeerGroupConfig, peer_devices, run_local, shard_range};
-use curvature_core::{BatchNormMode, CurvatureModel, Loss, Objective};
+use curvature_collective::{
+    CollectiveError, Peer, PeerGroupConfig, peer_devices, run_local, shard_range,
+};
+use curvature_core::{Batch, BatchNormMode, CurvatureModel, Loss, Objective, PeerReduce};
 use curvature_data::ClassificationData;
+use curvature_optim::PeerGroup;
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{LabError, Result};
 use crate::setup::INPUT_RANK;
 
 /// What the group did, as peer 0 saw it.
@@ -44,6 +47,55 @@ impl DataParallel {
     }
 }
 
+/// `work(peer, model)` on every peer of `group`: one thread per peer, peer `q` on the `q`-th of
+/// [`peer_devices`]`(device)` with its own copy of `model` (move it to `peer.device()`).
+/// Returns peer 0's result.
+///
+/// # Errors
+/// The group's (a peer that stops or times out, named); when the first failure is a peer's own
+/// error, that error itself (a divergence, an interrupt, a file that cannot be written), not
+/// only its message.
+pub(crate) fn each_peer<BB, M, T>(
+    group: &PeerGroupConfig,
+    device: &BB::Device,
+    model: M,
+    work: impl Fn(Arc<Peer<BB>>, M) -> Result<T> + Sync,
+) -> Result<T>
+where
+    BB: Backend,
+    M: Clone + Send,
+    T: Send,
+{
+    let p = group.peers;
+    let models: Vec<Mutex<Option<M>>> = (0..p).map(|_| Mutex::new(Some(model.clone()))).collect();
+    let errors: Vec<Mutex<Option<LabError>>> = (0..p).map(|_| Mutex::new(None)).collect();
+    let results = run_local::<BB, _, _, _>(group, &peer_devices::<BB>(device, p), |peer| {
+        let rank = peer.rank();
+        let model = models[rank]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .expect("one model per peer");
+        work(peer, model).map_err(|e| {
+            let message = e.to_string();
+            *errors[rank].lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+            message
+        })
+    });
+    match results {
+        Ok(results) => Ok(results.into_iter().next().expect("at least one peer")),
+        Err(CollectiveError::PeerFailed { rank, message }) => Err(errors[rank]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or(LabError::Collective(CollectiveError::PeerFailed {
+                rank,
+                message,
+            }))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `work(rank, objective)` on every peer of `group`, where `objective` is `model` with the
 /// cross-entropy loss over the peer's share of `data`'s batches of `batch_size`: contiguous
 /// ranges of whole batches in rank order (the single-process batches, so batch norm in train
@@ -72,14 +124,8 @@ where
     let num_batches = data.len().div_ceil(batch_size);
     // Fail before starting threads when the batches cannot be shared.
     shard_range(num_batches, p, 0)?;
-    let models: Vec<Mutex<Option<M>>> = (0..p).map(|_| Mutex::new(Some(model.clone()))).collect();
-    let results = run_local::<BB, _, _, _>(group, &peer_devices::<BB>(device, p), |peer| {
-        let rank = curvature_core::PeerReduce::rank(&*peer);
-        let model = models[rank]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-            .expect("one model per peer");
+    each_peer::<BB, _, _>(group, device, model, |peer, model| {
+        let rank = peer.rank();
         let batches = shard_range(num_batches, p, rank)?;
         let examples: Vec<usize> =
             (batches.start * batch_size..(batches.end * batch_size).min(data.len())).collect();
@@ -94,7 +140,7 @@ where
         let (before, start) = (peer.traffic(), Instant::now());
         let out = work(rank, objective)?;
         let after = peer.traffic();
-        Result::Ok((
+        Ok((
             out,
             DataParallel {
                 peers: p,
@@ -104,6 +150,32 @@ where
                 wall_seconds: start.elapsed().as_secs_f64(),
             },
         ))
-    })?;
-    Ok(results.into_iter().next().expect("at least one peer"))
+    })
+}
+
+/// An objective of `model` (cross-entropy) over `batches` as this peer of `group` sees it:
+/// with a group of `p` peers and at least `p` batches, over the peer's contiguous share of
+/// whole batches summed across the group ([`Objective::with_peers`]); otherwise (one process,
+/// or fewer batches than peers) over all of them — the same numbers, computed by every peer.
+/// Every peer must call it at the same point with the same number of batches.
+///
+/// # Errors
+/// The objective's ([`Objective::new`]) and the group's.
+pub(crate) fn group_objective<BB, M, const D: usize>(
+    model: M,
+    batches: &[Batch<BB, D>],
+    group: Option<&PeerGroup<BB>>,
+) -> curvature_core::Result<Objective<BB, M, D>>
+where
+    BB: Backend,
+    M: CurvatureModel<BB, D>,
+{
+    match group {
+        Some(g) if g.peers() > 1 && batches.len() >= g.peers() => {
+            let share = shard_range(batches.len(), g.peers(), g.rank())?;
+            Objective::new(model, Loss::CrossEntropy, batches[share].to_vec())?
+                .with_peers(g.clone())
+        }
+        _ => Objective::new(model, Loss::CrossEntropy, batches.to_vec()),
+    }
 }

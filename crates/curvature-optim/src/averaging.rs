@@ -289,6 +289,12 @@ where
         }
     }
 
+    fn with_peers(mut self, group: crate::PeerGroup<B>) -> OResult<Self> {
+        // Every peer averages the same iterates: only the inner step is shared.
+        self.inner = self.inner.with_peers(group)?;
+        Ok(self)
+    }
+
     fn save(&self, path: &Path) -> OResult<()> {
         self.inner.save(path)?;
         save_record::<Autodiff<B>, _>(self.average.to_record(), &average_path(path))

@@ -25,6 +25,7 @@ use curvature_core::{CurvatureModel, LanczosConfig, Objective, lanczos};
 use serde::{Deserialize, Serialize};
 
 use crate::damping::DampingPolicy;
+use crate::data_parallel::PeerGroup;
 use crate::error::{OptimError, Result as OResult, invalid};
 use crate::observe::{Observers, StepObserver, StepReport, StepTimings};
 
@@ -93,6 +94,7 @@ impl LanczosOptConfig {
             pairs: None,
             updates: 0,
             observers: Observers::default(),
+            peers: None,
         })
     }
 }
@@ -115,9 +117,25 @@ pub struct LanczosOpt<B: Backend> {
     pairs: Option<(Vec<f64>, Tensor<B, 2>)>,
     updates: usize,
     observers: Observers,
+    peers: Option<PeerGroup<B>>,
 }
 
 impl<B: Backend> LanczosOpt<B> {
+    /// This optimiser as one peer of the data-parallel `group`: the objective of every
+    /// [`TrainingStep`](crate::TrainingStep) step is the peer's share of the global batch made
+    /// global ([`Objective::with_peers`](curvature_core::Objective::with_peers)), so its
+    /// gradient and every Hessian-vector product of the Lanczos run are the global batch's and
+    /// every peer computes the same Ritz pairs and step.
+    pub fn with_peers(mut self, group: PeerGroup<B>) -> Self {
+        self.peers = Some(group);
+        self
+    }
+
+    /// The data-parallel group, if any ([`with_peers`](Self::with_peers)).
+    pub fn peer_group(&self) -> Option<&PeerGroup<B>> {
+        self.peers.as_ref()
+    }
+
     /// Add an observer that receives every update's [`StepReport`].
     pub fn observe(&mut self, observer: impl StepObserver + 'static) {
         self.observers.push(observer);

@@ -24,6 +24,7 @@ mod adam;
 mod averaging;
 mod checked;
 pub mod damping;
+pub mod data_parallel;
 mod error;
 pub mod kfac;
 pub mod lanczos_opt;
@@ -43,6 +44,7 @@ pub use damping::{
     DampingCell, DampingPolicy, FixedDamping, LevenbergMarquardt, RmtDamping, RmtEstimate,
     curvature_lr_ratio,
 };
+pub use data_parallel::PeerGroup;
 pub use error::{OptimError, Result};
 pub use kfac::{
     DampingSplit, FisherEstimate, Kfac, KfacConfig, KfacEigenRecord, KfacLayerRecord, KfacRecord,

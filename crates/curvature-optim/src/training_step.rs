@@ -64,6 +64,7 @@ use curvature_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::damping::{DampingCell, DampingPolicy};
+use crate::data_parallel::{PeerGroup, checked_step_on_peers};
 use crate::error::{OptimError, Result};
 use crate::observe::StepReport;
 use crate::{
@@ -103,6 +104,18 @@ pub trait TrainingStep<B: Backend, M: AutodiffModule<Autodiff<B>>>: Sized {
     where
         M: Network<Autodiff<B>, D>,
         M::InnerModule: CurvatureModel<B, D>;
+
+    /// This optimiser as one peer of the data-parallel `group`: from now on every
+    /// [`train_step`](Self::train_step) takes the peer's share of a global batch, and the
+    /// gradient (KFAC: and its factors at their refresh; LanczosOPT: every Hessian-vector
+    /// product) is the global batch's, summed across the peers by one all-reduce
+    /// ([`data_parallel`](crate::data_parallel)). Every peer of the group must step the same
+    /// model with the same optimiser configuration; their states then stay identical.
+    ///
+    /// # Errors
+    /// None of this crate's optimisers refuses a group; the `Result` is for implementations
+    /// that cannot step data-parallel.
+    fn with_peers(self, group: PeerGroup<B>) -> Result<Self>;
 
     /// Write the optimiser's state (moments, factors, Ritz pairs, step counts) to `path`
     /// (burn's binary record format; the recorder appends `.bin`).
@@ -167,14 +180,15 @@ fn record_error(path: &Path, e: impl std::fmt::Display) -> OptimError {
 /// [`AdamConfig::init_damped`](crate::AdamConfig::init_damped) with the same cell) the
 /// damping policy's `δ` becomes Adam's `ε` before every step (damping paper §6: Adam's `ε` is
 /// its damping); without one the policy is ignored.
-pub struct FirstOrder<O> {
+pub struct FirstOrder<O, B: Backend> {
     optimizer: O,
     name: &'static str,
     epsilon: Option<DampingCell>,
     steps: usize,
+    peers: Option<PeerGroup<B>>,
 }
 
-impl<O> FirstOrder<O> {
+impl<O, B: Backend> FirstOrder<O, B> {
     /// `optimizer`, reported as `name`, with the damping ignored.
     pub fn new(optimizer: O, name: &'static str) -> Self {
         Self {
@@ -182,6 +196,7 @@ impl<O> FirstOrder<O> {
             name,
             epsilon: None,
             steps: 0,
+            peers: None,
         }
     }
 
@@ -197,7 +212,7 @@ impl<O> FirstOrder<O> {
     }
 }
 
-impl<B, M, O> TrainingStep<B, M> for FirstOrder<O>
+impl<B, M, O> TrainingStep<B, M> for FirstOrder<O, B>
 where
     B: Backend,
     M: AutodiffModule<Autodiff<B>>,
@@ -236,11 +251,26 @@ where
             None => None,
         };
         let value = loss.batch_mean(&model, batch, BatchNormMode::Train);
-        let (model, value) = crate::checked_step(&mut self.optimizer, lr, model, value)?;
+        let (model, value) = match &self.peers {
+            None => crate::checked_step(&mut self.optimizer, lr, model, value)?,
+            Some(group) => checked_step_on_peers(
+                group.as_ref(),
+                &mut self.optimizer,
+                lr,
+                model,
+                value,
+                batch.len(),
+            )?,
+        };
         let report =
             StepReport::first_order(self.name, self.steps, value, lr, epsilon, start.elapsed());
         self.steps += 1;
         Ok((model, report))
+    }
+
+    fn with_peers(mut self, group: PeerGroup<B>) -> Result<Self> {
+        self.peers = Some(group);
+        Ok(self)
     }
 
     fn save(&self, path: &Path) -> Result<()> {
@@ -287,6 +317,10 @@ where
         })
     }
 
+    fn with_peers(self, group: PeerGroup<B>) -> Result<Self> {
+        Ok(Kfac::with_peers(self, group))
+    }
+
     fn save(&self, path: &Path) -> Result<()> {
         save_record::<Autodiff<B>, _>(self.to_record(), path)
     }
@@ -323,7 +357,12 @@ where
         M: Network<Autodiff<B>, D>,
         M::InnerModule: CurvatureModel<B, D>,
     {
-        let mut objective = match Objective::new(model.valid(), loss, vec![batch.clone()]) {
+        let objective = Objective::new(model.valid(), loss, vec![batch.clone()]);
+        let objective = match (objective, self.peer_group()) {
+            (Ok(objective), Some(group)) => objective.with_peers(group.clone()),
+            (objective, _) => objective,
+        };
+        let mut objective = match objective {
             Ok(objective) => objective,
             Err(e) => return Err((model, e.into())),
         };
@@ -331,6 +370,10 @@ where
             Ok(report) => Ok((M::from_inner(mark_trainable(objective.model())), report)),
             Err(e) => Err((model, e)),
         }
+    }
+
+    fn with_peers(self, group: PeerGroup<B>) -> Result<Self> {
+        Ok(LanczosOpt::with_peers(self, group))
     }
 
     fn save(&self, path: &Path) -> Result<()> {
@@ -401,9 +444,9 @@ impl OptimizerConfig {
 /// delegates to the one it holds.
 pub enum AnyOptimizer<B: Backend, M: AutodiffModule<Autodiff<B>>> {
     /// SGD.
-    Sgd(FirstOrder<OptimizerAdaptor<Sgd, M, Autodiff<B>>>),
+    Sgd(FirstOrder<OptimizerAdaptor<Sgd, M, Autodiff<B>>, B>),
     /// Adam with its `ε` cell.
-    Adam(FirstOrder<OptimizerAdaptor<Adam, M, Autodiff<B>>>),
+    Adam(FirstOrder<OptimizerAdaptor<Adam, M, Autodiff<B>>, B>),
     /// KFAC.
     Kfac(Box<Kfac<Autodiff<B>, M>>),
     /// LanczosOPT.
@@ -467,6 +510,18 @@ impl<B: Backend, M: AutodiffModule<Autodiff<B>>> TrainingStep<B, M> for AnyOptim
             Self::LanczosOpt(o) => o.train_step(model, batch, loss, lr, damping),
             Self::Averaged(o) => o.as_mut().train_step(model, batch, loss, lr, damping),
         }
+    }
+
+    fn with_peers(self, group: PeerGroup<B>) -> Result<Self> {
+        Ok(match self {
+            Self::Sgd(o) => Self::Sgd(TrainingStep::<B, M>::with_peers(o, group)?),
+            Self::Adam(o) => Self::Adam(TrainingStep::<B, M>::with_peers(o, group)?),
+            Self::Kfac(o) => Self::Kfac(Box::new(TrainingStep::<B, M>::with_peers(*o, group)?)),
+            Self::LanczosOpt(o) => Self::LanczosOpt(TrainingStep::<B, M>::with_peers(o, group)?),
+            Self::Averaged(o) => {
+                Self::Averaged(Box::new(TrainingStep::<B, M>::with_peers(*o, group)?))
+            }
+        })
     }
 
     fn save(&self, path: &Path) -> Result<()> {

@@ -66,6 +66,7 @@ pub fn run(args: SweepArgs, progress: ProgressMode) -> Result<()> {
             progress,
             interrupt: Some(ctrl_c()),
             backend: args.backend.choice()?,
+            peers: None,
         },
     )?;
     print!("{}", std::fs::read_to_string(args.out.join("summary.md"))?);

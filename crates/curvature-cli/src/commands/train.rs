@@ -10,7 +10,7 @@ use curvature_lab::{
     ValidationKind, resume, train,
 };
 
-use crate::args::{BackendArgs, ModelArgs, base_config};
+use crate::args::{BackendArgs, ModelArgs, PeerArgs, base_config};
 
 use crate::interrupt::ctrl_c;
 
@@ -35,6 +35,8 @@ pub struct TrainArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub backend: BackendArgs,
+    #[command(flatten)]
+    pub peers: PeerArgs,
     /// Validation examples held out.
     #[arg(long)]
     pub val_size: Option<usize>,
@@ -183,6 +185,7 @@ pub fn run(args: TrainArgs, progress: ProgressMode) -> Result<()> {
             Some(dir) => args.backend.choice_for_resume(dir)?,
             None => args.backend.choice()?,
         },
+        peers: Some(args.peers.config()),
     };
     let rows = match &args.resume {
         Some(dir) => resume(dir, options)?,

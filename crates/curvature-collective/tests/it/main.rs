@@ -1,4 +1,5 @@
 //! One integration-test binary for the crate (one link of burn instead of one per file).
 
+mod data_parallel_training;
 mod failures;
 mod sharded_objective;

@@ -23,6 +23,10 @@ pub(super) struct State {
     /// checkpoints written before it was recorded).
     #[serde(default)]
     pub(super) backend: Option<BackendChoice>,
+    /// The number of data-parallel peers the run trains on (`None` in checkpoints written
+    /// before it was recorded: one). A resume on another number is refused.
+    #[serde(default)]
+    pub(super) peers: Option<usize>,
 }
 
 impl State {

@@ -58,12 +58,14 @@ impl<BB: Backend, const D: usize> LoopData<BB, D> {
 
 /// The training batches of epoch `epoch` (0-based): a fixed permutation per `(seed, epoch)`,
 /// so a resumed run sees the same batches, and with augmentation a fresh draw per
-/// `(seed, epoch)`.
+/// `(seed, epoch)`. With a `group`, this peer's share of every global batch: its contiguous
+/// rows ([`shard_range`]) of the batch one process would take.
 pub(super) fn epoch_batches<BB: Backend, const D: usize>(
     config: &TrainConfig,
     train: &ClassificationData,
     epoch: usize,
     device: &BB::Device,
+    group: Option<&PeerGroup<BB>>,
 ) -> Result<Vec<Batch<BB, D>>> {
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut rng =
@@ -80,7 +82,20 @@ pub(super) fn epoch_batches<BB: Backend, const D: usize>(
         )?),
         None => std::borrow::Cow::Borrowed(train),
     };
-    Ok(epoch_data
-        .select(&order)
-        .batches::<BB, D>(config.batch_size.min(train.len()), device)?)
+    let batch_size = config.batch_size.min(train.len());
+    match group {
+        Some(g) if g.peers() > 1 => order
+            .chunks(batch_size)
+            .map(|global| {
+                let share = &global[shard_range(global.len(), g.peers(), g.rank())?];
+                let batch = epoch_data
+                    .select(share)
+                    .batches::<BB, D>(share.len(), device)?;
+                Ok(batch.into_iter().next().expect("one batch"))
+            })
+            .collect(),
+        _ => Ok(epoch_data
+            .select(&order)
+            .batches::<BB, D>(batch_size, device)?),
+    }
 }

@@ -27,9 +27,10 @@ use std::time::Instant;
 
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
+use burn::module::Module;
 use burn::tensor::backend::Backend;
 use curvature_core::{
-    Batch, CurvatureModel, HessianVarianceConfig, Loss, Network, Objective, Train, mark_trainable,
+    Batch, CurvatureModel, HessianVarianceConfig, Network, Train, mark_trainable,
 };
 use curvature_data::ClassificationData;
 use curvature_nets::{module_path, recompute_running_stats, save_safetensors};
@@ -45,10 +46,13 @@ use crate::dir_lock::DirLock;
 use crate::error::{LabError, Result, invalid, io, write_atomic};
 use crate::names::ScheduleKind;
 use crate::optimizer::RunOptimizer;
+use crate::peers::{each_peer, group_objective};
 use crate::plot::{LineChart, Series, save_both};
 use crate::progress::{Interrupt, Progress, ProgressMode};
 use crate::setup::{INPUT_RANK, ModelVisitor, load_weights, shaped_dataset, with_model};
 use crate::spectrum::{lanczos_summary, stem_chart};
+use curvature_collective::{PeerGroupConfig, shard_range};
+use curvature_optim::PeerGroup;
 
 /// How a run talks to the user.
 #[derive(Debug, Clone, Default)]
@@ -62,6 +66,9 @@ pub struct RunOptions {
     pub interrupt: Option<Interrupt>,
     /// Backend, device and precision (resumption is bit-identical on the CPU backend).
     pub backend: BackendChoice,
+    /// Data parallelism: the run on this many peers (threads, one per device), each taking its
+    /// share of every global batch (`None`: one process). A resume needs the same number.
+    pub peers: Option<PeerGroupConfig>,
 }
 
 mod checkpoint;
@@ -185,10 +192,16 @@ fn dispatch(
     resume: bool,
     options: RunOptions,
 ) -> Result<Vec<EpochMetrics>> {
+    if let Some(group) = &options.peers {
+        group.validate()?;
+    }
     let (train, val) = shaped_dataset(config)?;
     // A step budget fixes the epochs once the training set's size is known (what
     // `config.json` then records).
     let config = &config.with_step_budget(train.len())?;
+    if let Some(group) = options.peers.as_ref().filter(|g| g.peers > 1) {
+        check_shares(config, train.len(), group.peers)?;
+    }
     let backend = options.backend;
     let (example, k) = (train.example_shape.clone(), train.num_classes);
     let trainer = Trainer(RunInputs {
@@ -224,7 +237,17 @@ impl ModelVisitor for Trainer<'_> {
             // `resume` holds the lock.
             true => None,
         };
-        let result = run::<BB, _, INPUT_RANK>(inputs, model, device);
+        let result = match &inputs.options.peers {
+            Some(group) if group.peers > 1 => {
+                each_peer::<BB, _, _>(group, device, model, |peer, model| {
+                    let device = peer.device().clone();
+                    let model = model.fork(&device);
+                    let group = Some(peer as PeerGroup<BB>);
+                    run::<BB, _, INPUT_RANK>(inputs, model, &device, group)
+                })
+            }
+            _ => run::<BB, _, INPUT_RANK>(inputs, model, device, None),
+        };
         let unstarted = !inputs.resume
             && !inputs.paths.checkpoint().exists()
             && matches!(
@@ -237,6 +260,28 @@ impl ModelVisitor for Trainer<'_> {
         drop(lock);
         result
     }
+}
+
+/// Refuse, before any peer starts, a data-parallel run whose global batches cannot all be
+/// shared by `peers` peers (every peer needs at least one example of every batch, the last,
+/// partial one included).
+fn check_shares(config: &TrainConfig, train_len: usize, peers: usize) -> Result<()> {
+    let batch = config.batch_size.min(train_len);
+    let smallest = match train_len % batch {
+        0 => batch,
+        last => last,
+    };
+    if smallest < peers {
+        return Err(invalid(
+            "peers",
+            format!(
+                "{peers} (the smallest global batch has {smallest} examples: batch_size {} over {train_len} training examples)",
+                config.batch_size
+            ),
+            "every peer needs at least one example of every global batch: use fewer peers, or a batch size whose last batch has at least as many examples as there are peers",
+        ));
+    }
+    Ok(())
 }
 
 /// Remove what [`start_run`] wrote for a run that failed before its first checkpoint (other

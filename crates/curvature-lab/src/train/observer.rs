@@ -12,6 +12,9 @@
 //! | [`Checkpointer`](super::checkpoint::Checkpointer) | | | writes the checkpoint | writes the checkpoint |
 //! | [`MetricsLog`](super::metrics::MetricsLog) | | | `metrics.csv`, `plots/` | |
 //!
+//! With data parallelism every peer calls the first three (their computations are collective:
+//! sharded over the peers' data) and only peer 0 the rest, and writes.
+//!
 //! The order after an epoch is the crash-safe one: the checkpoint is written before the
 //! epoch's row is appended to `metrics.csv`, and a resume truncates the CSV files to the
 //! checkpoint's epochs.
@@ -63,6 +66,7 @@ pub(super) fn observers<'a, BB: Backend, M, const D: usize>(
     paths: &'a RunPaths,
     progress: ProgressMode,
     data: &'a LoopData<BB, D>,
+    group: Option<&'a PeerGroup<BB>>,
 ) -> Vec<Box<dyn Observer<BB, M> + 'a>>
 where
     M: AutodiffModule<Autodiff<BB>> + Network<Autodiff<BB>, D>,
@@ -70,7 +74,7 @@ where
 {
     let mut observers: Vec<Box<dyn Observer<BB, M> + 'a>> = Vec::new();
     if let Some(rmt_data) = &data.rmt {
-        observers.push(Box::new(RmtEstimator::new(config, rmt_data)));
+        observers.push(Box::new(RmtEstimator::new(config, rmt_data, group)));
     }
     observers.push(Box::new(BlowUpGuard { config, paths }));
     if let Some(spectrum_data) = &data.spectrum {
@@ -79,7 +83,13 @@ where
             paths,
             data: spectrum_data,
             progress,
+            group,
         }));
+    }
+    // With data parallelism every peer computes (the collective steps above), and peer 0
+    // alone writes the run's files and prints.
+    if group.is_some_and(|g| g.rank() != 0) {
+        return observers;
     }
     observers.push(Box::new(Checkpointer { paths }));
     observers.push(Box::new(MetricsLog { paths }));

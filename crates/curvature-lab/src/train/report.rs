@@ -5,6 +5,9 @@ use super::*;
 
 /// The Hessian spectrum of the training sub-sample at the end of an epoch: a row of
 /// `spectra.csv`, `spectra/epoch-N.json` and its stem plot `spectra/epoch-N.svg` (and `.png`).
+///
+/// With a `group`, every peer computes the spectrum on its share of `data` and peer 0 alone
+/// writes it.
 pub(super) fn record_spectrum<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
     config: &TrainConfig,
     paths: &RunPaths,
@@ -12,8 +15,9 @@ pub(super) fn record_spectrum<BB: Backend, M: CurvatureModel<BB, D>, const D: us
     data: &[Batch<BB, D>],
     row: &EpochMetrics,
     progress: ProgressMode,
+    group: Option<&PeerGroup<BB>>,
 ) -> Result<()> {
-    let objective = Objective::new(model.clone(), Loss::CrossEntropy, data.to_vec())?;
+    let objective = group_objective(model.clone(), data, group)?;
     let s = lanczos_summary(
         &objective.hessian(),
         config.spectrum_steps,
@@ -22,6 +26,9 @@ pub(super) fn record_spectrum<BB: Backend, M: CurvatureModel<BB, D>, const D: us
         curvature_core::OutlierRule::default(),
         progress,
     )?;
+    if group.is_some_and(|g| g.rank() != 0) {
+        return Ok(());
+    }
     let dir = paths.spectra();
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
     let name = format!("epoch-{:04}", row.epoch);
@@ -68,6 +75,7 @@ pub(super) struct SpectrumLog<'a, BB: Backend, const D: usize> {
     pub(super) paths: &'a RunPaths,
     pub(super) data: &'a [Batch<BB, D>],
     pub(super) progress: ProgressMode,
+    pub(super) group: Option<&'a PeerGroup<BB>>,
 }
 
 impl<BB: Backend, M, const D: usize> Observer<BB, M> for SpectrumLog<'_, BB, D>
@@ -90,6 +98,7 @@ where
                 self.data,
                 row,
                 self.progress,
+                self.group,
             )?;
         }
         Ok(())

@@ -12,16 +12,23 @@ pub(super) struct RmtEstimator<'a, BB: Backend, const D: usize> {
     base: HessianVarianceConfig,
     /// The sub-sample it is estimated on.
     data: &'a [Batch<BB, D>],
+    /// With data parallelism, the group (each peer estimates on its share of the batches).
+    group: Option<&'a PeerGroup<BB>>,
 }
 
 impl<'a, BB: Backend, const D: usize> RmtEstimator<'a, BB, D> {
-    pub(super) fn new(config: &TrainConfig, data: &'a [Batch<BB, D>]) -> Self {
+    pub(super) fn new(
+        config: &TrainConfig,
+        data: &'a [Batch<BB, D>],
+        group: Option<&'a PeerGroup<BB>>,
+    ) -> Self {
         Self {
             base: HessianVarianceConfig::new()
                 .with_seed(config.seed)
                 .with_vectors(config.rmt_vectors)
                 .with_max_examples(config.rmt_subsample),
             data,
+            group,
         }
     }
 }
@@ -37,7 +44,7 @@ where
         };
         let model = &run.model;
         rmt.step_estimating(&self.base, |cfg| {
-            let objective = Objective::new(model.valid(), Loss::CrossEntropy, self.data.to_vec())?;
+            let objective = group_objective(model.valid(), self.data, self.group)?;
             Ok(curvature_core::hessian_variance(&objective, cfg)?)
         })?;
         Ok(())

@@ -12,18 +12,23 @@ pub(super) struct Run<BB: Backend, M: AutodiffModule<Autodiff<BB>>> {
 }
 
 impl<BB: Backend, M: AutodiffModule<Autodiff<BB>>> Run<BB, M> {
-    /// A fresh run of `model` on `train_len` training examples, or (`resume`) the one
-    /// checkpointed in `paths`, refused on another backend or precision than it was trained on.
+    /// A fresh run of `model` on the training examples of `inputs`, or (`inputs.resume`) the
+    /// one checkpointed in `inputs.paths`, refused on another backend, precision or number of
+    /// peers than it was trained on. With a `group`, this peer's run.
     pub(super) fn start(
-        config: &TrainConfig,
-        paths: &RunPaths,
-        resume: bool,
-        backend: BackendChoice,
+        inputs: &RunInputs<'_>,
         model: M,
-        train_len: usize,
         device: &BB::Device,
+        group: Option<&PeerGroup<BB>>,
     ) -> Result<Self> {
+        let (config, paths, backend) = (inputs.config, inputs.paths, inputs.options.backend);
+        let train_len = inputs.train.len();
         let opt = RunOptimizer::<BB, M>::new(config, train_len)?;
+        let opt = match group {
+            Some(g) => opt.with_peers(g.clone())?,
+            None => opt,
+        };
+        let peers = group.map_or(1, |g| g.peers());
         let auto = matches!(config.damping, Some(DampingSetting::Auto(_)));
         if auto && train_len.min(config.rmt_subsample) <= 128 {
             return Err(invalid(
@@ -51,9 +56,10 @@ impl<BB: Backend, M: AutodiffModule<Autodiff<BB>>> Run<BB, M> {
                 steps_above: 0,
                 backend: Some(backend),
                 rmt,
+                peers: Some(peers),
             },
         };
-        match resume {
+        match inputs.resume {
             false => Ok(fresh),
             true => fresh.restore(paths, backend, device),
         }
@@ -75,6 +81,16 @@ impl<BB: Backend, M: AutodiffModule<Autodiff<BB>>> Run<BB, M> {
             ));
         }
         state.backend = Some(here);
+        // Another number of peers would share the batches differently (and, with batch norm
+        // or sampled KFAC labels, step differently): refused rather than silently changed.
+        let (trained, now) = (state.peers.unwrap_or(1), self.state.peers.unwrap_or(1));
+        if trained != now {
+            return Err(invalid(
+                "peers",
+                format!("{now} (the run was trained on {trained})"),
+                "resume a run with the number of data-parallel peers it was trained on (--peers), so that it continues as it started",
+            ));
+        }
         let model = self
             .model
             .load_record(load_record(&ck.join("model"), device)?);

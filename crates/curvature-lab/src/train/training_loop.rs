@@ -32,13 +32,37 @@ pub(super) fn schedule(config: &TrainConfig) -> Schedule {
     }
 }
 
-/// Loss and accuracy of `model` (inference form) on `data`.
+/// Loss and accuracy of `model` (inference form) on `data` (with a group: each peer on its
+/// share of the batches, [`group_objective`]).
 pub(super) fn evaluate<BB: Backend, M: CurvatureModel<BB, D>, const D: usize>(
     model: &M,
     data: &[Batch<BB, D>],
+    group: Option<&PeerGroup<BB>>,
 ) -> Result<(f64, f64)> {
-    let e = Objective::new(model.clone(), Loss::CrossEntropy, data.to_vec())?.evaluate()?;
+    let e = group_objective(model.clone(), data, group)?.evaluate()?;
     Ok((e.loss, e.accuracy.unwrap_or(0.0)))
+}
+
+/// Whether the user asked the run to stop: peer 0 (the one a Ctrl-C reaches through the
+/// command) decides, and with a group every peer learns it at the same step (one all-reduce of
+/// one number), so that they stop together.
+fn stop_requested<BB: Backend>(
+    interrupt: Option<&Interrupt>,
+    group: Option<&PeerGroup<BB>>,
+    device: &BB::Device,
+) -> Result<bool> {
+    let Some(interrupt) = interrupt else {
+        return Ok(false);
+    };
+    let mine = group.is_none_or(|g| g.rank() == 0) && interrupt.raised();
+    match group {
+        None => Ok(mine),
+        Some(g) => {
+            let flag =
+                burn::tensor::Tensor::<BB, 1>::from_floats([f64::from(u8::from(mine))], device);
+            Ok(curvature_core::reduce::scalar(g.all_reduce_sum(flag)?) > 0.0)
+        }
+    }
 }
 
 /// What a run is given: its configuration, directory, options and data.
@@ -53,10 +77,15 @@ pub(super) struct RunInputs<'a> {
 
 /// Train `model` as `inputs` say; the metrics of every epoch of the run (on a resume, those
 /// before the checkpoint too).
+///
+/// With a `group`, this is one peer of a data-parallel run: every peer runs this loop on its
+/// share of every global batch with the same optimiser state, and peer 0 alone writes the run's
+/// files (checkpoints, CSV, plots, weights) and prints its progress.
 pub(super) fn run<BB: Backend, M, const D: usize>(
     inputs: &RunInputs<'_>,
     model: M,
     device: &BB::Device,
+    group: Option<PeerGroup<BB>>,
 ) -> Result<Vec<EpochMetrics>>
 where
     M: AutodiffModule<Autodiff<BB>> + Network<Autodiff<BB>, D>,
@@ -69,22 +98,19 @@ where
         train,
         ..
     } = inputs;
-    let backend = options.backend;
-    let mut run = Run::start(
-        config,
-        paths,
-        inputs.resume,
-        backend,
-        model,
-        train.len(),
-        device,
-    )?;
-    if inputs.resume && options.progress != ProgressMode::Quiet {
+    let group = group.as_ref();
+    let lead = group.is_none_or(|g| g.rank() == 0);
+    let progress = match lead {
+        true => options.progress,
+        false => ProgressMode::Quiet,
+    };
+    let mut run = Run::start(inputs, model, device, group)?;
+    if inputs.resume && progress != ProgressMode::Quiet {
         eprintln!("{}", run.resuming_line(paths));
     }
     let data = LoopData::<BB, D>::load(config, train, inputs.val, run.state.rmt.is_some(), device)?;
-    let mut observers = observers::<BB, M, D>(config, paths, options.progress, &data);
-    let interrupted = || options.interrupt.as_ref().is_some_and(Interrupt::raised);
+    let mut observers = observers::<BB, M, D>(config, paths, progress, &data, group);
+    let interrupted = || stop_requested::<BB>(options.interrupt.as_ref(), group, device);
     let sched = schedule(config);
     // A resumed run's earlier epochs: `metrics.csv`, truncated to the checkpoint's epochs.
     let mut rows = match inputs.resume {
@@ -93,7 +119,7 @@ where
     };
     for epoch in run.state.epochs_done..config.epochs {
         let start = Instant::now();
-        let batches = epoch_batches::<BB, D>(config, train, epoch, device)?;
+        let batches = epoch_batches::<BB, D>(config, train, epoch, device, group)?;
         // With a step budget the last epoch stops when the budget is spent.
         let steps = match config.steps {
             Some(budget) => batches
@@ -131,7 +157,7 @@ where
             }
             run.state.steps += 1;
             run.state.batches_done = i + 1;
-            if interrupted() && i + 1 < steps {
+            if interrupted()? && i + 1 < steps {
                 for o in &mut observers {
                     o.interrupted(&run)?;
                 }
@@ -146,8 +172,8 @@ where
         }
         let seconds = start.elapsed().as_secs_f64();
         let reported = run.reported_model(&data.train_eval)?;
-        let (train_loss, train_accuracy) = evaluate(&reported, &data.train_eval)?;
-        let (val_loss, val_accuracy) = evaluate(&reported, &data.val)?;
+        let (train_loss, train_accuracy) = evaluate(&reported, &data.train_eval, group)?;
+        let (val_loss, val_accuracy) = evaluate(&reported, &data.val, group)?;
         run.state.epochs_done = epoch + 1;
         run.state.batches_done = 0;
         let row = EpochMetrics {
@@ -165,7 +191,7 @@ where
             o.epoch_ended(&run, &row, &reported)?;
         }
         rows.push(row);
-        if interrupted() && epoch + 1 < config.epochs {
+        if interrupted()? && epoch + 1 < config.epochs {
             return Err(LabError::Interrupted {
                 step: run.state.steps,
                 out: paths.out.clone(),
@@ -174,6 +200,9 @@ where
     }
     // The reported model: with iterate averaging, the average (as Gadam and SWA evaluate).
     let reported = run.reported_model(&data.train_eval)?;
+    if !lead {
+        return Ok(rows);
+    }
     save_safetensors(&reported, paths.weights(), &module_path)?;
     if let Some(last) = rows.last() {
         write_atomic(

@@ -120,6 +120,7 @@ impl KfacConfig {
             layers: Vec::new(),
             steps: 0,
             observers: Observers::default(),
+            peers: None,
         })
     }
 }

@@ -66,6 +66,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::damping::DampingPolicy;
+use crate::data_parallel::{PeerGroup, all_reduce_step};
 use crate::error::{OptimError, Result as OResult, invalid};
 use crate::observe::{Observers, StepObserver, StepReport, StepTimings};
 use crate::sgd::{Sgd, SgdConfig};
@@ -91,6 +92,7 @@ pub struct Kfac<AB: AutodiffBackend, M: AutodiffModule<AB>> {
     layers: Vec<Layer<AB::InnerBackend>>,
     steps: usize,
     observers: Observers,
+    peers: Option<PeerGroup<Inner<AB>>>,
 }
 
 type Inner<AB> = <AB as AutodiffBackend>::InnerBackend;
@@ -99,6 +101,21 @@ type Inner<AB> = <AB as AutodiffBackend>::InnerBackend;
 pub type SgdRecord<AB, M> = <OptimizerAdaptor<Sgd, M, AB> as Optimizer<M, AB>>::Record;
 
 impl<AB: AutodiffBackend, M: AutodiffModule<AB>> Kfac<AB, M> {
+    /// This optimiser as one peer of the data-parallel `group`: every [`step`](Self::step)
+    /// takes the peer's share of a global batch; the gradient, and on factor steps the batch
+    /// factors `A` and `G`, are made the global batch's by one all-reduce
+    /// ([`data_parallel`](crate::data_parallel)), and every peer then decomposes the same factors
+    /// and takes the same step (the decomposition is repeated on every peer rather than done
+    /// once and broadcast: it needs no communication, and a broadcast would cost the peers the
+    /// same wall time waiting). With [`FisherEstimate::Sampled`] each peer draws its own labels
+    /// (peer 0 the single-process stream), so the factors are an equally valid but different
+    /// Monte-Carlo estimate than one process's; the empirical and exact estimates are the global
+    /// batch's.
+    pub fn with_peers(mut self, group: PeerGroup<Inner<AB>>) -> Self {
+        self.peers = Some(group);
+        self
+    }
+
     /// Add an observer that receives every step's [`StepReport`].
     pub fn observe(&mut self, observer: impl StepObserver + 'static) {
         self.observers.push(observer);
@@ -168,8 +185,9 @@ impl<AB: AutodiffBackend, M: AutodiffModule<AB>> Kfac<AB, M> {
         let mean = loss
             .sum(outputs, Tensor::from_inner(y.clone()))
             .mul_scalar(1.0 / n);
-        let value = scalar(mean.clone());
-        if !value.is_finite() {
+        let mut value = scalar(mean.clone());
+        // With peers the global loss is checked, by every peer together, once it is known.
+        if self.peers.is_none() && !value.is_finite() {
             return Err((model, OptimError::NonFiniteLoss(value)));
         }
         let backward = mean.backward();
@@ -182,12 +200,25 @@ impl<AB: AutodiffBackend, M: AutodiffModule<AB>> Kfac<AB, M> {
             None
         };
         let mut grads = GradientsParams::from_grads(backward, &model);
+        let mut stats = match (factor_step, stats) {
+            (false, _) => None,
+            (true, Some(s)) => Some(s),
+            (true, None) => Some(self.fisher_stats(&model, loss, &mut forward)),
+        };
+        if let Some(group) = &self.peers {
+            let shared = stats
+                .transpose()
+                .and_then(|s| share_step(group.as_ref(), &model, grads, s, value, n as usize));
+            match shared {
+                Ok((g, s, v)) => (grads, stats, value) = (g, s.map(Ok), v),
+                Err(e) => return Err((model, e)),
+            }
+            if !value.is_finite() {
+                return Err((model, OptimError::NonFiniteLoss(value)));
+            }
+        }
         let mut refreshed = false;
-        if factor_step {
-            let stats = match stats {
-                Some(s) => s,
-                None => self.fisher_stats(&model, loss, &mut forward),
-            };
+        if let Some(stats) = stats {
             match stats.and_then(|s| self.update_factors(s)) {
                 Ok(()) => refreshed = true,
                 Err(e) => return Err((model, e)),
@@ -262,4 +293,40 @@ impl<AB: AutodiffBackend, M: AutodiffModule<AB>> Kfac<AB, M> {
         self.observers.notify(&report);
         Ok((model, report))
     }
+}
+
+/// The global batch's gradient, batch factors (on factor steps) and loss from this peer's
+/// share of `examples` examples ([`all_reduce_step`]: `A` and `G` are per-example means, so
+/// they are weighted by the shares' sizes like the gradient).
+fn share_step<AB: AutodiffBackend, M: AutodiffModule<AB>>(
+    group: &dyn curvature_core::PeerReduce<Inner<AB>>,
+    model: &M,
+    grads: GradientsParams,
+    stats: Option<LayerStats<AB>>,
+    loss: f64,
+    examples: usize,
+) -> OResult<(GradientsParams, Option<LayerStats<AB>>, f64)> {
+    let flat = |t: &Tensor<Inner<AB>, 2>| {
+        let len = t.shape().num_elements();
+        t.clone().reshape([len])
+    };
+    let extra = stats
+        .iter()
+        .flatten()
+        .flat_map(|(_, (a, g))| [flat(a), flat(g)])
+        .collect();
+    let global = all_reduce_step(group, model, grads, extra, loss, examples)?;
+    let mut shared = global.extra.into_iter();
+    let stats = stats.map(|stats| {
+        stats
+            .into_iter()
+            .map(|(tap, (a, g))| {
+                let (sa, sg) = (shared.next(), shared.next());
+                let a = sa.map_or(a.clone(), |t| t.reshape(a.dims()));
+                let g = sg.map_or(g.clone(), |t| t.reshape(g.dims()));
+                (tap, (a, g))
+            })
+            .collect()
+    });
+    Ok((global.grads, stats, global.loss))
 }

@@ -36,8 +36,12 @@ impl<AB: AutodiffBackend, M: AutodiffModule<AB>> Kfac<AB, M> {
         // Cotangents u with E[u uᵀ] = H_ℓ(z) (rows: examples).
         let cotangents: Vec<Tensor<Inner<AB>, 2>> = match self.config.fisher {
             FisherEstimate::Sampled => {
-                let mut rng =
-                    StdRng::seed_from_u64(derive_seed(self.config.seed, self.steps as u64));
+                // Each peer draws for its own examples; peer 0 (and one process) the base stream.
+                let base = derive_seed(self.config.seed, self.steps as u64);
+                let mut rng = StdRng::seed_from_u64(match self.peers.as_ref().map(|g| g.rank()) {
+                    None | Some(0) => base,
+                    Some(rank) => derive_seed(base, rank as u64),
+                });
                 let u: Vec<f64> = match loss {
                     Loss::CrossEntropy => {
                         let p = to_host(&activation::softmax(z.clone(), 1));

@@ -7,6 +7,7 @@ mod fashion_mnist;
 mod presets;
 mod spectrum;
 mod train;
+mod train_peers;
 
 use std::path::Path;
 use std::process::{Command, Output};
