@@ -29,3 +29,15 @@ echo "== ours / pytorch =="
 python3 "$(dirname "$0")/pytorch/bench.py" --compare "$out/ours-cuda.csv" "$out/torch.csv" | tee "$out/compare.txt"
 echo "== ours (--conv im2col) / pytorch =="
 python3 "$(dirname "$0")/pytorch/bench.py" --compare "$out/ours-cuda-im2col.csv" "$out/torch.csv" | tee "$out/compare-im2col.txt"
+# Data parallelism (issue #21): with several GPUs, the CNN and VGG-16-BN on 1 and 2 peers (one
+# GPU each, each holding half of the batch of 256), side by side.
+gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
+if [ "${gpus:-0}" -ge 2 ]; then
+  for p in 1 2; do
+    echo "== curvature, --peers $p (batch 256) =="
+    "$bin" bench --backend cuda --models cnn,vgg16-bn --no-kfac --repeats 5 --batch 256 --peers "$p" \
+      --csv "$out/ours-cuda-peers$p.csv" 2>&1 | tee "$out/ours-cuda-peers$p.txt"
+  done
+else
+  echo "== one GPU: the multi-peer case (--peers 2) needs two; skipped =="
+fi

@@ -67,12 +67,56 @@ pub struct PeerArgs {
     /// error naming the peers that never arrived.
     #[arg(long, value_name = "SECONDS", default_value_t = 600.0)]
     pub peer_timeout: f64,
+    /// Spread the group over K machines (nodes), each running this command with its own
+    /// --node-rank and --peers peers, all meeting at the orchestrator (`curvature
+    /// orchestrator`). spectrum and variance only.
+    #[arg(long, value_name = "K", requires_all = ["node_rank", "orchestrator", "node_host"])]
+    pub nodes: Option<usize>,
+    /// This machine's index i in 0..K (node 0 holds global peer 0).
+    #[arg(long, value_name = "i", requires = "nodes")]
+    pub node_rank: Option<usize>,
+    /// Where `curvature orchestrator` listens: HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", requires = "nodes")]
+    pub orchestrator: Option<String>,
+    /// This machine's host name or IP address as the other nodes reach it.
+    #[arg(long, value_name = "HOST", requires = "nodes")]
+    pub node_host: Option<String>,
+    /// Port of this node's tensor data service, which the other nodes download partial sums
+    /// from (default: the orchestrator's port + 1 + node rank).
+    #[arg(long, value_name = "PORT", requires = "nodes")]
+    pub data_port: Option<u16>,
 }
 
 impl PeerArgs {
     /// The group configuration.
     pub fn config(&self) -> curvature_collective::PeerGroupConfig {
-        curvature_collective::PeerGroupConfig::new(self.peers).with_timeout_secs(self.peer_timeout)
+        let node = match (
+            &self.nodes,
+            &self.node_rank,
+            &self.orchestrator,
+            &self.node_host,
+        ) {
+            (Some(nodes), Some(rank), Some(orchestrator), Some(host)) => {
+                let port = orchestrator
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| p.parse::<u16>().ok())
+                    .unwrap_or(0);
+                // An invalid default (0) is reported by the configuration's validation.
+                let default_port = u16::try_from(usize::from(port) + 1 + rank).unwrap_or(0);
+                Some(curvature_collective::NodeConfig::new(
+                    *nodes,
+                    *rank,
+                    orchestrator.clone(),
+                    host.clone(),
+                    self.data_port
+                        .unwrap_or(if port == 0 { 0 } else { default_port }),
+                ))
+            }
+            _ => None,
+        };
+        curvature_collective::PeerGroupConfig::new(self.peers)
+            .with_timeout_secs(self.peer_timeout)
+            .with_node(node)
     }
 }
 

@@ -12,8 +12,9 @@ mod interrupt;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use commands::{
-    bench::BenchArgs, interpolate::InterpolateArgs, spectrum::SpectrumArgs, sweep::SweepArgs,
-    train::TrainArgs, variance::VarianceArgs, verify::VerifyArgs,
+    bench::BenchArgs, interpolate::InterpolateArgs, orchestrator::OrchestratorArgs,
+    spectrum::SpectrumArgs, sweep::SweepArgs, train::TrainArgs, variance::VarianceArgs,
+    verify::VerifyArgs,
 };
 use curvature_lab::LabError;
 use curvature_lab::progress::ProgressMode;
@@ -76,6 +77,9 @@ enum Command {
     /// Time gradients, HVPs, GGN products, Lanczos and optimiser steps on a backend.
     #[command(allow_negative_numbers = true)]
     Bench(BenchArgs),
+    /// Serve as the rendezvous of a data-parallel group spread over several machines (then run
+    /// spectrum or variance on each with --nodes K --node-rank i --orchestrator HOST:PORT).
+    Orchestrator(OrchestratorArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -89,7 +93,17 @@ fn main() -> std::process::ExitCode {
     // Large tensors reuse freed memory instead of page-faulting fresh mappings in on every op
     // (a 20-step Lanczos of VGG-16 on the CPU: 177 → 116 s; see curvature_lab::memory).
     curvature_lab::memory::keep_freed_memory();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // burn's libraries log through `tracing`: warnings and errors reach stderr. (Without a
+    // subscriber of ours, burn-communication installs one at INFO that prints a line per tensor
+    // transfer between nodes.) The orchestrator keeps burn's: its connection log is its output.
+    if !matches!(cli.command, Some(Command::Orchestrator(_))) {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -118,5 +132,6 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Sweep(args)) => commands::sweep::run(args, progress),
         Some(Command::Presets) => commands::presets::run(),
         Some(Command::Bench(args)) => commands::bench::run(&args, progress),
+        Some(Command::Orchestrator(args)) => commands::orchestrator::run(&args),
     }
 }

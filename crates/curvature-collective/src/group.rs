@@ -1,5 +1,6 @@
-//! A local data-parallel group: one thread per peer (one per device) in this process,
-//! connected by burn-collective's local server.
+//! A data-parallel group: one thread per peer (one per device) in this process, connected by
+//! burn-collective's local server — and, across machines, this process as one node of several
+//! connected through burn-collective's global orchestrator ([`NodeConfig`]).
 
 use std::fmt::Display;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -11,7 +12,7 @@ use burn::tensor::backend::Backend;
 
 use crate::board::Board;
 use crate::error::{CollectiveError, Result as CResult};
-use crate::peer::Peer;
+use crate::peer::{Peer, PeerPlace};
 
 /// Configuration of a data-parallel group.
 #[derive(Config, Debug)]
@@ -23,6 +24,109 @@ pub struct PeerGroupConfig {
     /// (error or panic) is noticed within milliseconds, without waiting for the time-out.
     #[config(default = 600.0)]
     pub timeout_secs: f64,
+    /// This process as one node of a multi-machine group (`None`: this process is the whole
+    /// group). Every node runs `peers` peers.
+    pub node: Option<NodeConfig>,
+}
+
+/// This process as node `node_rank` of `nodes` processes (machines), connected through
+/// burn-collective's global orchestrator (`curvature orchestrator --port P`, or
+/// [`run_orchestrator`](crate::run_orchestrator), on one of them).
+///
+/// Every node runs the same number of peers `p`; the group has `K·p` peers, and the peers of
+/// node `i` have the global ranks `i·p, …, i·p + p − 1`. Sums go through burn-collective's
+/// two-level all-reduce (within the node, then a ring between the nodes' tensor data services).
+#[derive(Config, Debug, PartialEq)]
+pub struct NodeConfig {
+    /// Number of nodes `K ≥ 1`.
+    pub nodes: usize,
+    /// This node's index `i` in `0..K`.
+    pub node_rank: usize,
+    /// The orchestrator's address, `HOST:PORT`.
+    pub orchestrator: String,
+    /// This machine's address as the other nodes reach it (a host name or IP address).
+    pub host: String,
+    /// The port of this node's tensor data service (the other nodes download from it).
+    pub data_port: u16,
+}
+
+impl NodeConfig {
+    /// Check the configuration.
+    ///
+    /// # Errors
+    /// [`CollectiveError::InvalidConfig`] for no nodes, a rank outside `0..nodes`, an
+    /// orchestrator address that is not `HOST:PORT`, an empty host, or port 0.
+    pub fn validate(&self) -> CResult<()> {
+        let invalid = |field, value: String, reason| {
+            Err(CollectiveError::InvalidConfig {
+                field,
+                value,
+                reason,
+            })
+        };
+        if self.nodes == 0 {
+            return invalid("nodes", "0".into(), "must be at least 1");
+        }
+        if self.node_rank >= self.nodes {
+            return invalid(
+                "node_rank",
+                self.node_rank.to_string(),
+                "must be below the number of nodes (node ranks are 0, 1, …, nodes − 1)",
+            );
+        }
+        let port = self
+            .orchestrator
+            .rsplit_once(':')
+            .and_then(|(host, port)| (!host.is_empty()).then_some(port))
+            .and_then(|port| port.parse::<u16>().ok());
+        if !matches!(port, Some(p) if p > 0) {
+            return invalid(
+                "orchestrator",
+                self.orchestrator.clone(),
+                "must be HOST:PORT, e.g. 10.0.0.1:3100 (where `curvature orchestrator --port 3100` runs)",
+            );
+        }
+        if self.host.is_empty() || self.host.contains("://") {
+            return invalid(
+                "host",
+                self.host.clone(),
+                "must be this machine's host name or IP address as the other nodes reach it",
+            );
+        }
+        if self.data_port == 0 {
+            return invalid("data_port", "0".into(), "must be a free TCP port");
+        }
+        Ok(())
+    }
+
+    /// The orchestrator's websocket address.
+    pub(crate) fn orchestrator_url(&self) -> String {
+        format!("ws://{}", self.orchestrator)
+    }
+
+    /// This node's websocket address.
+    pub(crate) fn node_url(&self) -> String {
+        format!("ws://{}:{}", self.host, self.data_port)
+    }
+}
+
+/// Run burn-collective's global orchestrator on `port` until the process is stopped (Ctrl-C or
+/// SIGTERM): the rendezvous of the nodes of multi-machine groups ([`NodeConfig`]).
+///
+/// # Errors
+/// [`CollectiveError::Burn`] when the asynchronous runtime cannot be started. (The orchestrator
+/// logs its own errors, such as a port already in use, and returns.)
+pub fn run_orchestrator(port: u16) -> CResult<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CollectiveError::Burn {
+            rank: 0,
+            operation: "orchestrator",
+            message: e.to_string(),
+        })?;
+    runtime.block_on(burn_collective::start_global_orchestrator(port));
+    Ok(())
 }
 
 impl PeerGroupConfig {
@@ -46,7 +150,20 @@ impl PeerGroupConfig {
                 reason: "must be a positive number of seconds",
             });
         }
-        Ok(())
+        match &self.node {
+            Some(node) => node.validate(),
+            None => Ok(()),
+        }
+    }
+
+    /// The number of peers of the whole group: `peers` times the number of nodes.
+    pub fn total_peers(&self) -> usize {
+        self.peers * self.node.as_ref().map_or(1, |n| n.nodes)
+    }
+
+    /// The global rank of this process's first peer.
+    pub fn first_rank(&self) -> usize {
+        self.peers * self.node.as_ref().map_or(0, |n| n.node_rank)
     }
 }
 
@@ -59,6 +176,10 @@ static ONE_GROUP_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// Each peer registers with burn-collective (all registrations complete together), runs
 /// `work(peer)` and leaves. Groups in one process run one after another (burn-collective
 /// keeps one server per backend and process).
+///
+/// With [`PeerGroupConfig::node`] this process is one node of a multi-machine group: its peers
+/// have the global ranks `first_rank() + q`, registration also waits for the other nodes
+/// (through the orchestrator), and the results returned are this node's peers'.
 ///
 /// # Errors
 /// [`CollectiveError::InvalidConfig`] for an invalid config or a device list of the wrong
@@ -79,6 +200,7 @@ where
 {
     config.validate()?;
     let p = config.peers;
+    let (total, first) = (config.total_peers(), config.first_rank());
     if devices.len() != p {
         return Err(CollectiveError::InvalidConfig {
             field: "devices",
@@ -98,8 +220,19 @@ where
             let handles: Vec<_> = devices
                 .iter()
                 .enumerate()
-                .map(|(rank, device)| {
-                    let peer = Arc::new(Peer::new(rank, p, device.clone(), board.clone(), timeout));
+                .map(|(local, device)| {
+                    let rank = first + local;
+                    let peer = Arc::new(Peer::new(
+                        PeerPlace {
+                            rank,
+                            local,
+                            peers: total,
+                        },
+                        device.clone(),
+                        board.clone(),
+                        timeout,
+                        config.node.clone(),
+                    ));
                     let (board, work) = (board.clone(), &work);
                     std::thread::Builder::new()
                         .name(format!("peer-{rank}"))
@@ -127,7 +260,7 @@ where
                                 Ok(_) => "it finished its work".to_string(),
                                 Err(e) => e.to_string(),
                             };
-                            board.stop(rank, reason);
+                            board.stop(local, reason);
                             outcome.map_err(|e| (Instant::now(), e))
                         })
                 })

@@ -40,6 +40,6 @@ mod peer;
 mod shards;
 
 pub use error::{CollectiveError, Result};
-pub use group::{PeerGroupConfig, run_local};
+pub use group::{NodeConfig, PeerGroupConfig, run_local, run_orchestrator};
 pub use peer::{Peer, Traffic};
 pub use shards::{peer_devices, shard_range};

@@ -13,6 +13,7 @@ use curvature_core::PeerReduce;
 
 use crate::board::Board;
 use crate::error::{CollectiveError, Result};
+use crate::group::NodeConfig;
 
 /// How often a waiting peer looks at the board for peers that stopped.
 const POLL: Duration = Duration::from_millis(20);
@@ -28,7 +29,11 @@ const POLL: Duration = Duration::from_millis(20);
 /// the last bits; the slots cost `p` times the vector's memory and traffic instead.
 pub struct Peer<B: Backend> {
     rank: usize,
+    /// Index on this process's board.
+    local: usize,
     peers: usize,
+    /// With several processes (nodes), this one's place among them.
+    node: Option<NodeConfig>,
     device: B::Device,
     board: Arc<Board>,
     timeout: Duration,
@@ -59,17 +64,28 @@ impl<B: Backend> std::fmt::Debug for Peer<B> {
     }
 }
 
+/// Where a peer stands in its group: its global rank, its index in this process, and the
+/// number of peers of the whole group.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PeerPlace {
+    pub(crate) rank: usize,
+    pub(crate) local: usize,
+    pub(crate) peers: usize,
+}
+
 impl<B: Backend> Peer<B> {
     pub(crate) fn new(
-        rank: usize,
-        peers: usize,
+        place: PeerPlace,
         device: B::Device,
         board: Arc<Board>,
         timeout: Duration,
+        node: Option<NodeConfig>,
     ) -> Self {
         Self {
-            rank,
-            peers,
+            rank: place.rank,
+            local: place.local,
+            peers: place.peers,
+            node,
             device,
             board,
             timeout,
@@ -88,13 +104,53 @@ impl<B: Backend> Peer<B> {
         PeerId(self.rank as u32)
     }
 
-    /// Register with burn-collective's local server (every peer of the group must).
+    /// Register with burn-collective's local server (every peer of the group must) and, on
+    /// several nodes, with the orchestrator; then check that the group has as many peers as
+    /// this node expects (every node must run the same number).
     pub(crate) fn register(&self) -> Result<()> {
-        let config = burn_collective::CollectiveConfig::default().with_num_devices(self.peers);
+        let local = self.board.lock().len();
+        let mut config = burn_collective::CollectiveConfig::default().with_num_devices(local);
+        if let Some(node) = &self.node {
+            let address = |s: String| {
+                s.parse::<burn_communication::Address>()
+                    .map_err(|e| self.burn_error("registration", e))
+            };
+            config = config
+                .with_num_nodes(node.nodes as u32)
+                .with_global_address(address(node.orchestrator_url())?)
+                .with_node_address(address(node.node_url())?)
+                .with_data_service_port(node.data_port);
+        }
         let (id, device) = (self.id(), self.device.clone());
         self.bounded("registration", move || {
             burn_collective::register::<B>(id, device, config)
-        })
+        })?;
+        if let Some(node) = &self.node {
+            // Each peer adds one: the group's size, whatever each node thinks it is. (Padded
+            // to one entry per node: the ring between nodes splits a vector into K slices.)
+            let one = Tensor::<B, 1>::ones([1], &self.device);
+            let padding = Tensor::<B, 1>::zeros([node.nodes.saturating_sub(1)], &self.device);
+            let one = Tensor::cat(vec![one, padding], 0).into_primitive().tensor();
+            let id = self.id();
+            let count = self.bounded("count of peers", move || {
+                burn_collective::all_reduce::<B>(id, one, ReduceOperation::Sum)
+            })?;
+            let count =
+                Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(count)).narrow(0, 0, 1);
+            let count = curvature_core::reduce::scalar(count).round() as usize;
+            if count != self.peers {
+                return Err(CollectiveError::InvalidConfig {
+                    field: "peers",
+                    value: format!(
+                        "{} per node on {} nodes (the group has {count} peers)",
+                        local,
+                        self.peers / local.max(1)
+                    ),
+                    reason: "every node must run the same number of peers (--peers)",
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Leave burn-collective's group.
@@ -139,7 +195,7 @@ impl<B: Backend> Peer<B> {
         operation: &'static str,
         call: impl FnOnce() -> std::result::Result<T, burn_collective::CollectiveError> + Send + 'static,
     ) -> Result<T> {
-        let count = self.board.enter(self.rank);
+        let count = self.board.enter(self.local);
         let (tx, rx) = channel();
         std::thread::Builder::new()
             .name(format!("collective-{}", self.rank))
@@ -157,9 +213,9 @@ impl<B: Backend> Peer<B> {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            if let Some((rank, reason)) = self.board.stopped_before(count) {
+            if let Some((local, reason)) = self.board.stopped_before(count) {
                 return Err(CollectiveError::PeerLeft {
-                    rank,
+                    rank: self.rank - self.local + local,
                     waiting: self.rank,
                     operation,
                     reason,
@@ -169,18 +225,53 @@ impl<B: Backend> Peer<B> {
                 return Err(CollectiveError::Timeout {
                     waiting: self.rank,
                     operation,
-                    missing: self.board.missing(count),
+                    missing: self.missing(count),
                     seconds: self.timeout.as_secs_f64(),
                 });
             }
         }
     }
 
+    /// The peers that have not reached operation number `count`, as far as this process can
+    /// tell: its own peers that have not entered it, or — when all of them have and the group
+    /// spans several nodes — every peer of the other nodes (a peer cannot see which of them
+    /// arrived).
+    fn missing(&self, count: u64) -> Vec<usize> {
+        let first = self.rank - self.local;
+        let local: Vec<usize> = self
+            .board
+            .missing(count)
+            .into_iter()
+            .map(|q| first + q)
+            .collect();
+        match (&self.node, local.is_empty()) {
+            (Some(_), true) => self.other_nodes_peers(),
+            _ => local,
+        }
+    }
+
+    /// The global ranks of the peers that run in other processes (nodes).
+    fn other_nodes_peers(&self) -> Vec<usize> {
+        let first = self.rank - self.local;
+        let here = first..first + self.board.lock().len();
+        (0..self.peers).filter(|r| !here.contains(r)).collect()
+    }
+
     fn burn_error(&self, operation: &'static str, e: impl std::fmt::Debug) -> CollectiveError {
+        let mut message = format!("{e:?}");
+        if self.node.is_some() {
+            // burn-collective's tasks fail (and its local server stops) when a connection to
+            // another node breaks: say where to look.
+            let others = self.other_nodes_peers();
+            message.push_str(&format!(
+                " (with several nodes this means a node stopped or cannot be reached: peers \
+                 {others:?} run on the other nodes)"
+            ));
+        }
         CollectiveError::Burn {
             rank: self.rank,
             operation,
-            message: format!("{e:?}"),
+            message,
         }
     }
 

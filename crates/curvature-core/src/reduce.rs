@@ -65,6 +65,13 @@ pub fn has_non_finite<B: Backend, const D: usize>(t: &Tensor<B, D>) -> bool {
         || t.clone().is_inf().any().into_scalar().elem::<bool>()
 }
 
+/// A vector on `device` from host values (the inverse of [`to_host`]; the backend's float
+/// type, so f32 backends round them).
+pub fn from_host<B: Backend>(values: Vec<f64>, device: &B::Device) -> Tensor<B, 1> {
+    let n = values.len();
+    Tensor::from_data(burn::tensor::TensorData::new(values, [n]), device)
+}
+
 /// Copy a tensor of any rank to the host as f64, in row-major order.
 pub fn to_host<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Vec<f64> {
     t.to_data().iter::<f64>().collect()

@@ -396,10 +396,7 @@ fn combine_peers<B: Backend, M: CurvatureModel<B, D>, const D: usize>(
         return Ok((batches, examples));
     };
     let (p, device) = (objective.dim(), objective.device());
-    let host = |values: Vec<f64>| {
-        let n = values.len();
-        Tensor::<B, 1>::from_data(burn::tensor::TensorData::new(values, [n]), device)
-    };
+    let host = |values: Vec<f64>| crate::reduce::from_host::<B>(values, device);
     let mut parts = Vec::with_capacity(2 * acc.len() + 1);
     for a in acc.iter() {
         parts.push(match &a.mean {

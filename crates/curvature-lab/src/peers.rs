@@ -66,28 +66,28 @@ where
     M: Clone + Send,
     T: Send,
 {
-    let p = group.peers;
+    let (p, first) = (group.peers, group.first_rank());
     let models: Vec<Mutex<Option<M>>> = (0..p).map(|_| Mutex::new(Some(model.clone()))).collect();
     let errors: Vec<Mutex<Option<LabError>>> = (0..p).map(|_| Mutex::new(None)).collect();
     let results = run_local::<BB, _, _, _>(group, &peer_devices::<BB>(device, p), |peer| {
-        let rank = peer.rank();
-        let model = models[rank]
+        let local = peer.rank() - first;
+        let model = models[local]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
             .expect("one model per peer");
         work(peer, model).map_err(|e| {
             let message = e.to_string();
-            *errors[rank].lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+            *errors[local].lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
             message
         })
     });
     match results {
         Ok(results) => Ok(results.into_iter().next().expect("at least one peer")),
-        Err(CollectiveError::PeerFailed { rank, message }) => Err(errors[rank]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+        Err(CollectiveError::PeerFailed { rank, message }) => Err(rank
+            .checked_sub(first)
+            .and_then(|local| errors.get(local))
+            .and_then(|e| e.lock().unwrap_or_else(PoisonError::into_inner).take())
             .unwrap_or(LabError::Collective(CollectiveError::PeerFailed {
                 rank,
                 message,
@@ -119,7 +119,7 @@ where
     M: CurvatureModel<BB, INPUT_RANK>,
     T: Send,
 {
-    let p = group.peers;
+    let p = group.total_peers();
     let batch_size = batch_size.min(data.len());
     let num_batches = data.len().div_ceil(batch_size);
     // Fail before starting threads when the batches cannot be shared.

@@ -114,7 +114,7 @@ pub fn measure(request: &SpectrumRequest) -> Result<SpectrumResult> {
         return Err(invalid("augmented", 0, "must be positive"));
     }
     request.peers.validate()?;
-    if request.peers.peers > 1 && request.augmented.is_some() {
+    if request.peers.total_peers() > 1 && request.augmented.is_some() {
         return Err(invalid(
             "peers",
             request.peers.peers,
@@ -151,7 +151,7 @@ impl ModelVisitor for WithModel<'_> {
             Some(path) => load_weights(model, path)?,
             None => model,
         };
-        if request.peers.peers > 1 {
+        if request.peers.total_peers() > 1 {
             return sharded(request, data, model, device);
         }
         let objective = match request.augmented {

@@ -205,7 +205,7 @@ impl ModelVisitor for WithModel<'_> {
             .with_vectors(request.vectors)
             .with_estimator(request.estimator)
             .with_seed(request.seed);
-        if request.peers.peers > 1 {
+        if request.peers.total_peers() > 1 {
             let (v, group) = on_peers(
                 &request.peers,
                 &self.data,

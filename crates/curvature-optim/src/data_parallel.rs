@@ -28,10 +28,10 @@ use std::sync::Arc;
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, Optimizer};
+use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Tensor, TensorData};
 use curvature_core::PeerReduce;
-use curvature_core::reduce::{scalar, to_host};
+use curvature_core::reduce::{from_host, scalar, to_host};
 
 use crate::error::{OptimError, Result};
 
@@ -86,10 +86,7 @@ pub(crate) fn all_reduce_step<AB: AutodiffBackend, M: AutodiffModule<AB>>(
     let lengths: Vec<usize> = extra.iter().map(|t| t.dims()[0]).collect();
     let n = examples as f64;
     parts.extend(extra);
-    parts.push(Tensor::from_data(
-        TensorData::new(vec![loss, 1.0], [2]),
-        &device,
-    ));
+    parts.push(from_host(vec![loss, 1.0], &device));
     let local = Tensor::cat(parts, 0).mul_scalar(n);
     let sum = group.all_reduce_sum(local)?;
     let len = sum.dims()[0];

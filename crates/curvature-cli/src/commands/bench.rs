@@ -8,12 +8,16 @@ use curvature_lab::ConvLowering;
 use curvature_lab::bench::BenchEvent;
 use curvature_lab::progress::ProgressMode;
 
-use crate::args::BackendArgs;
+use crate::args::{BackendArgs, PeerArgs};
 
 #[derive(Args)]
 pub struct BenchArgs {
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// Data parallelism: the batch of --batch examples shared between the peers, every
+    /// operation timed on peer 0 (products and steps of the global batch).
+    #[command(flatten)]
+    pub peers: PeerArgs,
     /// Models, comma-separated: any model name of `train` (logistic, mlp [3072-512-512-10],
     /// cnn [16-32], vgg16, vgg16-bn, preresnet-<depth>, wrn-<depth>-<k>) on CIFAR-shaped input.
     /// Default: mlp,cnn on ndarray; mlp,cnn,vgg16-bn,wrn-28-10 on a GPU.
@@ -88,6 +92,7 @@ impl BenchArgs {
             skip_kfac: self.no_kfac,
             image,
             conv: self.conv,
+            peers: Some(self.peers.config()).filter(|g| g.total_peers() > 1 || g.peers == 0),
         })
     }
 }
@@ -106,13 +111,20 @@ pub fn run(args: &BenchArgs, progress: ProgressMode) -> Result<()> {
                 eprintln!("backend {backend}, device {device}");
             }
             println!(
-                "curvature bench: {} on {device}, batch {}, median of {} after {} warm-up calls, {}, conv {}",
+                "curvature bench: {} on {device}, batch {}, median of {} after {} warm-up calls, {}, conv {}{}",
                 choice.backend,
                 options.batch,
                 options.repeats,
                 options.warmup,
                 choice.precision,
-                options.conv
+                options.conv,
+                match &options.peers {
+                    Some(g) => format!(
+                        ", {} data-parallel peers (each on its share of the batch; peer 0 timed)",
+                        g.total_peers()
+                    ),
+                    None => String::new(),
+                }
             );
             println!("{}", curvature_lab::bench::table_header());
         }

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod interpolate;
+pub mod orchestrator;
 pub mod presets;
 pub mod quickstart;
 pub mod spectrum;

@@ -2,10 +2,8 @@
 //! group, and every sum over examples is completed by one all-reduce (see
 //! [`PeerReduce`](crate::PeerReduce) for the maths).
 
-use burn::tensor::TensorData;
-
 use super::*;
-use crate::reduce::to_host;
+use crate::reduce::{from_host, to_host};
 
 impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
     /// Make this objective one peer's shard of a data-parallel objective.
@@ -46,7 +44,7 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
         let mut slots = vec![0.0; 2 * p];
         slots[2 * rank] = shard as f64;
         slots[2 * rank + 1] = dim as f64;
-        let all = to_host(&group.all_reduce_sum(self.host_vector(slots))?);
+        let all = to_host(&group.all_reduce_sum(from_host::<B>(slots, &self.device))?);
         if all.len() != 2 * p || all[2 * rank] != shard as f64 || all[2 * rank + 1] != dim as f64 {
             return Err(CurvatureError::Peer(format!(
                 "this peer's shard size {shard} and parameter count {dim} did not survive the \
@@ -106,7 +104,7 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
             return Ok((value, vector));
         };
         let n = vector.dims()[0];
-        let packed = Tensor::cat(vec![vector, self.host_vector(vec![value])], 0);
+        let packed = Tensor::cat(vec![vector, from_host::<B>(vec![value], &self.device)], 0);
         let summed = group.all_reduce_sum(packed)?;
         let value = scalar(summed.clone().slice(n..n + 1));
         Ok((value, summed.slice(0..n)))
@@ -124,16 +122,11 @@ impl<B: Backend, M: CurvatureModel<B, D>, const D: usize> Objective<B, M, D> {
             return Ok((loss, correct, classes));
         };
         let local = vec![loss, correct as f64, if classes { 1.0 } else { 0.0 }];
-        let all = to_host(&group.all_reduce_sum(self.host_vector(local))?);
+        let all = to_host(&group.all_reduce_sum(from_host::<B>(local, &self.device))?);
         Ok((
             all[0],
             all[1].round() as usize,
             all[2] == sizes.len() as f64,
         ))
-    }
-
-    fn host_vector(&self, values: Vec<f64>) -> Tensor<B, 1> {
-        let n = values.len();
-        Tensor::from_data(TensorData::new(values, [n]), &self.device)
     }
 }

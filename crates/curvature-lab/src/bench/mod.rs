@@ -46,7 +46,11 @@ use curvature_nets::ConvLowering;
 use crate::backend::{BackendChoice, BackendVisitor, on_backend};
 use crate::config::TrainConfig;
 use crate::error::{LabError, Result, require_positive};
+use crate::peers::each_peer;
 use crate::setup::{INPUT_RANK, ModelSpec, ModelVisitor, build_model};
+use curvature_collective::{PeerGroupConfig, shard_range};
+use curvature_core::PeerReduce;
+use curvature_optim::PeerGroup;
 use network::{Recorder, bench_network};
 
 /// The models of the classic table, in order: the MLP 3072-512-512-10, the CNN 16-32,
@@ -98,6 +102,11 @@ pub struct BenchOptions {
     pub image: [usize; 3],
     /// How the convolutions are computed ([`ConvLowering`]).
     pub conv: ConvLowering,
+    /// Data parallelism: every operation timed on peer 0 of this group (threads, one per
+    /// device), each peer holding its share of the batch of `batch` examples and every product
+    /// and step completed by the all-reduce (`None`: one process). Timed by [`MedianTimer`] on
+    /// every peer, whatever measure [`run_with`] is given.
+    pub peers: Option<PeerGroupConfig>,
 }
 
 impl Default for BenchOptions {
@@ -115,6 +124,7 @@ impl Default for BenchOptions {
             skip_kfac: false,
             image: [3, 32, 32],
             conv: ConvLowering::Auto,
+            peers: None,
         }
     }
 }
@@ -146,6 +156,10 @@ impl BenchOptions {
         }
         for name in &self.models {
             ModelSpec::parse(name)?;
+        }
+        if let Some(group) = &self.peers {
+            group.validate()?;
+            shard_range(self.batch, group.total_peers(), 0)?;
         }
         Ok(())
     }
@@ -249,6 +263,17 @@ pub fn run_with<B: Backend>(
     // `validate` parsed every model name. Every model takes the [C, H, W] images (the dense
     // ones flatten them).
     for name in &options.models {
+        if options.peers.as_ref().is_some_and(|g| g.total_peers() > 1) {
+            let visitor = PeerBenchVisitor {
+                name,
+                options,
+                rows: &mut rows,
+                progress: &mut *progress,
+            };
+            let config = bench_config(name, options.conv);
+            build_model::<B, _>(&config, &options.image, 10, device, visitor)?;
+            continue;
+        }
         let visitor = BenchVisitor {
             example: &options.image,
             options,
@@ -292,6 +317,92 @@ impl ModelVisitor for BenchVisitor<'_> {
         shape[1..].copy_from_slice(self.example);
         let batch = random_classification_batch::<BB, INPUT_RANK>(shape, 10, 0, device);
         let model = Train::<BB, M>::from_inner(mark_trainable(model));
-        bench_network(model, batch, device, self.options, self.rec)
+        bench_network(model, batch, device, self.options, self.rec, None)
+    }
+}
+
+/// An event of a peer's [`Recorder`], sent to the calling thread (which reports it).
+enum Sent {
+    Starting(String),
+    Row(BenchRow),
+}
+
+/// Times one model on the peers of `options.peers`: every peer times the same operations on
+/// its share of the batch, and peer 0's rows and progress are reported (live, from this
+/// thread, while the peers work).
+struct PeerBenchVisitor<'a, 'p> {
+    name: &'a str,
+    options: &'a BenchOptions,
+    rows: &'a mut Vec<BenchRow>,
+    progress: &'a mut (dyn FnMut(BenchEvent<'_>) + 'p),
+}
+
+impl ModelVisitor for PeerBenchVisitor<'_, '_> {
+    type Output = ();
+    fn visit<BB: Backend, M: CurvatureModel<BB, INPUT_RANK>>(
+        self,
+        model: M,
+        device: &BB::Device,
+    ) -> Result<()> {
+        let (options, name) = (self.options, self.name);
+        let group = options.peers.as_ref().expect("a group");
+        let mut shape = [options.batch; INPUT_RANK];
+        shape[1..].copy_from_slice(&options.image);
+        let (tx, rx) = std::sync::mpsc::channel::<Sent>();
+        std::thread::scope(|scope| {
+            let peers = scope.spawn(move || {
+                let tx = tx;
+                each_peer::<BB, _, _>(group, device, model, |peer, model| {
+                    let (rank, dev) = (peer.rank(), peer.device().clone());
+                    // The global batch (the same seed on every peer), then this peer's rows.
+                    let batch = random_classification_batch::<BB, INPUT_RANK>(shape, 10, 0, &dev);
+                    let share = batch.rows(shard_range(batch.len(), peer.peers(), rank)?)?;
+                    let model = Train::<BB, M>::from_inner(mark_trainable(model.fork(&dev)));
+                    let mut forward = |event: BenchEvent<'_>| {
+                        // Peer 0 reports; the calling thread is gone only if it panicked.
+                        let sent = match event {
+                            BenchEvent::Starting(line) => Sent::Starting(line.to_string()),
+                            BenchEvent::Row(row) => Sent::Row(row.clone()),
+                            BenchEvent::Backend { .. } => return,
+                        };
+                        if rank == 0 {
+                            let _ = tx.send(sent);
+                        }
+                    };
+                    let (mut timer, mut rows) = (MedianTimer::for_options(options), Vec::new());
+                    let rec = Recorder {
+                        model: name,
+                        params: 0,
+                        batch: options.batch,
+                        rows: &mut rows,
+                        progress: &mut forward,
+                        measure: &mut timer,
+                    };
+                    bench_network(
+                        model,
+                        share,
+                        &dev,
+                        options,
+                        rec,
+                        Some(peer as PeerGroup<BB>),
+                    )?;
+                    Ok(rows)
+                })
+            });
+            for sent in rx {
+                match sent {
+                    Sent::Starting(line) => (self.progress)(BenchEvent::Starting(&line)),
+                    Sent::Row(row) => {
+                        self.rows.push(row);
+                        (self.progress)(BenchEvent::Row(self.rows.last().expect("just pushed")));
+                    }
+                }
+            }
+            // Peer 0's rows arrived through the channel; this is the group's outcome.
+            peers
+                .join()
+                .expect("the peers' thread catches their panics")
+                .map(|_| ())
+        })
     }
 }

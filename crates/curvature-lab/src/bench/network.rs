@@ -10,7 +10,7 @@ use curvature_core::{
 };
 use curvature_optim::{
     AdamConfig, AnyOptimizer, FixedDamping, KfacConfig, LanczosOptConfig, OptimizerConfig,
-    SgdConfig, TrainingStep,
+    PeerGroup, SgdConfig, TrainingStep,
 };
 
 use super::measure::{Case, Measure, Operation, Timing};
@@ -39,12 +39,15 @@ impl Baseline {
 /// KFAC intervals meaning "never" (only the first step updates factors and inverts).
 const NEVER: usize = usize::MAX;
 
+/// Time every operation of `model` on `batch` — with a `group`, as one peer of it: `batch` is
+/// the peer's share of the global batch and every product and step is the global batch's.
 pub(super) fn bench_network<B, M, const D: usize>(
     model: M,
     batch: Batch<B, D>,
     device: &B::Device,
     options: &BenchOptions,
     mut rec: Recorder<'_>,
+    group: Option<PeerGroup<B>>,
 ) -> Result<()>
 where
     B: Backend,
@@ -54,6 +57,10 @@ where
     let n = options.batch;
     let objective = Objective::new(model.valid(), Loss::CrossEntropy, vec![batch.clone()])?
         .with_bn_mode(BatchNormMode::Train);
+    let objective = match &group {
+        Some(g) => objective.with_peers(g.clone())?,
+        None => objective,
+    };
     let p = objective.dim();
     rec.params = p;
     let sync = || {
@@ -133,7 +140,14 @@ where
 
     // Every optimiser row times `TrainingStep::train_step` at α = 1e-4, as training calls it.
     let steps = |config: OptimizerConfig, damping: f64, prepare: bool| {
-        OptimizerSteps::new(&config, damping, prepare, &model, &batch, &sync)
+        OptimizerSteps::new(
+            &config,
+            damping,
+            prepare,
+            (&model, &batch),
+            &sync,
+            group.clone(),
+        )
     };
     let sgd_config = OptimizerConfig::Sgd(SgdConfig::new().with_momentum(0.9));
     let sgd = rec.time("sgd step", false, &mut steps(sgd_config, 1.0, false)?)?;
@@ -286,12 +300,16 @@ where
         config: &OptimizerConfig,
         damping: f64,
         prepare: bool,
-        start: &'a M,
-        batch: &'a Batch<B, D>,
+        (start, batch): (&'a M, &'a Batch<B, D>),
         sync: &'a dyn Fn() -> Result<()>,
+        group: Option<PeerGroup<B>>,
     ) -> Result<Self> {
+        let optimizer = config.init()?;
         Ok(Self {
-            optimizer: config.init()?,
+            optimizer: match group {
+                Some(g) => optimizer.with_peers(g)?,
+                None => optimizer,
+            },
             damping: FixedDamping::new(damping)?,
             prepare,
             batch,

@@ -194,6 +194,13 @@ fn dispatch(
 ) -> Result<Vec<EpochMetrics>> {
     if let Some(group) = &options.peers {
         group.validate()?;
+        if group.node.is_some() {
+            return Err(invalid(
+                "nodes",
+                group.total_peers() / group.peers.max(1),
+                "training across machines is not supported yet (spectrum and variance are): train with --peers on one machine",
+            ));
+        }
     }
     let (train, val) = shaped_dataset(config)?;
     // A step budget fixes the epochs once the training set's size is known (what

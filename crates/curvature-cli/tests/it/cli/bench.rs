@@ -84,6 +84,61 @@ fn bench_prints_the_table_and_writes_csv() {
     assert!(csv.contains("exact hvp"), "{csv}");
 }
 
+/// `curvature bench --peers 2`: every row measured on two peers sharing the batch (KFAC's
+/// factor step included, whose factors are all-reduced), the header saying so; a batch the
+/// peers cannot share is refused before anything is timed.
+#[test]
+fn bench_on_two_peers_times_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = curvature(
+        &[
+            "bench",
+            "--backend",
+            "ndarray",
+            "--models",
+            "mlp",
+            "--batch",
+            "6",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--lanczos-steps",
+            "2",
+            "--lanczos-opt-rank",
+            "2",
+            "--no-kfac-inversion",
+            "--image",
+            "1,8,8",
+            "--peers",
+            "2",
+            "--csv",
+            "p.csv",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("2 data-parallel peers"), "{}", text(&o));
+    let csv = std::fs::read_to_string(d.join("p.csv")).unwrap();
+    for op in [
+        "gradient",
+        "exact hvp",
+        "lanczos step",
+        "sgd step",
+        "adam step",
+        "kfac factor step",
+        "lanczos-opt step (k=2)",
+    ] {
+        assert!(
+            csv.contains(&format!(",{op},")) || csv.contains(&format!(",\"{op}\",")),
+            "{op} missing: {csv}"
+        );
+    }
+    let o = curvature(&["bench", "--batch", "1", "--peers", "2"], d);
+    assert_fails_with(&o, "more peers than items");
+}
+
 /// `curvature verify` on NdArray against itself: every comparison printed and written, every
 /// error exactly 0 (the same computation twice), exit 0; bad sizes and names refused.
 #[test]

@@ -4,6 +4,7 @@
 mod bad_input;
 mod bench;
 mod fashion_mnist;
+mod nodes;
 mod presets;
 mod spectrum;
 mod train;

@@ -1,0 +1,259 @@
+//! Several machines: `curvature orchestrator` and two `curvature spectrum --nodes 2` processes
+//! on the loopback interface give the spectrum of one process; a node that never joins stops
+//! the other with a time-out naming the missing peers instead of a hang.
+//!
+//! The reference is the single-process dense eigendecomposition of the same f64 logistic
+//! Hessian (`--peers 1`, itself checked against analytic Hessians in the library's tests); the
+//! two nodes each hold half the batches and sum through burn-collective's orchestrator and
+//! data services, so a lost or doubled share changes the eigenvalues far beyond 1e-12.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{curvature, read_json, text};
+
+/// A TCP port nothing listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped (a failing test leaves nothing running).
+struct Killed(Option<Child>);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Start the binary with `args` in `cwd`, its output going to `cwd/log` (a file, not a pipe
+/// nobody reads while it runs: a full pipe would block the child).
+fn spawn(args: &[&str], cwd: &Path, log: &str) -> Killed {
+    let file = std::fs::File::create(cwd.join(log)).unwrap();
+    Killed(Some(
+        Command::new(env!("CARGO_BIN_EXE_curvature"))
+            .args(args)
+            .current_dir(cwd)
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("the binary starts"),
+    ))
+}
+
+/// Wait for `child` at most `limit`; whether it succeeded and its output (from `cwd/log`), or
+/// a panic naming what hung (the child is then killed).
+fn finish(mut child: Killed, limit: Duration, cwd: &Path, log: &str) -> (bool, String) {
+    let start = Instant::now();
+    let output = || std::fs::read_to_string(cwd.join(log)).unwrap_or_default();
+    let running = child.0.as_mut().expect("a child");
+    loop {
+        if let Some(status) = running.try_wait().unwrap() {
+            child.0 = None;
+            return (status.success(), output());
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{log}: still running after {limit:?}: {}",
+            output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Start the orchestrator on a free port and wait until it accepts connections.
+fn orchestrator(cwd: &Path) -> (Killed, u16) {
+    let port = free_port();
+    let child = spawn(
+        &["orchestrator", "--port", &port.to_string()],
+        cwd,
+        "orchestrator.log",
+    );
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the orchestrator never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, port)
+}
+
+fn spectrum_args<'a>(json: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "spectrum",
+        "--quiet",
+        "--model",
+        "logistic",
+        "--precision",
+        "f64",
+        "--dense",
+        "--batch-size",
+        "200",
+        "--json",
+        json,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+fn eigenvalues(path: &Path) -> Vec<f64> {
+    read_json(path)["eigenvalues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn two_nodes_on_loopback_give_the_spectrum_of_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = curvature(&spectrum_args("one.json", &[]), d);
+    assert!(o.status.success(), "{}", text(&o));
+    let want = eigenvalues(&d.join("one.json"));
+
+    let (orchestrator, port) = orchestrator(d);
+    let address = format!("127.0.0.1:{port}");
+    let data_ports = [free_port().to_string(), free_port().to_string()];
+    let nodes: Vec<Killed> = (0..2)
+        .map(|i| {
+            let rank = i.to_string();
+            let json = format!("node{i}.json");
+            let extra = [
+                "--nodes",
+                "2",
+                "--node-rank",
+                &rank,
+                "--orchestrator",
+                &address,
+                "--node-host",
+                "127.0.0.1",
+                "--data-port",
+                &data_ports[i],
+                "--peer-timeout",
+                "60",
+            ];
+            spawn(&spectrum_args(&json, &extra), d, &format!("node{i}.log"))
+        })
+        .collect();
+    for (i, node) in nodes.into_iter().enumerate() {
+        let (ok, out) = finish(node, Duration::from_secs(120), d, &format!("node{i}.log"));
+        assert!(ok, "node {i}: {out}");
+        assert!(out.contains("data parallel: 2 peers"), "node {i}: {out}");
+    }
+    drop(orchestrator);
+    let scale = want.last().unwrap().abs();
+    for i in 0..2 {
+        let got = eigenvalues(&d.join(format!("node{i}.json")));
+        assert_eq!(got.len(), want.len());
+        for (g, e) in got.iter().zip(&want) {
+            assert!((g - e).abs() <= 1e-12 * scale, "node {i}: {g} vs {e}");
+        }
+    }
+}
+
+#[test]
+fn a_node_that_never_joins_stops_the_other_with_a_time_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_orchestrator, port) = orchestrator(d);
+    let address = format!("127.0.0.1:{port}");
+    let data_port = free_port().to_string();
+    let extra = [
+        "--nodes",
+        "2",
+        "--node-rank",
+        "0",
+        "--orchestrator",
+        &address,
+        "--node-host",
+        "127.0.0.1",
+        "--data-port",
+        &data_port,
+        "--peer-timeout",
+        "3",
+    ];
+    let start = Instant::now();
+    let node = spawn(&spectrum_args("node0.json", &extra), d, "node0.log");
+    let (ok, out) = finish(node, Duration::from_secs(60), d, "node0.log");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("time-out after 3 s") && out.contains("peer(s) [1]"),
+        "{out}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn a_node_killed_mid_run_stops_the_other_with_an_error_naming_its_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_orchestrator, port) = orchestrator(d);
+    let address = format!("127.0.0.1:{port}");
+    let data_ports = [free_port().to_string(), free_port().to_string()];
+    let mut nodes: Vec<Killed> = (0..2)
+        .map(|i| {
+            let rank = i.to_string();
+            let args = [
+                "spectrum",
+                "--quiet",
+                "--model",
+                "mlp",
+                "--steps",
+                "200",
+                "--batch-size",
+                "100",
+                "--nodes",
+                "2",
+                "--node-rank",
+                &rank,
+                "--orchestrator",
+                &address,
+                "--node-host",
+                "127.0.0.1",
+                "--data-port",
+                &data_ports[i],
+                "--peer-timeout",
+                "5",
+            ];
+            spawn(&args, d, &format!("node{i}.log"))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SIGKILL: node 1 leaves without a word, in the middle of the run (or of joining).
+    drop(nodes.pop());
+    let start = Instant::now();
+    let node0 = nodes.pop().unwrap();
+    let (ok, out) = finish(node0, Duration::from_secs(60), d, "node0.log");
+    assert!(!ok, "{out}");
+    let error = out
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(
+        (error.contains("time-out after 5 s") || error.contains("a node stopped"))
+            && error.contains("[1]"),
+        "{out}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+}
