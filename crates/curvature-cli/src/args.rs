@@ -69,7 +69,8 @@ pub struct PeerArgs {
     pub peer_timeout: f64,
     /// Spread the group over K machines (nodes), each running this command with its own
     /// --node-rank and --peers peers, all meeting at the orchestrator (`curvature
-    /// orchestrator`). spectrum and variance only.
+    /// orchestrator`). Node 0 prints and writes the files; in `train` the other nodes write
+    /// nothing (to resume, copy node 0's output directory to them first).
     #[arg(long, value_name = "K", requires_all = ["node_rank", "orchestrator", "node_host"])]
     pub nodes: Option<usize>,
     /// This machine's index i in 0..K (node 0 holds global peer 0).

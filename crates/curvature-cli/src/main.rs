@@ -78,7 +78,7 @@ enum Command {
     #[command(allow_negative_numbers = true)]
     Bench(BenchArgs),
     /// Serve as the rendezvous of a data-parallel group spread over several machines (then run
-    /// spectrum or variance on each with --nodes K --node-rank i --orchestrator HOST:PORT).
+    /// spectrum, variance, train or bench on each with --nodes K --node-rank i --orchestrator HOST:PORT).
     Orchestrator(OrchestratorArgs),
 }
 

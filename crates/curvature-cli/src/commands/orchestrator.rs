@@ -18,7 +18,7 @@ pub fn run(args: &OrchestratorArgs) -> Result<()> {
         anyhow::bail!("--port 0: the nodes need a fixed port to reach; choose one, e.g. 3100");
     }
     eprintln!(
-        "orchestrator listening on port {} (all interfaces); start the nodes with --nodes K --node-rank i --orchestrator THIS_HOST:{}; Ctrl-C stops it",
+        "orchestrator listening on port {} (all interfaces); start the nodes (spectrum, variance, train, bench) with --nodes K --node-rank i --orchestrator THIS_HOST:{} --node-host THEIR_HOST; Ctrl-C stops it",
         args.port, args.port
     );
     curvature_collective::run_orchestrator(args.port)?;

@@ -312,13 +312,18 @@ impl ModelVisitor for BenchVisitor<'_> {
         model: M,
         device: &BB::Device,
     ) -> Result<()> {
-        // Every network takes `[N, C, H, W]`: the batch dimension, then the example shape.
-        let mut shape = [self.options.batch; INPUT_RANK];
-        shape[1..].copy_from_slice(self.example);
+        let shape = batch_shape(self.options.batch, self.example);
         let batch = random_classification_batch::<BB, INPUT_RANK>(shape, 10, 0, device);
         let model = Train::<BB, M>::from_inner(mark_trainable(model));
         bench_network(model, batch, device, self.options, self.rec, None)
     }
+}
+
+/// Every network takes `[N, C, H, W]`: the batch dimension, then the example shape.
+fn batch_shape(batch: usize, example: &[usize]) -> [usize; INPUT_RANK] {
+    let mut shape = [batch; INPUT_RANK];
+    shape[1..].copy_from_slice(example);
+    shape
 }
 
 /// An event of a peer's [`Recorder`], sent to the calling thread (which reports it).
@@ -346,8 +351,7 @@ impl ModelVisitor for PeerBenchVisitor<'_, '_> {
     ) -> Result<()> {
         let (options, name) = (self.options, self.name);
         let group = options.peers.as_ref().expect("a group");
-        let mut shape = [options.batch; INPUT_RANK];
-        shape[1..].copy_from_slice(&options.image);
+        let shape = batch_shape(options.batch, &options.image);
         let (tx, rx) = std::sync::mpsc::channel::<Sent>();
         std::thread::scope(|scope| {
             let peers = scope.spawn(move || {

@@ -105,8 +105,20 @@ pub fn train(config: &TrainConfig, out: &Path, options: RunOptions) -> Result<Ve
     config.validate()?;
     let paths = RunPaths { out: out.into() };
     // Checked before the data is loaded, and again under the lock in `start_run`.
-    refuse_another_run(&paths, options.force)?;
+    if writes_files(&options) {
+        refuse_another_run(&paths, options.force)?;
+    }
     dispatch(config, &paths, false, options)
+}
+
+/// Whether this process writes the run's files: always, except on the nodes other than node 0
+/// of a run across machines (their `--out` is only read, on a resume).
+fn writes_files(options: &RunOptions) -> bool {
+    options
+        .peers
+        .as_ref()
+        .and_then(|g| g.node.as_ref())
+        .is_none_or(|n| n.node_rank == 0)
 }
 
 /// [`LabError::OutputExists`] when `paths` holds a run (`config.json`) and `force` is off.
@@ -160,8 +172,21 @@ pub fn resume(out: &Path, options: RunOptions) -> Result<Vec<EpochMetrics>> {
             "no run to resume here (config.json is missing)",
         ));
     }
-    let _lock = DirLock::acquire(out)?;
-    paths.recover_checkpoint()?;
+    // Another node than node 0 only reads node 0's checkpoint (copied here, or shared).
+    let _lock = match writes_files(&options) {
+        true => {
+            let lock = DirLock::acquire(out)?;
+            paths.recover_checkpoint()?;
+            Some(lock)
+        }
+        false if !paths.checkpoint().join("state.json").exists() => {
+            return Err(io(
+                paths.checkpoint(),
+                "no checkpoint here: every node of a run across machines resumes from node 0's checkpoint — copy node 0's output directory here (or share it) first",
+            ));
+        }
+        false => None,
+    };
     let config = TrainConfig::from_file(&paths.config())?;
     config.validate()?;
     dispatch(&config, &paths, true, options)
@@ -194,13 +219,6 @@ fn dispatch(
 ) -> Result<Vec<EpochMetrics>> {
     if let Some(group) = &options.peers {
         group.validate()?;
-        if group.node.is_some() {
-            return Err(invalid(
-                "nodes",
-                group.total_peers() / group.peers.max(1),
-                "training across machines is not supported yet (spectrum and variance are): train with --peers on one machine",
-            ));
-        }
     }
     let (train, val) = shaped_dataset(config)?;
     // A step budget fixes the epochs once the training set's size is known (what
@@ -235,17 +253,18 @@ impl ModelVisitor for Trainer<'_> {
         let inputs = &self.0;
         let model = initial_weights(inputs.config, model)?;
         let model = Train::<BB, M>::from_inner(mark_trainable(model));
-        let lock = match inputs.resume {
-            false => Some(start_run(
+        let writes = writes_files(&inputs.options);
+        let lock = match !inputs.resume && writes {
+            true => Some(start_run(
                 inputs.config,
                 inputs.paths,
                 inputs.options.force,
             )?),
-            // `resume` holds the lock.
-            true => None,
+            // `resume` holds the lock; other nodes than node 0 write nothing.
+            false => None,
         };
         let result = match &inputs.options.peers {
-            Some(group) if group.peers > 1 => {
+            Some(group) if group.total_peers() > 1 => {
                 each_peer::<BB, _, _>(group, device, model, |peer, model| {
                     let device = peer.device().clone();
                     let model = model.fork(&device);
@@ -255,7 +274,8 @@ impl ModelVisitor for Trainer<'_> {
             }
             _ => run::<BB, _, INPUT_RANK>(inputs, model, device, None),
         };
-        let unstarted = !inputs.resume
+        let unstarted = writes
+            && !inputs.resume
             && !inputs.paths.checkpoint().exists()
             && matches!(
                 &result,

@@ -61,13 +61,20 @@ impl<BB: Backend, M: AutodiffModule<Autodiff<BB>>> Run<BB, M> {
         };
         match inputs.resume {
             false => Ok(fresh),
-            true => fresh.restore(paths, backend, device),
+            true => fresh.restore(paths, backend, device, group.is_none_or(|g| g.rank() == 0)),
         }
     }
 
     /// This run with model, optimiser and state from the checkpoint in `paths`, and the CSV
     /// files truncated to its epochs.
-    fn restore(self, paths: &RunPaths, here: BackendChoice, device: &BB::Device) -> Result<Self> {
+    /// Only the `lead` peer (peer 0, the one that writes) truncates the CSV files.
+    fn restore(
+        self,
+        paths: &RunPaths,
+        here: BackendChoice,
+        device: &BB::Device,
+        lead: bool,
+    ) -> Result<Self> {
         let ck = paths.checkpoint();
         let mut state = State::read(&ck)?;
         // Another backend or precision would continue with other numbers, silently.
@@ -96,8 +103,10 @@ impl<BB: Backend, M: AutodiffModule<Autodiff<BB>>> Run<BB, M> {
             .load_record(load_record(&ck.join("model"), device)?);
         let opt = self.opt.load(&ck.join("optimizer"), device)?;
         // Keep the rows of the checkpointed epochs only.
-        truncate_csv(&paths.metrics(), state.epochs_done)?;
-        truncate_csv(&paths.spectra_csv(), state.epochs_done)?;
+        if lead {
+            truncate_csv(&paths.metrics(), state.epochs_done)?;
+            truncate_csv(&paths.spectra_csv(), state.epochs_done)?;
+        }
         Ok(Self { model, opt, state })
     }
 

@@ -113,7 +113,7 @@ where
     let interrupted = || stop_requested::<BB>(options.interrupt.as_ref(), group, device);
     let sched = schedule(config);
     // A resumed run's earlier epochs: `metrics.csv`, truncated to the checkpoint's epochs.
-    let mut rows = match inputs.resume {
+    let mut rows = match inputs.resume && lead {
         true => paths.read_metrics()?,
         false => Vec::new(),
     };

@@ -89,6 +89,30 @@ fn orchestrator(cwd: &Path) -> (Killed, u16) {
     (child, port)
 }
 
+/// The flags that make a command node `rank` of two meeting at the orchestrator on `port`
+/// (its tensor data service on a free port), waiting at most `timeout` seconds for the other.
+fn node_flags(rank: usize, port: u16, timeout: &str) -> Vec<String> {
+    let flags = [
+        "--nodes".to_string(),
+        "2".into(),
+        "--node-rank".into(),
+        rank.to_string(),
+        "--orchestrator".into(),
+        format!("127.0.0.1:{port}"),
+        "--node-host".into(),
+        "127.0.0.1".into(),
+        "--data-port".into(),
+        free_port().to_string(),
+        "--peer-timeout".into(),
+        timeout.into(),
+    ];
+    flags.to_vec()
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 fn spectrum_args<'a>(json: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "spectrum",
@@ -125,27 +149,14 @@ fn two_nodes_on_loopback_give_the_spectrum_of_one_process() {
     let want = eigenvalues(&d.join("one.json"));
 
     let (orchestrator, port) = orchestrator(d);
-    let address = format!("127.0.0.1:{port}");
-    let data_ports = [free_port().to_string(), free_port().to_string()];
     let nodes: Vec<Killed> = (0..2)
         .map(|i| {
-            let rank = i.to_string();
-            let json = format!("node{i}.json");
-            let extra = [
-                "--nodes",
-                "2",
-                "--node-rank",
-                &rank,
-                "--orchestrator",
-                &address,
-                "--node-host",
-                "127.0.0.1",
-                "--data-port",
-                &data_ports[i],
-                "--peer-timeout",
-                "60",
-            ];
-            spawn(&spectrum_args(&json, &extra), d, &format!("node{i}.log"))
+            let (json, flags) = (format!("node{i}.json"), node_flags(i, port, "60"));
+            spawn(
+                &spectrum_args(&json, &strs(&flags)),
+                d,
+                &format!("node{i}.log"),
+            )
         })
         .collect();
     for (i, node) in nodes.into_iter().enumerate() {
@@ -169,24 +180,9 @@ fn a_node_that_never_joins_stops_the_other_with_a_time_out() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (_orchestrator, port) = orchestrator(d);
-    let address = format!("127.0.0.1:{port}");
-    let data_port = free_port().to_string();
-    let extra = [
-        "--nodes",
-        "2",
-        "--node-rank",
-        "0",
-        "--orchestrator",
-        &address,
-        "--node-host",
-        "127.0.0.1",
-        "--data-port",
-        &data_port,
-        "--peer-timeout",
-        "3",
-    ];
+    let flags = node_flags(0, port, "3");
     let start = Instant::now();
-    let node = spawn(&spectrum_args("node0.json", &extra), d, "node0.log");
+    let node = spawn(&spectrum_args("node0.json", &strs(&flags)), d, "node0.log");
     let (ok, out) = finish(node, Duration::from_secs(60), d, "node0.log");
     assert!(!ok, "{out}");
     assert!(
@@ -205,33 +201,12 @@ fn a_node_killed_mid_run_stops_the_other_with_an_error_naming_its_peers() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (_orchestrator, port) = orchestrator(d);
-    let address = format!("127.0.0.1:{port}");
-    let data_ports = [free_port().to_string(), free_port().to_string()];
     let mut nodes: Vec<Killed> = (0..2)
         .map(|i| {
-            let rank = i.to_string();
-            let args = [
-                "spectrum",
-                "--quiet",
-                "--model",
-                "mlp",
-                "--steps",
-                "200",
-                "--batch-size",
-                "100",
-                "--nodes",
-                "2",
-                "--node-rank",
-                &rank,
-                "--orchestrator",
-                &address,
-                "--node-host",
-                "127.0.0.1",
-                "--data-port",
-                &data_ports[i],
-                "--peer-timeout",
-                "5",
-            ];
+            let mut args = vec!["spectrum", "--quiet", "--model", "mlp", "--steps", "200"];
+            args.extend(["--batch-size", "100"]);
+            let flags = node_flags(i, port, "5");
+            args.extend(strs(&flags));
             spawn(&args, d, &format!("node{i}.log"))
         })
         .collect();
@@ -255,5 +230,70 @@ fn a_node_killed_mid_run_stops_the_other_with_an_error_naming_its_peers() {
         start.elapsed() < Duration::from_secs(30),
         "{:?}",
         start.elapsed()
+    );
+}
+
+#[test]
+fn two_nodes_train_like_one_process_and_only_node_0_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let train = |out: &str, extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "train",
+            "--quiet",
+            "--precision",
+            "f64",
+            "--model",
+            "mlp",
+            "--hidden",
+            "16",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.005",
+            "--batch-size",
+            "200",
+            "--epochs",
+            "2",
+            "--out",
+            out,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    // The reference: one process, two peers (the same two shares of every global batch).
+    let o = curvature(&super::refs(&train("single", &["--peers", "2"])), d);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let (orchestrator, port) = orchestrator(d);
+    let nodes: Vec<Killed> = (0..2)
+        .map(|i| {
+            let (out, flags) = (format!("node{i}"), node_flags(i, port, "60"));
+            let args = train(&out, &strs(&flags));
+            spawn(&strs(&args), d, &format!("node{i}.log"))
+        })
+        .collect();
+    for (i, node) in nodes.into_iter().enumerate() {
+        let (ok, out) = finish(node, Duration::from_secs(120), d, &format!("node{i}.log"));
+        assert!(ok, "node {i}: {out}");
+    }
+    drop(orchestrator);
+    assert_eq!(
+        super::rows(&d.join("node0")),
+        super::rows(&d.join("single")),
+        "node 0's metrics are the one-process run's"
+    );
+    assert_eq!(
+        std::fs::read(d.join("node0/weights.safetensors")).unwrap(),
+        std::fs::read(d.join("single/weights.safetensors")).unwrap(),
+        "final weights"
+    );
+    assert!(
+        !d.join("node1").exists(),
+        "node 1 writes nothing: {:?}",
+        std::fs::read_dir(d.join("node1")).map(|r| r.count())
     );
 }
