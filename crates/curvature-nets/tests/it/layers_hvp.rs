@@ -81,12 +81,19 @@ fn random_batch<const D: usize>(shape: [usize; D], classes: usize, seed: u64) ->
     random_classification_batch(shape, classes, seed, &Default::default())
 }
 
+/// The exact HVP of `objective` at seeded parameters (`0.4 ×` a standard normal draw: the
+/// layers' own initialisation draws from burn's unseeded generator, and at an unlucky draw a
+/// ReLU or max kink lies within the finite-difference step, or every ReLU is dead) against
+/// finite differences of the gradient, along two seeded directions.
 fn check<M: CurvatureModel<B, D>, const D: usize>(
-    objective: &Objective<B, M, D>,
+    mut objective: Objective<B, M, D>,
     tol: f64,
     smooth: bool,
     what: &str,
 ) {
+    let w = gaussian_vector::<B>(objective.dim(), 5, &Default::default()).mul_scalar(0.4);
+    objective.set_params(w).unwrap();
+    let objective = &objective;
     for seed in [11, 12] {
         let v = gaussian_vector::<B>(objective.dim(), seed, &Default::default());
         let exact = to_vec(&objective.hvp(&v).unwrap());
@@ -170,7 +177,7 @@ fn convolutions_stride_padding_groups_dilation() {
             vec![random_batch([5, 4, 8, 8], 3, 1)],
         )
         .unwrap();
-        check(&objective, SMOOTH_TOL, true, name);
+        check(objective, SMOOTH_TOL, true, name);
     }
 }
 
@@ -193,8 +200,8 @@ fn every_conv_lowering_has_burns_first_and_second_derivatives() {
             m.conv.lowering = lowering;
             Objective::new(m, Loss::CrossEntropy, vec![batch.clone()]).unwrap()
         };
+        check(with(ConvLowering::Burn), SMOOTH_TOL, true, name);
         let reference = with(ConvLowering::Burn);
-        check(&reference, SMOOTH_TOL, true, name);
         let v = gaussian_vector::<B>(reference.dim(), 5, &Default::default());
         let (_, g_ref) = reference.gradient().unwrap();
         let h_ref = to_vec(&reference.hvp(&v).unwrap());
@@ -243,7 +250,7 @@ fn every_activation() {
             vec![random_batch([6, 4, 4, 4], 3, 2)],
         )
         .unwrap();
-        check(&objective, tol, smooth, &format!("{activation:?}"));
+        check(objective, tol, smooth, &format!("{activation:?}"));
     }
 }
 
@@ -269,7 +276,7 @@ fn pooling_layers() {
         )
         .unwrap();
         check(
-            &objective,
+            objective,
             if smooth { SMOOTH_TOL } else { KINK_TOL },
             smooth,
             &format!("{pool:?} pooling"),
@@ -299,7 +306,7 @@ fn batch_norm_rank_4_and_rank_2_in_both_modes() {
             .unwrap()
             .with_bn_mode(mode);
         check(
-            &objective,
+            objective,
             SMOOTH_TOL,
             true,
             &format!("BatchNorm2d {mode:?}"),
@@ -315,7 +322,7 @@ fn batch_norm_rank_4_and_rank_2_in_both_modes() {
             .unwrap()
             .with_bn_mode(mode);
         check(
-            &objective,
+            objective,
             SMOOTH_TOL,
             true,
             &format!("BatchNorm1d {mode:?}"),
@@ -330,7 +337,7 @@ fn bundled_models() {
         .init::<B>(&device)
         .unwrap();
     check(
-        &Objective::new(logreg, Loss::CrossEntropy, vec![random_batch([8, 6], 3, 6)]).unwrap(),
+        Objective::new(logreg, Loss::CrossEntropy, vec![random_batch([8, 6], 3, 6)]).unwrap(),
         SMOOTH_TOL,
         true,
         "LogisticRegression",
@@ -340,7 +347,7 @@ fn bundled_models() {
         .init::<B>(&device)
         .unwrap();
     check(
-        &Objective::new(mlp, Loss::CrossEntropy, vec![random_batch([8, 6], 3, 7)]).unwrap(),
+        Objective::new(mlp, Loss::CrossEntropy, vec![random_batch([8, 6], 3, 7)]).unwrap(),
         SMOOTH_TOL,
         true,
         "Mlp",
@@ -352,7 +359,7 @@ fn bundled_models() {
     );
     let batch = Batch::regression(random_batch([4, 6], 2, 8).inputs, targets).unwrap();
     check(
-        &Objective::new(mlp, Loss::MeanSquaredError, vec![batch]).unwrap(),
+        Objective::new(mlp, Loss::MeanSquaredError, vec![batch]).unwrap(),
         KINK_TOL,
         false,
         "Mlp with MSE",
@@ -361,7 +368,7 @@ fn bundled_models() {
         .init::<B>(&device)
         .unwrap();
     check(
-        &Objective::new(
+        Objective::new(
             cnn,
             Loss::CrossEntropy,
             vec![random_batch([6, 2, 8, 8], 3, 9)],
@@ -466,7 +473,7 @@ fn paper_models_at_reduced_size() {
         )
         .unwrap();
         check(
-            &objective.with_bn_mode(mode),
+            objective.with_bn_mode(mode),
             KINK_TOL,
             false,
             &format!("VGG-BN (reduced) {mode:?}"),
@@ -482,7 +489,7 @@ fn paper_models_at_reduced_size() {
     )
     .unwrap();
     check(
-        &objective,
+        objective,
         KINK_TOL,
         false,
         "PreResNet-11 bottleneck (reduced)",
@@ -501,7 +508,7 @@ fn paper_models_at_reduced_size() {
         vec![random_batch([4, 2, 8, 8], 3, 22)],
     )
     .unwrap();
-    check(&objective, KINK_TOL, false, "PreResNet-8 basic (reduced)");
+    check(objective, KINK_TOL, false, "PreResNet-8 basic (reduced)");
     let mut wrn = WideResNetConfig::new(10, 1, 3);
     wrn.in_channels = 2;
     let objective = Objective::new(
@@ -510,7 +517,7 @@ fn paper_models_at_reduced_size() {
         vec![random_batch([3, 2, 8, 8], 3, 23)],
     )
     .unwrap();
-    check(&objective, KINK_TOL, false, "WRN-10-1 (reduced)");
+    check(objective, KINK_TOL, false, "WRN-10-1 (reduced)");
     let cnn = AllCnnConfig {
         in_channels: 2,
         widths: [3, 4],
@@ -524,5 +531,5 @@ fn paper_models_at_reduced_size() {
         vec![random_batch([4, 2, 16, 16], 3, 24)],
     )
     .unwrap();
-    check(&objective, KINK_TOL, false, "All-CNN-C with BN (reduced)");
+    check(objective, KINK_TOL, false, "All-CNN-C with BN (reduced)");
 }
