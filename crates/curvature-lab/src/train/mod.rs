@@ -224,8 +224,8 @@ fn dispatch(
     // A step budget fixes the epochs once the training set's size is known (what
     // `config.json` then records).
     let config = &config.with_step_budget(train.len())?;
-    if let Some(group) = options.peers.as_ref().filter(|g| g.peers > 1) {
-        check_shares(config, train.len(), group.peers)?;
+    if let Some(group) = options.peers.as_ref().filter(|g| g.total_peers() > 1) {
+        check_shares(config, train.len(), group.total_peers())?;
     }
     let backend = options.backend;
     let (example, k) = (train.example_shape.clone(), train.num_classes);
