@@ -27,11 +27,11 @@
 use std::sync::Arc;
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
-use burn::optim::{GradientsParams, Optimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use curvature_core::PeerReduce;
-use curvature_core::reduce::{from_host, scalar, to_host};
+use curvature_core::reduce::{from_host, to_host};
 
 use crate::error::{OptimError, Result};
 
@@ -114,40 +114,6 @@ pub(crate) fn all_reduce_step<AB: AutodiffBackend, M: AutodiffModule<AB>>(
         extra,
         loss: tail[0] / total,
     })
-}
-
-/// [`checked_step`](crate::checked_step) as one peer of `group`: the gradient of this peer's
-/// share of the batch (`examples` examples, mean loss `loss`) is made the global batch's
-/// ([`all_reduce_step`]) and the optimiser steps with it; the returned loss is the global
-/// batch's. A non-finite loss is refused by every peer together (the sum is non-finite
-/// everywhere), so no peer is left waiting for another.
-///
-/// # Errors
-/// [`OptimError::NonFiniteLoss`] with the global loss, and the group's errors; the model is
-/// returned untouched with them.
-pub(crate) fn checked_step_on_peers<AB, M, O>(
-    group: &dyn PeerReduce<AB::InnerBackend>,
-    optimizer: &mut O,
-    lr: f64,
-    module: M,
-    loss: Tensor<AB, 1>,
-    examples: usize,
-) -> std::result::Result<(M, f64), (M, OptimError)>
-where
-    AB: AutodiffBackend,
-    M: AutodiffModule<AB>,
-    O: Optimizer<M, AB>,
-{
-    let local = scalar(loss.clone());
-    let grads = GradientsParams::from_grads(loss.backward(), &module);
-    let global = match all_reduce_step(group, &module, grads, Vec::new(), local, examples) {
-        Ok(g) => g,
-        Err(e) => return Err((module, e)),
-    };
-    if !global.loss.is_finite() {
-        return Err((module, OptimError::NonFiniteLoss(global.loss)));
-    }
-    Ok((optimizer.step(lr, module, global.grads), global.loss))
 }
 
 /// The gradients of the trainable parameters, flattened, in visiting order.

@@ -63,8 +63,9 @@ use curvature_core::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::checked::checked_step_in;
 use crate::damping::{DampingCell, DampingPolicy};
-use crate::data_parallel::{PeerGroup, checked_step_on_peers};
+use crate::data_parallel::PeerGroup;
 use crate::error::{OptimError, Result};
 use crate::observe::StepReport;
 use crate::{
@@ -251,17 +252,8 @@ where
             None => None,
         };
         let value = loss.batch_mean(&model, batch, BatchNormMode::Train);
-        let (model, value) = match &self.peers {
-            None => crate::checked_step(&mut self.optimizer, lr, model, value)?,
-            Some(group) => checked_step_on_peers(
-                group.as_ref(),
-                &mut self.optimizer,
-                lr,
-                model,
-                value,
-                batch.len(),
-            )?,
-        };
+        let group = self.peers.as_ref().map(|g| (g.as_ref(), batch.len()));
+        let (model, value) = checked_step_in(group, &mut self.optimizer, lr, model, value)?;
         let report =
             StepReport::first_order(self.name, self.steps, value, lr, epsilon, start.elapsed());
         self.steps += 1;

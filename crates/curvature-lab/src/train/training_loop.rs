@@ -59,7 +59,7 @@ fn stop_requested<BB: Backend>(
         None => Ok(mine),
         Some(g) => {
             let flag =
-                burn::tensor::Tensor::<BB, 1>::from_floats([f64::from(u8::from(mine))], device);
+                curvature_core::reduce::from_host::<BB>(vec![f64::from(u8::from(mine))], device);
             Ok(curvature_core::reduce::scalar(g.all_reduce_sum(flag)?) > 0.0)
         }
     }

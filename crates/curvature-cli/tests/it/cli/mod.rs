@@ -53,6 +53,25 @@ pub(crate) fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The numbers of a JSON array the binary wrote (e.g. a summary's `eigenvalues`).
+pub(crate) fn numbers(array: &serde_json::Value) -> Vec<f64> {
+    array
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {array}"))
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+/// Ascending eigenvalues `got` equal `want` to `tol · |λ_max|` (the last of `want`).
+pub(crate) fn assert_spectrum_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: number of eigenvalues");
+    let scale = want.last().expect("eigenvalues").abs();
+    for (g, e) in got.iter().zip(want) {
+        assert!((g - e).abs() <= tol * scale, "{what}: {g} vs {e}");
+    }
+}
+
 pub(crate) fn refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{curvature, read_json, text};
+use super::{assert_spectrum_close, curvature, numbers, read_json, text};
 
 /// A TCP port nothing listens on now.
 fn free_port() -> u16 {
@@ -132,12 +132,7 @@ fn spectrum_args<'a>(json: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 }
 
 fn eigenvalues(path: &Path) -> Vec<f64> {
-    read_json(path)["eigenvalues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect()
+    numbers(&read_json(path)["eigenvalues"])
 }
 
 #[test]
@@ -165,13 +160,9 @@ fn two_nodes_on_loopback_give_the_spectrum_of_one_process() {
         assert!(out.contains("data parallel: 2 peers"), "node {i}: {out}");
     }
     drop(orchestrator);
-    let scale = want.last().unwrap().abs();
     for i in 0..2 {
         let got = eigenvalues(&d.join(format!("node{i}.json")));
-        assert_eq!(got.len(), want.len());
-        for (g, e) in got.iter().zip(&want) {
-            assert!((g - e).abs() <= 1e-12 * scale, "node {i}: {g} vs {e}");
-        }
+        assert_spectrum_close(&got, &want, 1e-12, &format!("node {i}"));
     }
 }
 

@@ -1,7 +1,7 @@
 //! `curvature spectrum`, `variance` and `interpolate`: against the library's references,
 //! with their files and plots.
 
-use super::{assert_fails_with, curvature, read_json, text};
+use super::{assert_fails_with, assert_spectrum_close, curvature, numbers, read_json, text};
 
 /// The backend the command computes on when none is named (f32): the library's references
 /// below are built on it, so that they are the same computation.
@@ -26,12 +26,7 @@ fn dense_spectrum_agrees_with_the_library_reference_and_json_has_the_documented_
     );
     assert!(o.status.success(), "{}", text(&o));
     let json = read_json(&d.join("dense.json"));
-    let got: Vec<f64> = json["eigenvalues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let got = numbers(&json["eigenvalues"]);
     // The library's reference, built here independently from the run's files: the same
     // split (seed 3, 297 held out), the weights file, batches of 256.
     let device = Default::default();
@@ -461,21 +456,12 @@ fn spectrum_on_two_and_three_peers_equals_one_peer() {
             let shards = json["data_parallel"]["shard_examples"].as_array().unwrap();
             assert_eq!(shards.len().to_string(), peers);
         }
-        json["eigenvalues"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect::<Vec<f64>>()
+        numbers(&json["eigenvalues"])
     };
     let one = eigenvalues("1");
-    let scale = one.last().unwrap().abs();
     for peers in ["2", "3"] {
-        let got = eigenvalues(peers);
-        assert_eq!(got.len(), one.len());
-        for (g, e) in got.iter().zip(&one) {
-            assert!((g - e).abs() <= 1e-12 * scale, "{peers} peers: {g} vs {e}");
-        }
+        let what = format!("{peers} peers");
+        assert_spectrum_close(&eigenvalues(peers), &one, 1e-12, &what);
     }
 }
 
