@@ -52,6 +52,23 @@ pub enum CollectiveError {
         /// The time-out.
         seconds: f64,
     },
+    /// Several nodes: a connection to another node broke — a node stopped (killed, crashed,
+    /// machine lost) or cannot be reached — so burn-collective's call failed before the
+    /// time-out. Like [`Timeout`](Self::Timeout) it names the peers this peer lost: a peer
+    /// cannot see which remote peers are still alive, so it names every peer of the other nodes.
+    #[error(
+        "peer {waiting} lost the other node(s) in the {operation}: peer(s) {missing:?} stopped or cannot be reached (burn-collective: {message})"
+    )]
+    NodeLost {
+        /// The peer that noticed.
+        waiting: usize,
+        /// The collective operation.
+        operation: &'static str,
+        /// The peers of the other nodes.
+        missing: Vec<usize>,
+        /// burn-collective's error, formatted.
+        message: String,
+    },
     /// burn-collective reported an error.
     #[error("burn-collective failed in the {operation} of peer {rank}: {message}")]
     Burn {

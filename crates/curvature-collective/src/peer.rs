@@ -113,7 +113,7 @@ impl<B: Backend> Peer<B> {
         if let Some(node) = &self.node {
             let address = |s: String| {
                 s.parse::<burn_communication::Address>()
-                    .map_err(|e| self.burn_error("registration", e))
+                    .map_err(|e| self.burn_error("registration", format!("{e:?}")))
             };
             config = config
                 .with_num_nodes(node.nodes as u32)
@@ -207,9 +207,9 @@ impl<B: Backend> Peer<B> {
         let start = Instant::now();
         loop {
             match rx.recv_timeout(POLL) {
-                Ok(result) => return result.map_err(|e| self.burn_error(operation, e)),
+                Ok(result) => return result.map_err(|e| self.call_error(operation, Some(e))),
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(self.burn_error(operation, "the helper thread died"));
+                    return Err(self.call_error(operation, None));
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }
@@ -257,21 +257,52 @@ impl<B: Backend> Peer<B> {
         (0..self.peers).filter(|r| !here.contains(r)).collect()
     }
 
-    fn burn_error(&self, operation: &'static str, e: impl std::fmt::Debug) -> CollectiveError {
-        let mut message = format!("{e:?}");
-        if self.node.is_some() {
-            // burn-collective's tasks fail (and its local server stops) when a connection to
-            // another node breaks: say where to look.
-            let others = self.other_nodes_peers();
-            message.push_str(&format!(
-                " (with several nodes this means a node stopped or cannot be reached: peers \
-                 {others:?} run on the other nodes)"
-            ));
+    /// burn-collective's error `e` in `operation`, or, on several nodes, the loss of a node
+    /// when `e` is how a broken connection shows: its local server gone (its tasks panic when
+    /// a connection breaks), a peer lost in a download, the orchestrator or the server unable
+    /// to answer. `e` is `None` when the helper thread running the call died.
+    fn call_error(
+        &self,
+        operation: &'static str,
+        e: Option<burn_collective::CollectiveError>,
+    ) -> CollectiveError {
+        // burn-collective does not export the type of `Global`'s payload
+        // (`GlobalCollectiveError`): its variant is read from the debug form.
+        let lost = match &e {
+            None | Some(burn_collective::CollectiveError::LocalServerMissing) => true,
+            Some(burn_collective::CollectiveError::Global(g)) => {
+                let name = format!("{g:?}");
+                [
+                    "PeerLost",
+                    "Server",
+                    "OrchestratorUnreachable",
+                    "WrongOrchestratorResponse",
+                ]
+                .iter()
+                .any(|v| name.starts_with(v))
+            }
+            Some(_) => false,
+        };
+        let message = e.map_or_else(
+            || "the helper thread died".to_string(),
+            |e| format!("{e:?}"),
+        );
+        if self.node.is_some() && lost {
+            return CollectiveError::NodeLost {
+                waiting: self.rank,
+                operation,
+                missing: self.other_nodes_peers(),
+                message,
+            };
         }
+        self.burn_error(operation, message)
+    }
+
+    fn burn_error(&self, operation: &'static str, e: impl std::fmt::Display) -> CollectiveError {
         CollectiveError::Burn {
             rank: self.rank,
             operation,
-            message,
+            message: e.to_string(),
         }
     }
 

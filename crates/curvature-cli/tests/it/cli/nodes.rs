@@ -1,6 +1,8 @@
 //! Several machines: `curvature orchestrator` and two `curvature spectrum --nodes 2` processes
 //! on the loopback interface give the spectrum of one process; a node that never joins stops
-//! the other with a time-out naming the missing peers instead of a hang.
+//! the other with a time-out naming the missing peers instead of a hang; a node killed in
+//! training stops the other, the checkpoint stays and the run resumes on two nodes (through
+//! the same orchestrator) exactly as one process would have run it.
 //!
 //! The reference is the single-process dense eigendecomposition of the same f64 logistic
 //! Hessian (`--peers 1`, itself checked against analytic Hessians in the library's tests); the
@@ -12,7 +14,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{assert_spectrum_close, curvature, numbers, read_json, text};
+use super::{assert_spectrum_close, curvature, numbers, read_json, refs, rows, text};
 
 /// A TCP port nothing listens on now.
 fn free_port() -> u16 {
@@ -109,10 +111,6 @@ fn node_flags(rank: usize, port: u16, timeout: &str) -> Vec<String> {
     flags.to_vec()
 }
 
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
 fn spectrum_args<'a>(json: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "spectrum",
@@ -148,7 +146,7 @@ fn two_nodes_on_loopback_give_the_spectrum_of_one_process() {
         .map(|i| {
             let (json, flags) = (format!("node{i}.json"), node_flags(i, port, "60"));
             spawn(
-                &spectrum_args(&json, &strs(&flags)),
+                &spectrum_args(&json, &refs(&flags)),
                 d,
                 &format!("node{i}.log"),
             )
@@ -173,7 +171,7 @@ fn a_node_that_never_joins_stops_the_other_with_a_time_out() {
     let (_orchestrator, port) = orchestrator(d);
     let flags = node_flags(0, port, "3");
     let start = Instant::now();
-    let node = spawn(&spectrum_args("node0.json", &strs(&flags)), d, "node0.log");
+    let node = spawn(&spectrum_args("node0.json", &refs(&flags)), d, "node0.log");
     let (ok, out) = finish(node, Duration::from_secs(60), d, "node0.log");
     assert!(!ok, "{out}");
     assert!(
@@ -197,7 +195,7 @@ fn a_node_killed_mid_run_stops_the_other_with_an_error_naming_its_peers() {
             let mut args = vec!["spectrum", "--quiet", "--model", "mlp", "--steps", "200"];
             args.extend(["--batch-size", "100"]);
             let flags = node_flags(i, port, "5");
-            args.extend(strs(&flags));
+            args.extend(refs(&flags));
             spawn(&args, d, &format!("node{i}.log"))
         })
         .collect();
@@ -213,8 +211,8 @@ fn a_node_killed_mid_run_stops_the_other_with_an_error_naming_its_peers() {
         .find(|l| l.starts_with("error:"))
         .unwrap_or_default();
     assert!(
-        (error.contains("time-out after 5 s") || error.contains("a node stopped"))
-            && error.contains("[1]"),
+        (error.contains("time-out after 5 s") || error.contains("lost the other node(s)"))
+            && error.contains("peer(s) [1]"),
         "{out}"
     );
     assert!(
@@ -224,47 +222,57 @@ fn a_node_killed_mid_run_stops_the_other_with_an_error_naming_its_peers() {
     );
 }
 
+/// `curvature train` of a small f64 MLP with Adam for `epochs` epochs into `out`, then `extra`.
+fn train(out: &str, epochs: usize, extra: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "train",
+        "--quiet",
+        "--precision",
+        "f64",
+        "--model",
+        "mlp",
+        "--hidden",
+        "16",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.005",
+        "--batch-size",
+        "200",
+        "--epochs",
+        &epochs.to_string(),
+        "--out",
+        out,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend_from_slice(extra);
+    args
+}
+
+/// The weights a run wrote.
+fn weights(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("weights.safetensors")).unwrap()
+}
+
 #[test]
 fn two_nodes_train_like_one_process_and_only_node_0_writes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let train = |out: &str, extra: &[&str]| -> Vec<String> {
-        let mut args: Vec<String> = [
-            "train",
-            "--quiet",
-            "--precision",
-            "f64",
-            "--model",
-            "mlp",
-            "--hidden",
-            "16",
-            "--optimizer",
-            "adam",
-            "--lr",
-            "0.005",
-            "--batch-size",
-            "200",
-            "--epochs",
-            "2",
-            "--out",
-            out,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
-    };
     // The reference: one process, two peers (the same two shares of every global batch).
-    let o = curvature(&super::refs(&train("single", &["--peers", "2"])), d);
+    let o = curvature(
+        &refs(&train("single", 2, &["--peers".into(), "2".into()])),
+        d,
+    );
     assert!(o.status.success(), "{}", text(&o));
 
     let (orchestrator, port) = orchestrator(d);
     let nodes: Vec<Killed> = (0..2)
         .map(|i| {
             let (out, flags) = (format!("node{i}"), node_flags(i, port, "60"));
-            let args = train(&out, &strs(&flags));
-            spawn(&strs(&args), d, &format!("node{i}.log"))
+            let args = train(&out, 2, &flags);
+            spawn(&refs(&args), d, &format!("node{i}.log"))
         })
         .collect();
     for (i, node) in nodes.into_iter().enumerate() {
@@ -273,18 +281,130 @@ fn two_nodes_train_like_one_process_and_only_node_0_writes() {
     }
     drop(orchestrator);
     assert_eq!(
-        super::rows(&d.join("node0")),
-        super::rows(&d.join("single")),
+        rows(&d.join("node0")),
+        rows(&d.join("single")),
         "node 0's metrics are the one-process run's"
     );
     assert_eq!(
-        std::fs::read(d.join("node0/weights.safetensors")).unwrap(),
-        std::fs::read(d.join("single/weights.safetensors")).unwrap(),
+        weights(&d.join("node0")),
+        weights(&d.join("single")),
         "final weights"
     );
     assert!(
         !d.join("node1").exists(),
         "node 1 writes nothing: {:?}",
         std::fs::read_dir(d.join("node1")).map(|r| r.count())
+    );
+}
+
+/// The epochs a run's checkpoint holds (0 before the first).
+fn epochs_done(dir: &Path) -> u64 {
+    let state = dir.join("checkpoint/state.json");
+    std::fs::read_to_string(&state)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|v| v["epochs_done"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_node_killed_mid_training_loses_no_checkpoint_and_the_run_resumes_on_two_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let planned = 400;
+    let (orchestrator, port) = orchestrator(d);
+    let mut nodes: Vec<Killed> = (0..2)
+        .map(|i| {
+            let (out, flags) = (format!("node{i}"), node_flags(i, port, "10"));
+            spawn(
+                &refs(&train(&out, planned, &flags)),
+                d,
+                &format!("node{i}.log"),
+            )
+        })
+        .collect();
+    let start = Instant::now();
+    while epochs_done(&d.join("node0")) < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no second checkpoint: {}",
+            std::fs::read_to_string(d.join("node0.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SIGKILL node 1 in the middle of the run.
+    drop(nodes.pop());
+    let killed = Instant::now();
+    let (ok, out) = finish(
+        nodes.pop().unwrap(),
+        Duration::from_secs(60),
+        d,
+        "node0.log",
+    );
+    assert!(!ok, "{out}");
+    let error = out
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(
+        (error.contains("time-out after 10 s") || error.contains("lost the other node(s)"))
+            && error.contains("peer(s) [1]"),
+        "{out}"
+    );
+    assert!(
+        killed.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        killed.elapsed()
+    );
+
+    // Nothing checkpointed is lost: node 0's last checkpoint is whole and resumes. Across
+    // machines: node 0's directory is copied to node 1's `--out`, every node resumes.
+    let done = epochs_done(&d.join("node0"));
+    assert!(
+        (2..planned as u64).contains(&done),
+        "{done} epochs checkpointed"
+    );
+    let config = d.join("node0/config.json");
+    let mut json = read_json(&config);
+    json["epochs"] = (done + 1).into();
+    std::fs::write(&config, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    std::fs::create_dir(d.join("node1")).unwrap();
+    for entry in [
+        "config.json",
+        "checkpoint/model.bin",
+        "checkpoint/optimizer.bin",
+        "checkpoint/state.json",
+    ] {
+        let to = d.join("node1").join(entry);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(d.join("node0").join(entry), to).unwrap();
+    }
+    let nodes: Vec<Killed> = (0..2)
+        .map(|i| {
+            let mut args = vec!["train".to_string(), "--quiet".into(), "--resume".into()];
+            args.push(format!("node{i}"));
+            args.extend(node_flags(i, port, "60"));
+            spawn(&refs(&args), d, &format!("resume{i}.log"))
+        })
+        .collect();
+    for (i, node) in nodes.into_iter().enumerate() {
+        let (ok, out) = finish(node, Duration::from_secs(120), d, &format!("resume{i}.log"));
+        assert!(ok, "node {i}: {out}");
+    }
+    drop(orchestrator);
+    assert_eq!(epochs_done(&d.join("node0")), done + 1);
+
+    // The reference: one process, two peers, the same epochs without a break.
+    let epochs = usize::try_from(done + 1).unwrap();
+    let o = curvature(
+        &refs(&train("single", epochs, &["--peers".into(), "2".into()])),
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(rows(&d.join("node0")), rows(&d.join("single")), "metrics");
+    assert_eq!(
+        weights(&d.join("node0")),
+        weights(&d.join("single")),
+        "final weights"
     );
 }

@@ -27,7 +27,11 @@ impl Session {
     }
 
     async fn respond(&mut self, response: CollectiveMessageResponse) {
-        self.response_sender.send(response).await.unwrap();
+        // PATCHED (Curvature): a node whose response connection is gone (it was killed) cannot
+        // be answered; that must not panic the handler of the node being served.
+        if self.response_sender.send(response).await.is_err() {
+            log::warn!("a node left before its response could be sent");
+        }
     }
 }
 
@@ -86,8 +90,28 @@ impl GlobalCollectiveState {
         session_id: SessionId,
         response: CollectiveMessageResponse,
     ) {
-        let session = self.sessions.get_mut(&session_id).unwrap();
-        session.respond(response).await;
+        // PATCHED (Curvature): the session may have been dropped (its node left).
+        if let Some(session) = self.sessions.get_mut(&session_id) {
+            session.respond(response).await;
+        }
+    }
+
+    /// PATCHED (Curvature): forget a session whose request connection ended (see
+    /// `handle_socket_request`): its registration, its pending register request and its
+    /// responder. When no node is left registered, the next group may choose another node count.
+    pub(crate) fn drop_session(&mut self, session_id: SessionId) {
+        if let Some(node_id) = self.registered_nodes.remove(&session_id) {
+            log::warn!("node {node_id:?} left without finishing: unregistered");
+            self.node_addresses.remove(&node_id);
+            self.node_peers.remove(&node_id);
+        }
+        self.register_requests
+            .retain(|(session, _, _)| *session != session_id);
+        self.sessions.remove(&session_id);
+        self.num_global_peers = self.node_peers.values().map(|p| p.len() as u32).sum();
+        if self.registered_nodes.is_empty() {
+            self.cur_num_nodes = None;
+        }
     }
 
     /// Process an incoming node's request
@@ -185,7 +209,12 @@ impl GlobalCollectiveState {
 
         self.num_global_peers += peers.len() as u32;
 
-        let node_id: NodeId = self.registered_nodes.len().into();
+        // PATCHED (Curvature): the smallest free id (was the count of registered nodes, which
+        // collides with a remaining node's id once another node left, see `drop_session`).
+        let node_id: NodeId = (0u32..)
+            .map(NodeId::from)
+            .find(|id| !self.registered_nodes.values().any(|n| n == id))
+            .expect("a free node id");
         self.registered_nodes.insert(session_id, node_id);
         if self.node_addresses.values().any(|addr| node_addr == *addr) {
             return Err(GlobalCollectiveError::DoubleRegister);
