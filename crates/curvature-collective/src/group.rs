@@ -253,7 +253,10 @@ where
                             .unwrap_or_else(|payload| {
                                 Err(CollectiveError::PeerFailed {
                                     rank,
-                                    message: format!("panicked: {}", panic_message(&*payload)),
+                                    message: format!(
+                                        "panicked: {}",
+                                        curvature_core::panic_message(&*payload)
+                                    ),
                                 })
                             });
                             let reason = match &outcome {
@@ -283,12 +286,4 @@ where
             .map(|o| o.map_err(|(_, e)| e))
             .collect(),
     }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown panic".into())
 }

@@ -103,3 +103,13 @@ pub(crate) fn invalid(
         reason,
     }
 }
+
+/// The message of a caught panic's payload (`panic!("…")` carries a `&str` or a `String`),
+/// or `"unknown panic"`.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}

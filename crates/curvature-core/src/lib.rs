@@ -29,6 +29,7 @@ pub mod batch;
 mod error;
 pub mod hutchinson;
 pub mod lanczos;
+pub mod layout;
 pub mod loss;
 pub mod model;
 pub mod module_path;
@@ -46,7 +47,7 @@ pub mod testing;
 pub mod variance;
 
 pub use batch::{Batch, BatchSource, BatchStream, Targets};
-pub use error::{CurvatureError, Result};
+pub use error::{CurvatureError, Result, panic_message};
 pub use hutchinson::{TraceEstimate, hutchinson_trace};
 pub use lanczos::{
     BreakdownPolicy, Eigenpair, LanczosConfig, LanczosDecomposition, lanczos, lanczos_from,

@@ -162,6 +162,7 @@ impl<B: Backend> SimpleOptimizer<B> for Adam {
         g: Tensor<B, D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
+        let g = curvature_core::layout::contiguous(g);
         let (w, g) = apply(self.mode, self.weight_decay, lr, w, g);
         let (time, m, v) = match state {
             Some(s) => (

@@ -98,6 +98,7 @@ impl<B: Backend> SimpleOptimizer<B> for Sgd {
         g: Tensor<B, D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
+        let g = curvature_core::layout::contiguous(g);
         let (w, g) = apply(self.mode, self.weight_decay, lr, w, g);
         if self.momentum == 0.0 {
             return (w - g.mul_scalar(lr), None);

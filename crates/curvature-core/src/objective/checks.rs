@@ -9,11 +9,7 @@ use super::*;
 /// module when burn refuses to differentiate a backward pass.
 pub(super) fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
-        let msg = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown panic".into());
+        let msg = crate::panic_message(&*payload);
         Err(not_twice_differentiable(&msg).unwrap_or(CurvatureError::Forward(msg)))
     })
 }
@@ -115,7 +111,10 @@ pub(crate) fn collect_grads<AB: AutodiffBackend, M: Module<AB>>(
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AB, D>>) {
             if let Some(i) = self.layout.position(&param.id) {
                 let n = self.layout.blocks()[i].len;
-                self.out[i] = param.val().grad(self.grads).map(|g| g.reshape([n]));
+                self.out[i] = param
+                    .val()
+                    .grad(self.grads)
+                    .map(|g| crate::layout::contiguous(g).reshape([n]));
             }
         }
     }

@@ -5,6 +5,8 @@ mod backend;
 mod bench;
 mod config;
 #[cfg(feature = "flex")]
+mod flex_layout;
+#[cfg(feature = "flex")]
 mod flex_threads;
 mod memory;
 mod plot;
