@@ -75,3 +75,32 @@ pub(crate) fn assert_spectrum_close(got: &[f64], want: &[f64], tol: f64, what: &
 pub(crate) fn refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
+
+/// `curvature train` of a small f64 MLP with Adam for `epochs` epochs into `out`, then `extra`.
+pub(crate) fn train_mlp(out: &str, epochs: usize, extra: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "train",
+        "--quiet",
+        "--precision",
+        "f64",
+        "--model",
+        "mlp",
+        "--hidden",
+        "16",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.005",
+        "--batch-size",
+        "200",
+        "--epochs",
+        &epochs.to_string(),
+        "--out",
+        out,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend_from_slice(extra);
+    args
+}

@@ -14,7 +14,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{assert_spectrum_close, curvature, numbers, read_json, refs, rows, text};
+use super::{
+    assert_spectrum_close, curvature, numbers, read_json, refs, rows, text, train_mlp as train,
+};
 
 /// A TCP port nothing listens on now.
 fn free_port() -> u16 {
@@ -202,8 +204,13 @@ fn a_node_killed_mid_run_stops_the_other_with_an_error_naming_its_peers() {
     std::thread::sleep(Duration::from_millis(1500));
     // SIGKILL: node 1 leaves without a word, in the middle of the run (or of joining).
     drop(nodes.pop());
+    assert_node_0_stops_naming_peer_1(nodes.pop().unwrap(), d, "5");
+}
+
+/// Node 0 (its output in `d/node0.log`), whose peer 1 was just killed, fails within 30 s with
+/// the time-out (`--peer-timeout timeout`) or the lost-node error, naming peer 1.
+fn assert_node_0_stops_naming_peer_1(node0: Killed, d: &Path, timeout: &str) {
     let start = Instant::now();
-    let node0 = nodes.pop().unwrap();
     let (ok, out) = finish(node0, Duration::from_secs(60), d, "node0.log");
     assert!(!ok, "{out}");
     let error = out
@@ -211,7 +218,8 @@ fn a_node_killed_mid_run_stops_the_other_with_an_error_naming_its_peers() {
         .find(|l| l.starts_with("error:"))
         .unwrap_or_default();
     assert!(
-        (error.contains("time-out after 5 s") || error.contains("lost the other node(s)"))
+        (error.contains(&format!("time-out after {timeout} s"))
+            || error.contains("lost the other node(s)"))
             && error.contains("peer(s) [1]"),
         "{out}"
     );
@@ -220,35 +228,6 @@ fn a_node_killed_mid_run_stops_the_other_with_an_error_naming_its_peers() {
         "{:?}",
         start.elapsed()
     );
-}
-
-/// `curvature train` of a small f64 MLP with Adam for `epochs` epochs into `out`, then `extra`.
-fn train(out: &str, epochs: usize, extra: &[String]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "train",
-        "--quiet",
-        "--precision",
-        "f64",
-        "--model",
-        "mlp",
-        "--hidden",
-        "16",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "0.005",
-        "--batch-size",
-        "200",
-        "--epochs",
-        &epochs.to_string(),
-        "--out",
-        out,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend_from_slice(extra);
-    args
 }
 
 /// The weights a run wrote.
@@ -334,28 +313,7 @@ fn a_node_killed_mid_training_loses_no_checkpoint_and_the_run_resumes_on_two_nod
     }
     // SIGKILL node 1 in the middle of the run.
     drop(nodes.pop());
-    let killed = Instant::now();
-    let (ok, out) = finish(
-        nodes.pop().unwrap(),
-        Duration::from_secs(60),
-        d,
-        "node0.log",
-    );
-    assert!(!ok, "{out}");
-    let error = out
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap_or_default();
-    assert!(
-        (error.contains("time-out after 10 s") || error.contains("lost the other node(s)"))
-            && error.contains("peer(s) [1]"),
-        "{out}"
-    );
-    assert!(
-        killed.elapsed() < Duration::from_secs(30),
-        "{:?}",
-        killed.elapsed()
-    );
+    assert_node_0_stops_naming_peer_1(nodes.pop().unwrap(), d, "10");
 
     // Nothing checkpointed is lost: node 0's last checkpoint is whole and resumes. Across
     // machines: node 0's directory is copied to node 1's `--out`, every node resumes.

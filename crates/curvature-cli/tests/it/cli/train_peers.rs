@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use super::{assert_fails_with, curvature, refs, rows, text};
+use super::{assert_fails_with, curvature, refs, rows, text, train_mlp};
 
 /// Every number of a CSV file written by a run, row by row (`skip_last`: without the wall-clock
 /// column of `metrics.csv`).
@@ -47,20 +47,8 @@ fn assert_close(got: &[Vec<f64>], want: &[Vec<f64>], what: &str) {
 fn two_peers_train_like_one_process_and_resume_only_with_two() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let run = |peers: &str, epochs: &str, out: &str| -> Vec<String> {
-        [
-            "train",
-            "--quiet",
-            "--precision",
-            "f64",
-            "--model",
-            "mlp",
-            "--hidden",
-            "16",
-            "--optimizer",
-            "adam",
-            "--lr",
-            "0.005",
+    let run = |peers: &str, epochs: usize, out: &str| -> Vec<String> {
+        let extra = [
             // RMT auto-damping: the Hessian variance of the sub-sample, sharded.
             "--damping",
             "auto",
@@ -75,21 +63,14 @@ fn two_peers_train_like_one_process_and_resume_only_with_two() {
             "1",
             "--spectrum-steps",
             "8",
-            "--batch-size",
-            "200",
-            "--epochs",
-            epochs,
             "--peers",
             peers,
-            "--out",
-            out,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        ];
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        train_mlp(out, epochs, &extra)
     };
     for (peers, out) in [("1", "one"), ("2", "two")] {
-        let o = curvature(&refs(&run(peers, "2", out)), d);
+        let o = curvature(&refs(&run(peers, 2, out)), d);
         assert!(o.status.success(), "{peers} peers: {}", text(&o));
     }
     let (one, two) = (d.join("one"), d.join("two"));
@@ -110,7 +91,7 @@ fn two_peers_train_like_one_process_and_resume_only_with_two() {
 
     // Interrupted after one epoch (extended to two, as a longer run stopped after one): a
     // resume on another number of peers is refused, on two it continues exactly.
-    let o = curvature(&refs(&run("2", "1", "part")), d);
+    let o = curvature(&refs(&run("2", 1, "part")), d);
     assert!(o.status.success(), "{}", text(&o));
     let part = d.join("part");
     let cfg = part.join("config.json");
