@@ -9,8 +9,8 @@ use burn::tensor::backend::Backend;
 /// `x Wᵀ` — gets its gradient as the transpose of a matrix product, i.e. a transposed *view*.
 /// burn's Flex backend runs every elementwise operation on such a view through its strided
 /// fallback (an index iterator per element) instead of its SIMD kernels, and copies it into the
-/// standard layout one element at a time (docs/benchmarks.md, "Gradients of transposed
-/// weights"). So an optimiser's update and the flattening of a gradient copy it first, once:
+/// standard layout one element at a time (docs/benchmarks.md, "AVX-512 matrix products and
+/// gradients of transposed weights"). So an optimiser's update and the flattening of a gradient copy it first, once:
 /// on Flex, a transposed `f32` matrix is transposed in cache-sized blocks; anywhere else a
 /// reshape to one axis and back (burn 0.21 has no `contiguous` operation) — free on a
 /// contiguous tensor, a copy of a strided one on Flex, NdArray and the GPU backends.
@@ -26,21 +26,17 @@ pub fn contiguous<B: Backend, const D: usize>(t: Tensor<B, D>) -> Tensor<B, D> {
 
 #[cfg(feature = "flex")]
 mod flex {
-    use std::any::{Any, TypeId};
+    use std::any::TypeId;
 
     use burn::backend::Flex;
     use burn::backend::flex::FlexTensor;
     use burn::tensor::backend::Backend;
     use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
+    use crate::same_type::same_type as same;
+
     /// Edge of the square blocks of the transposition (two 32×32 `f32` tiles: 8 KiB).
     const BLOCK: usize = 32;
-
-    fn same<T: 'static, U: 'static>(value: T) -> U {
-        *(Box::new(value) as Box<dyn Any>)
-            .downcast::<U>()
-            .expect("the caller compared the TypeIds")
-    }
 
     /// The contiguous copy of `t` when it is a Flex `f32` matrix stored transposed (strides
     /// `[1, rows]` over a whole buffer); `t` back otherwise.

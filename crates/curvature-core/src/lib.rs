@@ -39,6 +39,7 @@ pub mod params;
 pub mod peer_reduce;
 pub mod random_vector;
 pub mod reduce;
+pub mod same_type;
 pub mod slq;
 pub mod spectrum;
 pub mod tap;

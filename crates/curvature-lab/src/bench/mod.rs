@@ -275,7 +275,6 @@ pub fn run_with<B: Backend>(
             continue;
         }
         let visitor = BenchVisitor {
-            example: &options.image,
             options,
             rec: Recorder {
                 model: name,
@@ -299,8 +298,6 @@ pub fn run_with<B: Backend>(
 
 /// Times one model, whichever network type its name builds.
 struct BenchVisitor<'a> {
-    /// Shape of one example, as the model was built for.
-    example: &'a [usize],
     options: &'a BenchOptions,
     rec: Recorder<'a>,
 }
@@ -312,17 +309,18 @@ impl ModelVisitor for BenchVisitor<'_> {
         model: M,
         device: &BB::Device,
     ) -> Result<()> {
-        let shape = batch_shape(self.options.batch, self.example);
+        let shape = batch_shape(self.options);
         let batch = random_classification_batch::<BB, INPUT_RANK>(shape, 10, 0, device);
         let model = Train::<BB, M>::from_inner(mark_trainable(model));
         bench_network(model, batch, device, self.options, self.rec, None)
     }
 }
 
-/// Every network takes `[N, C, H, W]`: the batch dimension, then the example shape.
-fn batch_shape(batch: usize, example: &[usize]) -> [usize; INPUT_RANK] {
-    let mut shape = [batch; INPUT_RANK];
-    shape[1..].copy_from_slice(example);
+/// Every network takes `[N, C, H, W]`: the batch dimension, then the shape of one example
+/// (`options.image`, which the model was built for).
+fn batch_shape(options: &BenchOptions) -> [usize; INPUT_RANK] {
+    let mut shape = [options.batch; INPUT_RANK];
+    shape[1..].copy_from_slice(&options.image);
     shape
 }
 
@@ -351,7 +349,7 @@ impl ModelVisitor for PeerBenchVisitor<'_, '_> {
     ) -> Result<()> {
         let (options, name) = (self.options, self.name);
         let group = options.peers.as_ref().expect("a group");
-        let shape = batch_shape(options.batch, &options.image);
+        let shape = batch_shape(options);
         let (tx, rx) = std::sync::mpsc::channel::<Sent>();
         std::thread::scope(|scope| {
             let peers = scope.spawn(move || {

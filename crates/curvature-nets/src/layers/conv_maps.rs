@@ -47,7 +47,9 @@
 //! with a checked `Any` downcast (no `unsafe`), so layers and models keep a plain
 //! `B: Backend` bound.
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
+
+use curvature_core::same_type::same_type as same;
 
 use burn::backend::Autodiff;
 use burn::backend::autodiff::NodeId;
@@ -375,14 +377,6 @@ impl<B: ConvMaps, C: CheckpointStrategy> ConvMaps for Autodiff<B, C> {
             B::weight_grad(x, g, kernel, spec)
         })
     }
-}
-
-/// Moves a value between two types that are the same type (checked by the caller with
-/// [`TypeId`]).
-fn same<T: 'static, U: 'static>(value: T) -> U {
-    *(Box::new(value) as Box<dyn Any>)
-        .downcast::<U>()
-        .expect("the caller compared the TypeIds")
 }
 
 /// `W ⋆ x` through the maps of `K` when `B` is `K`; the operands back otherwise.

@@ -104,3 +104,23 @@ pub(crate) fn train_mlp(out: &str, epochs: usize, extra: &[String]) -> Vec<Strin
     args.extend_from_slice(extra);
     args
 }
+
+/// `curvature spectrum` of the dense f64 logistic-regression Hessian (batches of 200) into
+/// `json`, then `extra`.
+pub(crate) fn dense_logistic_spectrum<'a>(json: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "spectrum",
+        "--quiet",
+        "--model",
+        "logistic",
+        "--precision",
+        "f64",
+        "--dense",
+        "--batch-size",
+        "200",
+        "--json",
+        json,
+    ];
+    args.extend_from_slice(extra);
+    args
+}

@@ -15,7 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{
-    assert_spectrum_close, curvature, numbers, read_json, refs, rows, text, train_mlp as train,
+    assert_spectrum_close, curvature, dense_logistic_spectrum, numbers, read_json, refs, rows,
+    text, train_mlp as train,
 };
 
 /// A TCP port nothing listens on now.
@@ -113,24 +114,6 @@ fn node_flags(rank: usize, port: u16, timeout: &str) -> Vec<String> {
     flags.to_vec()
 }
 
-fn spectrum_args<'a>(json: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "spectrum",
-        "--quiet",
-        "--model",
-        "logistic",
-        "--precision",
-        "f64",
-        "--dense",
-        "--batch-size",
-        "200",
-        "--json",
-        json,
-    ];
-    args.extend_from_slice(extra);
-    args
-}
-
 fn eigenvalues(path: &Path) -> Vec<f64> {
     numbers(&read_json(path)["eigenvalues"])
 }
@@ -139,7 +122,7 @@ fn eigenvalues(path: &Path) -> Vec<f64> {
 fn two_nodes_on_loopback_give_the_spectrum_of_one_process() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let o = curvature(&spectrum_args("one.json", &[]), d);
+    let o = curvature(&dense_logistic_spectrum("one.json", &[]), d);
     assert!(o.status.success(), "{}", text(&o));
     let want = eigenvalues(&d.join("one.json"));
 
@@ -148,7 +131,7 @@ fn two_nodes_on_loopback_give_the_spectrum_of_one_process() {
         .map(|i| {
             let (json, flags) = (format!("node{i}.json"), node_flags(i, port, "60"));
             spawn(
-                &spectrum_args(&json, &refs(&flags)),
+                &dense_logistic_spectrum(&json, &refs(&flags)),
                 d,
                 &format!("node{i}.log"),
             )
@@ -173,7 +156,11 @@ fn a_node_that_never_joins_stops_the_other_with_a_time_out() {
     let (_orchestrator, port) = orchestrator(d);
     let flags = node_flags(0, port, "3");
     let start = Instant::now();
-    let node = spawn(&spectrum_args("node0.json", &refs(&flags)), d, "node0.log");
+    let node = spawn(
+        &dense_logistic_spectrum("node0.json", &refs(&flags)),
+        d,
+        "node0.log",
+    );
     let (ok, out) = finish(node, Duration::from_secs(60), d, "node0.log");
     assert!(!ok, "{out}");
     assert!(

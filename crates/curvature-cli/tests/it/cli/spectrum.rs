@@ -1,7 +1,10 @@
 //! `curvature spectrum`, `variance` and `interpolate`: against the library's references,
 //! with their files and plots.
 
-use super::{assert_fails_with, assert_spectrum_close, curvature, numbers, read_json, text};
+use super::{
+    assert_fails_with, assert_spectrum_close, curvature, dense_logistic_spectrum, numbers,
+    read_json, text,
+};
 
 /// The backend the command computes on when none is named (f32): the library's references
 /// below are built on it, so that they are the same computation.
@@ -427,24 +430,7 @@ fn spectrum_on_two_and_three_peers_equals_one_peer() {
     let d = dir.path();
     let eigenvalues = |peers: &str| {
         let file = format!("dense{peers}.json");
-        let o = curvature(
-            &[
-                "spectrum",
-                "--quiet",
-                "--model",
-                "logistic",
-                "--precision",
-                "f64",
-                "--dense",
-                "--batch-size",
-                "200",
-                "--peers",
-                peers,
-                "--json",
-                &file,
-            ],
-            d,
-        );
+        let o = curvature(&dense_logistic_spectrum(&file, &["--peers", peers]), d);
         assert!(o.status.success(), "{}", text(&o));
         let json = read_json(&d.join(&file));
         if peers != "1" {
