@@ -5,8 +5,10 @@ use burn::tensor::backend::Backend;
 
 /// `t` in the standard contiguous layout: one copy if it is a strided view, none otherwise.
 ///
-/// Why: a parameter used through a transpose — a dense layer's `[out, in]` weight in
-/// `x Wᵀ` — gets its gradient as the transpose of a matrix product, i.e. a transposed *view*.
+/// Why: a parameter used through a transpose — an `[out, in]` weight in `x Wᵀ`, as a user's
+/// own layer may write it (curvature-nets' `Dense` computes `(W xᵀ)ᵀ` instead, whose weight
+/// gradient is contiguous) — gets its gradient as the transpose of a matrix product, i.e. a
+/// transposed *view*.
 /// burn's Flex backend runs every elementwise operation on such a view through its strided
 /// fallback (an index iterator per element) instead of its SIMD kernels, and copies it into the
 /// standard layout one element at a time (docs/benchmarks.md, "AVX-512 matrix products and

@@ -1,11 +1,13 @@
-//! `curvature_core::layout::contiguous` on Flex: a transposed matrix (the gradient of a dense
-//! layer's weight) comes back in the standard layout with every element where the index
+//! `curvature_core::layout::contiguous` on Flex: a transposed matrix (the gradient of a weight
+//! used as `x Wᵀ`) comes back in the standard layout with every element where the index
 //! arithmetic `out[r][c] = stored[c][r]` puts it — checked element by element against that
 //! formula on sizes that are and are not multiples of the 32×32 blocks — and other views
-//! (a slice, a 3-D permutation) go through the general copy with the same values.
+//! (a slice, a 3-D permutation) go through the general copy with the same values. And
+//! curvature-nets' `Dense` hands back its weight's gradient contiguous, with the value of the
+//! closed form `∂/∂W Σ (x Wᵀ + b) = 1ᵀ x` per row, so no copy is needed at all.
 
-use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Tensor, TensorData};
 use curvature_core::layout::contiguous;
 
@@ -66,4 +68,34 @@ fn other_views_are_copied_with_their_values_and_contiguous_tensors_kept() {
     assert_eq!(values(contiguous(s)), want);
     // A contiguous tensor is returned as it is.
     assert_eq!(values(contiguous(x.clone())), values(x));
+}
+
+#[test]
+fn a_dense_layers_weight_gradient_is_contiguous_and_equals_the_closed_form() {
+    type AB = Autodiff<B>;
+    let device = Default::default();
+    let dense = curvature_nets::DenseConfig::new(5, 3)
+        .init::<AB>(&device)
+        .unwrap();
+    let x: Vec<f32> = (0..4 * 5).map(|i| (i as f32 * 0.37).sin()).collect();
+    let x = Tensor::<AB, 2>::from_data(TensorData::new(x.clone(), [4, 5]), &device);
+    let grads = dense.forward(x.clone()).sum().backward();
+    let g = dense
+        .weight
+        .grad(&grads)
+        .expect("the weight has a gradient");
+    assert!(is_contiguous(&g), "the weight gradient is a strided view");
+    // Independent reference: the sum of all outputs is Σ_n Σ_o (x_n · W_o + b_o), whose
+    // derivative with respect to W_oi is Σ_n x_ni for every output o.
+    let x = values(x.inner());
+    let column_sums: Vec<f32> = (0..5).map(|i| (0..4).map(|n| x[n * 5 + i]).sum()).collect();
+    let got = values(g);
+    for o in 0..3 {
+        for i in 0..5 {
+            assert!(
+                (got[o * 5 + i] - column_sums[i]).abs() < 1e-5,
+                "W[{o}][{i}]"
+            );
+        }
+    }
 }

@@ -59,7 +59,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::conv::calculate_padding_out;
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, PadMode};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor};
 use burn::tensor::{Tensor, TensorMetadata, TensorPrimitive};
 
 use super::conv::{Patches, ShiftedRuns};
@@ -196,12 +196,8 @@ fn weight_grad_by_gemm<B: Backend>(
         spec.padding,
         spec.dilation,
     ) {
-        let g = g
-            .pad(
-                [(0, 0), (0, runs.padded_width - wo)],
-                PadMode::Constant(0.0),
-            )
-            .reshape([n, o, runs.len]);
+        let g =
+            super::pad_zeros(g, [(0, 0), (0, runs.padded_width - wo)]).reshape([n, o, runs.len]);
         let taps = (0..kh * kw)
             .map(|k| {
                 g.clone()

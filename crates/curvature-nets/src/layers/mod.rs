@@ -4,13 +4,19 @@ mod activation;
 mod batch_norm;
 mod conv;
 mod conv_maps;
+mod cpu_backend;
 mod dense;
 mod eager;
 mod pool;
+#[cfg(feature = "flex")]
+mod pool_maps;
+mod zero_pad;
 
 pub use activation::Activation;
 pub use batch_norm::{BatchNorm, BatchNormConfig};
 pub use conv::{Conv2d, Conv2dConfig, ConvLowering, im2col};
+pub(crate) use cpu_backend::CpuBackend;
 pub use dense::{Dense, DenseConfig};
 pub(crate) use eager::materialize;
 pub use pool::{avg_pool2d, flatten, global_avg_pool2d, max_pool2d};
+pub(crate) use zero_pad::pad_zeros;

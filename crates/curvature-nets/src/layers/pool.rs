@@ -31,17 +31,25 @@ fn windows<B: Backend>(x: Tensor<B, 4>, k: usize) -> Tensor<B, 6> {
 ///    contiguous run) of the view `[N·C·H/k, k·W/k]` — elementwise comparisons and selections,
 ///    no scatter at all.
 ///
-/// On Flex this took the scatter from 16.5 % to under 2 % of the CNN's profile (with the batch
-/// norm change of the same day: CNN gradient 1.38×, exact HVP 1.41× faster; docs/benchmarks.md,
-/// "Max pooling without an N-D scatter"). Ties go to the first element (row-major within the
-/// window), as burn's fused kernel, `max_dim` and PyTorch break them (tested against burn's
-/// kernel); the second derivative of `max` is zero almost everywhere, so the Hessian is exact
-/// away from ties.
+/// This took burn-flex's N-D scatter from 16.5 % to under 2 % of the CNN's profile (with the
+/// batch norm change of the same day: CNN gradient 1.38×, exact HVP 1.41× faster;
+/// docs/benchmarks.md, "Max pooling without an N-D scatter"). On Flex (`f32`, bare or under one
+/// or two `Autodiff` levels) the layer goes further: one pass finds each window's maximum and
+/// its position, and every derivative is a selection or placement by those positions, as
+/// custom autodiff operations that nest (`pool_maps.rs`). Ties go to the first element
+/// (row-major within the window), as burn's fused kernel, `max_dim` and PyTorch break them
+/// (both paths tested against burn's kernel); the second derivative of `max` is zero almost
+/// everywhere, so the Hessian is exact away from ties.
 ///
 /// # Panics
 /// If `H` or `W` is not a multiple of `k` (model configurations check this when built).
 pub fn max_pool2d<B: Backend>(x: Tensor<B, 4>, k: usize) -> Tensor<B, 4> {
     let [n, c, h, w] = tiled_dims(&x, k);
+    #[cfg(feature = "flex")]
+    let x = match super::pool_maps::max_pool2d_on_flex(x, k) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
     let (rows, cols) = (n * c * h / k, w / k);
     let across_columns = x
         .reshape([rows * k * cols, k])
