@@ -59,10 +59,54 @@ pub fn sum_in_fixed_order<B: Backend, const D: usize>(t: Tensor<B, D>) -> Tensor
         .expect("n ≥ FIXED_ORDER_FROM > 0")
 }
 
-/// Whether a tensor holds NaN or ±∞ (one device reduction each, no host copy).
+/// Whether a tensor holds NaN or ±∞: one device reduction each, no host copy; on Flex (`f32`,
+/// contiguous) one pass over its memory, testing each element's exponent bits (all ones:
+/// NaN or ±∞) — the two reductions allocated two boolean tensors and cost 30 % of the
+/// calling thread's time in a two-thread MLP gradient (docs/benchmarks.md).
 pub fn has_non_finite<B: Backend, const D: usize>(t: &Tensor<B, D>) -> bool {
+    #[cfg(feature = "flex")]
+    if let Some(found) = flex::has_non_finite(t) {
+        return found;
+    }
     t.clone().is_nan().any().into_scalar().elem::<bool>()
         || t.clone().is_inf().any().into_scalar().elem::<bool>()
+}
+
+#[cfg(feature = "flex")]
+mod flex {
+    use std::any::TypeId;
+
+    use burn::backend::Flex;
+    use burn::backend::flex::FlexTensor;
+    use burn::tensor::backend::Backend;
+    use burn::tensor::{DType, Tensor};
+
+    use crate::same_type::same_type as same;
+
+    /// The exponent bits of an `f32`: all set for NaN and ±∞ only.
+    const EXPONENT: u32 = 0x7f80_0000;
+
+    /// [`has_non_finite`](super::has_non_finite) for a contiguous Flex `f32` tensor; `None`
+    /// for any other.
+    pub(super) fn has_non_finite<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Option<bool> {
+        if TypeId::of::<B>() != TypeId::of::<Flex>() {
+            return None;
+        }
+        let t: Tensor<Flex, D> = same(t.clone());
+        let primitive: FlexTensor = t.into_primitive().tensor();
+        if primitive.dtype() != DType::F32 {
+            return None;
+        }
+        let (start, end) = primitive.layout().contiguous_offsets()?;
+        let values = &primitive.storage::<f32>()[start..end];
+        // Blocks of a fixed length with a branch-free test inside, so the test vectorises and
+        // the scan still stops at the first block that has one.
+        Some(values.chunks(4096).any(|block| {
+            block.iter().fold(false, |found, v| {
+                found | (v.to_bits() & EXPONENT == EXPONENT)
+            })
+        }))
+    }
 }
 
 /// A vector on `device` from host values (the inverse of [`to_host`]; the backend's float
@@ -151,5 +195,35 @@ mod tests {
         assert_eq!(g.dims(), [n]);
         assert_eq!(scalar(g.clone().min()), 2.0);
         assert_eq!(scalar(g.max()), 2.0);
+    }
+
+    /// The finiteness check against Rust's own `f32::is_finite` on the host (independent of both
+    /// of the check's paths): NaN, +∞ and −∞ at the first, a middle and the last element of
+    /// vectors around the scan's block length; the largest finite number, subnormals and −0 are
+    /// finite; a transposed (non-contiguous) Flex matrix takes the generic path.
+    #[cfg(feature = "flex")]
+    #[test]
+    fn the_finiteness_check_on_flex_agrees_with_the_host() {
+        use burn::backend::Flex;
+        let device = Default::default();
+        let finite = [f32::MAX, -f32::MAX, f32::MIN_POSITIVE / 8.0, -0.0, 1.5];
+        for len in [1, 7, 4095, 4096, 4097, 3 * 4096 + 5] {
+            let base: Vec<f32> = (0..len).map(|i| finite[i % finite.len()]).collect();
+            let mut cases = vec![base.clone()];
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                for at in [0, len / 2, len - 1] {
+                    let mut v = base.clone();
+                    v[at] = bad;
+                    cases.push(v);
+                }
+            }
+            for v in cases {
+                let want = v.iter().any(|x| !x.is_finite());
+                let t = Tensor::<Flex, 1>::from_data(TensorData::new(v.clone(), [len]), &device);
+                assert_eq!(has_non_finite(&t), want, "length {len}");
+                let m: Tensor<Flex, 2> = t.reshape([1, len]).transpose();
+                assert_eq!(has_non_finite(&m), want, "length {len}, transposed");
+            }
+        }
     }
 }

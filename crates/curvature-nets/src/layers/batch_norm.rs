@@ -160,10 +160,12 @@ impl<B: Backend> BatchNorm<B> {
         );
         let (mean, var) = match mode {
             BatchNormMode::Train => {
-                if let Some(m) = crate::running_stats::active_momentum(self.momentum) {
-                    self.update_with_momentum(x.clone(), m);
+                let (m, v, count) = channel_stats(x.clone());
+                if let Some(momentum) = crate::running_stats::active_momentum(self.momentum) {
+                    // The batch statistics just computed, detached: the same numbers as
+                    // `update_running_stats(x)` without a second pass over `x`.
+                    self.update_from_stats(m.clone().detach(), v.clone().detach(), count, momentum);
                 }
-                let (m, v, _) = channel_stats(x.clone());
                 (m, v)
             }
             BatchNormMode::Eval => (
@@ -187,6 +189,12 @@ impl<B: Backend> BatchNorm<B> {
 
     fn update_with_momentum<const D: usize>(&self, x: Tensor<B, D>, m: f64) {
         let (mean, var, n) = channel_stats(x.detach());
+        self.update_from_stats(mean, var, n, m);
+    }
+
+    /// `running ← (1 − m)·running + m·batch` from a batch's mean and biased variance over `n`
+    /// values per channel.
+    fn update_from_stats(&self, mean: Tensor<B, 1>, var: Tensor<B, 1>, n: usize, m: f64) {
         let unbiased = if n > 1 {
             var.mul_scalar(n as f64 / (n - 1) as f64)
         } else {

@@ -34,7 +34,9 @@ pub enum ConvLowering {
     /// the backend's `conv2d` for the output; with unit stride the input gradient as a
     /// `conv2d` with the flipped kernel and the weight gradient as one batched matrix product
     /// per kernel tap over views of the padded input (the backend's `conv_transpose2d` and
-    /// chunks of [`im2col`] patches with a stride). Flex and NdArray only, without groups
+    /// chunks of [`im2col`] patches with a stride). On Flex the output and the weight
+    /// gradient are one matrix product per example over its patches, examples shared between
+    /// threads (`conv_patches.rs`). Flex and NdArray only, without groups
     /// (`Conv2dConfig::init` refuses it elsewhere; a hand-set grouped layer uses burn's
     /// `conv2d`).
     GemmGrad,
@@ -252,7 +254,13 @@ pub fn im2col<B: Backend>(
 }
 
 /// Output length of a convolution along one axis: `⌊(len + 2p − d(k − 1) − 1) / s⌋ + 1`.
-fn output_len(len: usize, kernel: usize, stride: usize, padding: usize, dilation: usize) -> usize {
+pub(super) fn output_len(
+    len: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> usize {
     (len + 2 * padding).saturating_sub(dilation * (kernel - 1) + 1) / stride + 1
 }
 

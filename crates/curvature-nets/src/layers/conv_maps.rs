@@ -31,7 +31,10 @@
 //!   flipped in space (the backend's transposed convolution otherwise);
 //! * `weight_grad`: with unit stride, one batched matrix product per kernel tap between the
 //!   output gradient and a *view* of the padded input (no patch matrix); with a stride, chunks
-//!   of [`im2col`](super::im2col)'s patches times the output gradient.
+//!   of [`im2col`](super::im2col)'s patches times the output gradient;
+//! * on Flex (`f32`), `conv` and `weight_grad` by one matrix product per example over that
+//!   example's patches, the examples shared between rayon's threads (`conv_patches.rs`), so
+//!   the unit-stride `input_grad` too.
 //!
 //! Why: burn 0.21 computes a convolution's weight gradient generically, by swapping the batch
 //! and channel axes of the input and of the output gradient and convolving one with the other.
@@ -130,7 +133,7 @@ fn conv_by_backend<B: Backend>(
 /// its own `conv2d` backward): a transposed convolution of `H'` gives
 /// `(H' − 1)·s − 2p + d(k − 1) + 1 + p_out`, and the forward convolution's floor division
 /// dropped `p_out ∈ [0, s)` rows.
-fn input_grad_by_backend<B: Backend>(
+fn input_grad_by_backend<B: ConvMaps>(
     g: FloatTensor<B>,
     w: FloatTensor<B>,
     in_hw: [usize; 2],
@@ -140,16 +143,14 @@ fn input_grad_by_backend<B: Backend>(
     let reach: [usize; 2] = std::array::from_fn(|i| spec.dilation[i] * (kernel[i] - 1));
     if spec.stride == [1, 1] && (0..2).all(|i| spec.padding[i] <= reach[i]) {
         let flipped = B::float_flip(B::float_swap_dims(w, 0, 1), &[2, 3]);
-        return B::conv2d(
+        return B::conv(
             g,
             flipped,
-            None,
-            ConvOptions::new(
-                [1, 1],
-                std::array::from_fn(|i| reach[i] - spec.padding[i]),
-                spec.dilation,
-                1,
-            ),
+            ConvSpec {
+                stride: [1, 1],
+                padding: std::array::from_fn(|i| reach[i] - spec.padding[i]),
+                dilation: spec.dilation,
+            },
         );
     }
     let out_hw = spatial::<B>(&g);
@@ -239,12 +240,16 @@ fn weight_grad_by_gemm<B: Backend>(
         .tensor()
 }
 
-/// The maps on a backend without autodiff: its own `conv2d` and `conv_transpose2d`, and the
-/// weight gradient by [`weight_grad_by_gemm`].
+/// The maps on a backend without autodiff: the convolution `$conv` (the backend's own
+/// `conv2d` by default), the input gradient by [`input_grad_by_backend`] and the weight
+/// gradient by [`weight_grad_by_gemm`].
 macro_rules! base_conv_maps {
-    ($($backend:ty),* $(,)?) => {$(
+    ($backend:ty $(, $conv:expr, $weight_grad:expr)?) => {
         impl ConvMaps for $backend {
             fn conv(x: FloatTensor<Self>, w: FloatTensor<Self>, spec: ConvSpec) -> FloatTensor<Self> {
+                $(if let Some(y) = $conv(&x, &w, spec) {
+                    return y;
+                })?
                 conv_by_backend::<Self>(x, w, spec)
             }
             fn input_grad(
@@ -261,15 +266,25 @@ macro_rules! base_conv_maps {
                 kernel: [usize; 2],
                 spec: ConvSpec,
             ) -> FloatTensor<Self> {
+                $(if let Some(dw) = $weight_grad(&x, &g, kernel, spec) {
+                    return dw;
+                })?
                 weight_grad_by_gemm::<Self>(x, g, kernel, spec)
             }
         }
-    )*};
+    };
 }
 
-base_conv_maps!(burn::backend::NdArray<f32>, burn::backend::NdArray<f64>);
+base_conv_maps!(burn::backend::NdArray<f32>);
+base_conv_maps!(burn::backend::NdArray<f64>);
+// On Flex the convolution (and so the unit-stride input gradient) is one matrix product per
+// example over its patches (`conv_patches.rs`).
 #[cfg(feature = "flex")]
-base_conv_maps!(burn::backend::Flex);
+base_conv_maps!(
+    burn::backend::Flex,
+    super::conv_patches::conv,
+    super::conv_patches::weight_grad
+);
 
 /// One bilinear map `f(a, b)` as an autodiff operation: the state is both operands and the
 /// geometry; the backward is the two partial maps of the table in the module docs.

@@ -4,6 +4,8 @@ mod activation;
 mod batch_norm;
 mod conv;
 mod conv_maps;
+#[cfg(feature = "flex")]
+mod conv_patches;
 mod cpu_backend;
 mod dense;
 mod eager;

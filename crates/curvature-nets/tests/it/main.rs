@@ -1,5 +1,7 @@
 //! One integration-test binary for the crate (one link of burn instead of one per file).
 
+mod batch_norm_on_flex;
+mod conv_on_flex;
 mod layers_hvp;
 mod model_sizes;
 mod pooling;

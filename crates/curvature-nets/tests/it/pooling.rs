@@ -149,3 +149,64 @@ fn max_pooling_on_flex_has_the_closed_form_hessian_vector_product() {
         }
     }
 }
+
+/// NaNs on Flex: a window holding a NaN outputs NaN and sends its gradient to its first NaN in
+/// row-major order (PyTorch's rule); other windows to their first maximum. The reference is a
+/// plain loop over each window's cells.
+#[cfg(feature = "flex")]
+#[test]
+fn max_pooling_on_flex_lets_the_first_nan_win() {
+    use burn::backend::Flex;
+    type BB = Autodiff<Flex>;
+    let device = Default::default();
+    for (k, [n, c, h, w]) in [(2, [1, 2, 6, 8]), (3, [1, 1, 6, 9])] {
+        let len = n * c * h * w;
+        // Small integers (ties) with NaNs at every fifth and seventh cell: windows with none,
+        // one and two NaNs in every position.
+        let xs: Vec<f64> = (0..len)
+            .map(|i| {
+                if i % 5 == 3 || i % 7 == 1 {
+                    f64::NAN
+                } else {
+                    ((i * 13) % 4) as f64
+                }
+            })
+            .collect();
+        let x = Tensor::<BB, 4>::from_data(
+            TensorData::new(xs.clone(), [n, c, h, w]).convert::<f32>(),
+            &device,
+        );
+        let (value, grad) = value_and_gradient(&x, k, true);
+        let r = weights(value.len());
+        let (mut v_ref, mut g_ref) = (Vec::new(), vec![0.0; len]);
+        for plane in 0..n * c {
+            for i in 0..h / k {
+                for j in 0..w / k {
+                    let cells: Vec<usize> = (0..k * k)
+                        .map(|t| plane * h * w + (i * k + t / k) * w + j * k + t % k)
+                        .collect();
+                    let at = cells
+                        .iter()
+                        .copied()
+                        .find(|&q| xs[q].is_nan())
+                        .unwrap_or_else(|| {
+                            cells
+                                .iter()
+                                .copied()
+                                .fold(cells[0], |b, q| if xs[q] > xs[b] { q } else { b })
+                        });
+                    g_ref[at] = r[v_ref.len()];
+                    v_ref.push(xs[at]);
+                }
+            }
+        }
+        assert_eq!(value.len(), v_ref.len());
+        for (q, (a, b)) in value.iter().zip(&v_ref).enumerate() {
+            assert!(
+                a == b || (a.is_nan() && b.is_nan()),
+                "k = {k}: value[{q}]: {a} vs {b}"
+            );
+        }
+        assert_eq!(grad, g_ref, "k = {k}: gradient");
+    }
+}
