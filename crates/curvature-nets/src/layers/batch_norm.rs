@@ -184,12 +184,8 @@ impl<B: Backend> BatchNorm<B> {
     /// Update the running statistics from a batch, PyTorch style:
     /// `running ← (1 − m)·running + m·batch` with the unbiased batch variance.
     pub fn update_running_stats<const D: usize>(&self, x: Tensor<B, D>) {
-        self.update_with_momentum(x, self.momentum);
-    }
-
-    fn update_with_momentum<const D: usize>(&self, x: Tensor<B, D>, m: f64) {
         let (mean, var, n) = channel_stats(x.detach());
-        self.update_from_stats(mean, var, n, m);
+        self.update_from_stats(mean, var, n, self.momentum);
     }
 
     /// `running ← (1 − m)·running + m·batch` from a batch's mean and biased variance over `n`

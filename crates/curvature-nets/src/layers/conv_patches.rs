@@ -121,7 +121,7 @@ fn geometry(x: &FlexTensor, kernel: [usize; 2], spec: ConvSpec) -> Option<(usize
     {
         return None;
     }
-    let [n, c, h, w] = <[usize; 4]>::try_from(x.layout().shape().to_vec()).ok()?;
+    let [n, c, h, w] = dims4(x)?;
     let fits =
         |i: usize, len: usize| len + 2 * spec.padding[i] > spec.dilation[i] * (kernel[i] - 1);
     if n * c * h * w == 0 || !fits(0, h) || !fits(1, w) {

@@ -141,14 +141,8 @@ fn assert_close(ours: &[Vec<f64>; 7], reference: &[Vec<f64>; 7], what: &str) {
         "HVP in β",
     ];
     for (name, (a, b)) in names.iter().zip(ours.iter().zip(reference)) {
-        assert_eq!(a.len(), b.len(), "{what}: {name}: lengths");
-        let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-        for (i, (p, q)) in a.iter().zip(b).enumerate() {
-            assert!(
-                (p - q).abs() <= 2e-5 * scale,
-                "{what}: {name}[{i}]: {p} (Flex) vs {q} (NdArray f64)"
-            );
-        }
+        // The reference is the layer on NdArray f64.
+        super::assert_close_to_scale(a, b, 2e-5, &format!("{what}: {name}"));
     }
 }
 
@@ -171,9 +165,6 @@ fn flex_batch_norm_has_the_value_gradient_and_hvp_of_burns_operations() {
         .zip(&reference[1..4])
         .enumerate()
     {
-        let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-        for (p, q) in ours.iter().zip(want) {
-            assert!((p - q).abs() <= 2e-5 * scale, "gradient {i}: {p} vs {q}");
-        }
+        super::assert_close_to_scale(ours, want, 2e-5, &format!("gradient {i}"));
     }
 }

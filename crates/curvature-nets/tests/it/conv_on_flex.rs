@@ -129,14 +129,9 @@ fn flex_convolution_has_burns_value_gradient_and_hvp() {
             .iter()
             .zip(ours.iter().zip(&reference))
         {
-            assert_eq!(a.len(), b.len(), "{geometry:?}: {what}: lengths");
-            let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-            for (i, (p, q)) in a.iter().zip(b).enumerate() {
-                assert!(
-                    (p - q).abs() <= 1e-6 * scale,
-                    "{geometry:?}, N = {examples}: {what}[{i}]: {p} (Flex) vs {q} (burn's conv2d, f64)"
-                );
-            }
+            // The reference is burn's `conv2d` on NdArray f64.
+            let what = format!("{geometry:?}, N = {examples}: {what}");
+            super::assert_close_to_scale(a, b, 1e-6, &what);
         }
     }
 }

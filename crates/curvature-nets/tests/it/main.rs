@@ -11,3 +11,18 @@ mod pooling;
 // (`TypeMismatch("expected F64, got F32")` when they share one).
 mod drop_in;
 mod tap;
+
+/// Every element of `ours` within `tol · max(1, max|reference|)` of `reference` (equal lengths);
+/// the message names `what`, the index and both values. The Flex tests compare f32 against an
+/// f64 reference this way: a wrong index or formula moves an element by O(1) of the scale.
+#[cfg(feature = "flex")]
+fn assert_close_to_scale(ours: &[f64], reference: &[f64], tol: f64, what: &str) {
+    assert_eq!(ours.len(), reference.len(), "{what}: lengths");
+    let scale = reference.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    for (i, (p, q)) in ours.iter().zip(reference).enumerate() {
+        assert!(
+            (p - q).abs() <= tol * scale,
+            "{what}[{i}]: {p} (Flex) vs {q} (reference)"
+        );
+    }
+}
