@@ -85,6 +85,11 @@ impl BatchNormConfig {
 /// statistics. `forward` never changes the running statistics — curvature evaluation must not
 /// mutate the model — except inside [`with_running_stats`](crate::running_stats::with_running_stats),
 /// which training loops use; [`BatchNorm::update_running_stats`] updates them explicitly.
+///
+/// On burn's Flex backend, bare or under one `Autodiff` level (a training step), training mode
+/// with at least 4 values per example and channel runs as one threaded operation with a fused
+/// backward (`batch_norm_on_flex.rs`); elsewhere, and for Hessian-vector products, as burn's
+/// operations.
 #[derive(Module, Debug)]
 pub struct BatchNorm<B: Backend> {
     /// Scale `γ` `[C]` (PyTorch `weight`).
@@ -158,6 +163,25 @@ impl<B: Backend> BatchNorm<B> {
             "BatchNorm over {c} channels got an input with {} channels",
             x.dims()[1]
         );
+        // On Flex, training mode as one operation (`batch_norm_on_flex.rs`) where it applies.
+        #[cfg(feature = "flex")]
+        let x = match mode {
+            BatchNormMode::Train => match super::batch_norm_on_flex::batch_norm_train_on_flex(
+                x,
+                self.weight.val(),
+                self.bias.val(),
+                self.epsilon,
+            ) {
+                Ok(out) => {
+                    if let Some(m) = crate::running_stats::active_momentum(self.momentum) {
+                        self.update_from_stats(out.mean, out.var, out.count, m);
+                    }
+                    return out.y;
+                }
+                Err((x, _, _)) => x,
+            },
+            BatchNormMode::Eval => x,
+        };
         let (mean, var) = match mode {
             BatchNormMode::Train => {
                 let (m, v, count) = channel_stats(x.clone());

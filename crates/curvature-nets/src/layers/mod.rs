@@ -2,6 +2,8 @@
 
 mod activation;
 mod batch_norm;
+#[cfg(feature = "flex")]
+mod batch_norm_on_flex;
 mod conv;
 mod conv_maps;
 #[cfg(feature = "flex")]
@@ -9,6 +11,8 @@ mod conv_patches;
 mod cpu_backend;
 mod dense;
 mod eager;
+#[cfg(feature = "flex")]
+mod flex_f32;
 mod pool;
 #[cfg(feature = "flex")]
 mod pool_maps;

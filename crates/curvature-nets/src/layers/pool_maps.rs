@@ -31,6 +31,7 @@
 use std::any::TypeId;
 use std::sync::Arc;
 
+use super::flex_f32::flex_tensor;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -39,7 +40,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{DType, Tensor, TensorPrimitive};
 use curvature_core::same_type::same_type as same;
 use rayon::prelude::*;
 
@@ -67,14 +68,8 @@ trait PoolMaps: Backend {
 /// Outputs per task of [`PoolMaps::gather`] on rayon's pool.
 const PER_TASK: usize = 1 << 14;
 
-/// `t`'s `f32` elements in row-major order (a copy only if `t` is a view).
 fn row_major(t: &FlexTensor) -> FlexTensor {
-    assert_eq!(t.dtype(), DType::F32, "max pooling on Flex runs in f32");
-    t.to_contiguous()
-}
-
-fn flex_tensor(values: Vec<f32>, dims: [usize; 4]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, dims))
+    super::flex_f32::row_major(t, "max pooling")
 }
 
 impl PoolMaps for Flex {
