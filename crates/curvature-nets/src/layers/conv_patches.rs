@@ -28,13 +28,14 @@
 //! threads).
 
 use burn::backend::flex::FlexTensor;
-use burn::tensor::{DType, TensorData};
+use burn::tensor::DType;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 use super::conv::output_len;
 use super::conv_maps::ConvSpec;
+use super::flex_f32::flex_tensor;
 
 /// Geometry of one convolution: input `[C, H, W]` per example, kernel `[k_h, k_w]`, output
 /// `[H', W']`.
@@ -185,7 +186,7 @@ pub(super) fn conv(x: &FlexTensor, w: &FlexTensor, spec: ConvSpec) -> Option<Fle
             },
         );
     let [ho, wo] = geometry.output;
-    Some(FlexTensor::from_data(TensorData::new(y, [n, o, ho, wo])))
+    Some(flex_tensor(y, [n, o, ho, wo]))
 }
 
 /// `Σ_n g_n · P_nᵀ`, the gradient of `⟨g, W ⋆ x⟩` in the kernel `W`, for an `f32` input
@@ -232,8 +233,8 @@ pub(super) fn weight_grad(
     for part in parts {
         total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
     }
-    Some(FlexTensor::from_data(TensorData::new(
+    Some(flex_tensor(
         total,
         [o, geometry.channels, kernel[0], kernel[1]],
-    )))
+    ))
 }

@@ -143,11 +143,10 @@ impl PoolMaps for Flex {
     }
 }
 
-/// Whether `v` replaces `max` as a window's maximum: larger, or a NaN replacing a number (ties
-/// keep the earlier element). Branch-free, so the loops below vectorise.
+/// [`better_mask`] as a `bool`.
 #[inline(always)]
 fn better(v: f32, max: f32) -> bool {
-    (v > max) | (v.is_nan() & !max.is_nan())
+    better_mask(v, max) != 0
 }
 
 /// One row of `k×k` windows: `rows` are the `k` input rows `[k, W]` (flat index of their first
@@ -180,7 +179,9 @@ fn pick(m: u32, a: f32, b: f32) -> f32 {
     f32::from_bits((m & a.to_bits()) | (!m & b.to_bits()))
 }
 
-/// [`better`] as a lane mask (`v != v` is `v.is_nan()`).
+/// Whether `v` replaces `max` as a window's maximum — larger, or a NaN replacing a number (ties
+/// keep the earlier element) — as a lane mask, all ones or zero (`v != v` is `v.is_nan()`).
+/// Branch-free, so the loops that use it vectorise.
 #[inline(always)]
 #[allow(clippy::eq_op)]
 fn better_mask(v: f32, max: f32) -> u32 {

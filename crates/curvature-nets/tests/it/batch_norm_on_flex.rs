@@ -39,6 +39,14 @@ fn input(dims: &[usize]) -> Vec<f64> {
         .collect()
 }
 
+/// `v` as a tensor of shape `dims` on backend `B`, in its float type.
+fn tensor<B: Backend, const D: usize>(v: Vec<f64>, dims: [usize; D]) -> Tensor<B, D> {
+    Tensor::from_data(
+        TensorData::new(v, dims).convert::<B::FloatElem>(),
+        &Default::default(),
+    )
+}
+
 fn flat<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
     t.into_data().convert::<f64>().to_vec().unwrap()
 }
@@ -51,20 +59,12 @@ fn derivatives<K: Backend, const D: usize>(dims: [usize; D]) -> [Vec<f64>; 7] {
     let device = Default::default();
     let c = dims[1];
     let len: usize = dims.iter().product();
-    let inner = |v: Vec<f64>, shape: [usize; D]| {
-        Tensor::<Inner<K>, D>::from_data(
-            TensorData::new(v, shape).convert::<K::FloatElem>(),
-            &device,
-        )
-    };
-    let vector = |v: Vec<f64>| {
-        Tensor::<Inner<K>, 1>::from_data(TensorData::new(v, [c]).convert::<K::FloatElem>(), &device)
-    };
-    let x = inner(input(&dims), dims).require_grad();
+    let vector = |v: Vec<f64>| tensor::<Inner<K>, 1>(v, [c]);
+    let x = tensor::<Inner<K>, D>(input(&dims), dims).require_grad();
     let gamma = vector(values(c, 2).iter().map(|v| 1.0 + v).collect()).require_grad();
     let beta = vector(values(c, 3)).require_grad();
     let (u, v_gamma, v_beta) = (
-        inner(values(len, 4), dims),
+        tensor::<Inner<K>, D>(values(len, 4), dims),
         vector(values(c, 5)),
         vector(values(c, 6)),
     );
@@ -73,10 +73,7 @@ fn derivatives<K: Backend, const D: usize>(dims: [usize; D]) -> [Vec<f64>; 7] {
     bn.bias = Param::from_tensor(Tensor::from_inner(beta.clone()));
     let outer_x = Tensor::<Outer<K>, D>::from_inner(x.clone()).require_grad();
     let y = bn.forward(outer_x.clone(), BatchNormMode::Train);
-    let r = Tensor::<Outer<K>, D>::from_data(
-        TensorData::new(values(len, 7), dims).convert::<K::FloatElem>(),
-        &device,
-    );
+    let r = tensor::<Outer<K>, D>(values(len, 7), dims);
     let grads = (y.clone().powi_scalar(2) * r).sum().backward();
     let g_x = outer_x.grad(&grads).unwrap();
     let g_gamma = bn.weight.val().grad(&grads).unwrap();
@@ -102,26 +99,16 @@ fn gradient<K: Backend, const D: usize>(dims: [usize; D]) -> [Vec<f64>; 6] {
     let device = Default::default();
     let c = dims[1];
     let len: usize = dims.iter().product();
-    let t = |v: Vec<f64>, shape: [usize; D]| {
-        Tensor::<Autodiff<K>, D>::from_data(
-            TensorData::new(v, shape).convert::<K::FloatElem>(),
-            &device,
-        )
-    };
-    let vector = |v: Vec<f64>| {
-        Tensor::<Autodiff<K>, 1>::from_data(
-            TensorData::new(v, [c]).convert::<K::FloatElem>(),
-            &device,
-        )
-    };
+    let t = |v: Vec<f64>| tensor::<Autodiff<K>, D>(v, dims);
+    let vector = |v: Vec<f64>| tensor::<Autodiff<K>, 1>(v, [c]);
     let mut bn = BatchNormConfig::new(c)
         .init::<Autodiff<K>>(&device)
         .unwrap();
     bn.weight = Param::from_tensor(vector(values(c, 2).iter().map(|v| 1.0 + v).collect()));
     bn.bias = Param::from_tensor(vector(values(c, 3)));
-    let x = t(input(&dims), dims).require_grad();
+    let x = t(input(&dims)).require_grad();
     let y = bn.forward(x.clone(), BatchNormMode::Train);
-    let grads = (y.clone().powi_scalar(2) * t(values(len, 7), dims))
+    let grads = (y.clone().powi_scalar(2) * t(values(len, 7)))
         .sum()
         .backward();
     [
