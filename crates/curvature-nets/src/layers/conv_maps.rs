@@ -10,18 +10,9 @@
 //! * `weight_grad(x, g)`, the adjoint in `W`: `⟨weight_grad(x, g), W⟩ = ⟨g, conv(x, W)⟩`, i.e.
 //!   `Σ_n g_n · im2col(x_n)ᵀ`, one matrix product per example over the patches of `x`.
 //!
-//! The three close under differentiation. For an upstream gradient `G`:
-//!
-//! | map                 | ∂ first argument          | ∂ second argument         |
-//! |---------------------|---------------------------|---------------------------|
-//! | `conv(x, W)`        | `input_grad(G, W)`        | `weight_grad(x, G)`       |
-//! | `input_grad(g, W)`  | `conv(G, W)`              | `weight_grad(G, g)`       |
-//! | `weight_grad(x, g)` | `input_grad(g, G)`        | `conv(x, G)`              |
-//!
-//! (each row follows from the two adjoint identities above). So each map is one custom
-//! operation on `Autodiff<B>` whose backward calls the maps of `B` — recorded on `B`'s own
-//! graph when `B` is itself an `Autodiff` backend, which is how the reverse-over-reverse
-//! Hessian-vector product (`Autodiff<Autodiff<_>>`) differentiates it a second time. On a
+//! These are the three maps of a [`Bilinear`] family (`f = conv`, `f_x = input_grad`,
+//! `f_W = weight_grad`), so on `Autodiff<B>` each is one custom operation whose backward calls
+//! the maps of `B` (`bilinear.rs`), which nests for exact Hessian-vector products. On a
 //! backend without autodiff the maps are computed as (references: Chellapilla, Puri & Simard
 //! 2006, *High performance convolutional neural networks for document processing*, for the
 //! matrix-product form; PyTorch computes the same three):
@@ -44,27 +35,16 @@
 //! gradient of the second differentiation, and Flex's `conv_transpose2d` scatters its columns
 //! back one element at a time (docs/benchmarks.md).
 //!
-//! [`conv2d_gemm_grad`] reaches these operations from code generic over any `Backend`: it
-//! compares the backend's [`TypeId`] with the backends that have [`ConvMaps`] (Flex, NdArray
-//! f32 and f64, each bare or under one or two `Autodiff` levels) and moves the tensors across
-//! with a checked `Any` downcast (no `unsafe`), so layers and models keep a plain
-//! `B: Backend` bound.
+//! [`conv2d_gemm_grad`] reaches these operations from code generic over any `Backend`
+//! (Flex, NdArray f32 and f64, each bare or under one or two `Autodiff` levels), so layers and
+//! models keep a plain `B: Backend` bound.
 
-use std::any::TypeId;
-
-use curvature_core::same_type::same_type as same;
-
-use burn::backend::Autodiff;
-use burn::backend::autodiff::NodeId;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::conv::calculate_padding_out;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor};
-use burn::tensor::{Tensor, TensorMetadata, TensorPrimitive};
+use burn::tensor::{Shape, Tensor, TensorMetadata, TensorPrimitive};
 
+use super::bilinear::{Bilinear, Operands, apply_any_level, is_any_level_of};
 use super::conv::{Patches, ShiftedRuns};
 
 /// Stride, zero padding and dilation of a convolution without groups.
@@ -80,34 +60,18 @@ pub(crate) struct ConvSpec {
 /// out fresh, zero-filled pages per call.
 const WEIGHT_GRAD_CHUNK: usize = 16;
 
-/// The three bilinear maps of a convolution (see the module docs), on the primitives of a
-/// backend.
-pub(crate) trait ConvMaps: Backend {
-    /// `W ⋆ x`: `[N, C, H, W] × [O, C, k_h, k_w] → [N, O, H', W']`.
-    fn conv(x: FloatTensor<Self>, w: FloatTensor<Self>, spec: ConvSpec) -> FloatTensor<Self>;
-    /// `Wᵀ ⋆ g`, the gradient of `⟨g, W ⋆ x⟩` in `x`, for an input of spatial size `in_hw`.
-    fn input_grad(
-        g: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        in_hw: [usize; 2],
-        spec: ConvSpec,
-    ) -> FloatTensor<Self>;
-    /// `Σ_n g_n · im2col(x_n)ᵀ`, the gradient of `⟨g, W ⋆ x⟩` in `W`, for a `k_h×k_w` kernel.
-    fn weight_grad(
-        x: FloatTensor<Self>,
-        g: FloatTensor<Self>,
-        kernel: [usize; 2],
-        spec: ConvSpec,
-    ) -> FloatTensor<Self>;
-}
-
 fn tensor<B: Backend, const D: usize>(primitive: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(primitive))
 }
 
 fn spatial<B: Backend>(t: &FloatTensor<B>) -> [usize; 2] {
-    let dims = t.shape().dims::<4>();
-    [dims[2], dims[3]]
+    spatial_of(&t.shape())
+}
+
+/// The spatial size `[H, W]` of a shape `[N, C, H, W]` (or `[O, C, k_h, k_w]`).
+fn spatial_of(shape: &Shape) -> [usize; 2] {
+    let [_, _, h, w] = shape.dims::<4>();
+    [h, w]
 }
 
 /// The backend's own `conv2d` (no bias, no groups).
@@ -133,25 +97,25 @@ fn conv_by_backend<B: Backend>(
 /// its own `conv2d` backward): a transposed convolution of `H'` gives
 /// `(H' − 1)·s − 2p + d(k − 1) + 1 + p_out`, and the forward convolution's floor division
 /// dropped `p_out ∈ [0, s)` rows.
-fn input_grad_by_backend<B: ConvMaps>(
+fn input_grad_by_backend<B: Backend>(
     g: FloatTensor<B>,
     w: FloatTensor<B>,
     in_hw: [usize; 2],
     spec: ConvSpec,
-) -> FloatTensor<B> {
+) -> FloatTensor<B>
+where
+    ConvSpec: Bilinear<B>,
+{
     let kernel = spatial::<B>(&w);
     let reach: [usize; 2] = std::array::from_fn(|i| spec.dilation[i] * (kernel[i] - 1));
     if spec.stride == [1, 1] && (0..2).all(|i| spec.padding[i] <= reach[i]) {
         let flipped = B::float_flip(B::float_swap_dims(w, 0, 1), &[2, 3]);
-        return B::conv(
-            g,
-            flipped,
-            ConvSpec {
-                stride: [1, 1],
-                padding: std::array::from_fn(|i| reach[i] - spec.padding[i]),
-                dilation: spec.dilation,
-            },
-        );
+        let flipped_spec = ConvSpec {
+            stride: [1, 1],
+            padding: std::array::from_fn(|i| reach[i] - spec.padding[i]),
+            dilation: spec.dilation,
+        };
+        return flipped_spec.apply(g, flipped);
     }
     let out_hw = spatial::<B>(&g);
     let padding_out: [usize; 2] = std::array::from_fn(|i| {
@@ -245,31 +209,32 @@ fn weight_grad_by_gemm<B: Backend>(
 /// gradient by [`weight_grad_by_gemm`].
 macro_rules! base_conv_maps {
     ($backend:ty $(, $conv:expr, $weight_grad:expr)?) => {
-        impl ConvMaps for $backend {
-            fn conv(x: FloatTensor<Self>, w: FloatTensor<Self>, spec: ConvSpec) -> FloatTensor<Self> {
-                $(if let Some(y) = $conv(&x, &w, spec) {
+        impl Bilinear<$backend> for ConvSpec {
+            fn apply(self, x: FloatTensor<$backend>, w: FloatTensor<$backend>) -> FloatTensor<$backend> {
+                $(if let Some(y) = $conv(&x, &w, self) {
                     return y;
                 })?
-                conv_by_backend::<Self>(x, w, spec)
+                conv_by_backend::<$backend>(x, w, self)
             }
-            fn input_grad(
-                g: FloatTensor<Self>,
-                w: FloatTensor<Self>,
-                in_hw: [usize; 2],
-                spec: ConvSpec,
-            ) -> FloatTensor<Self> {
-                input_grad_by_backend::<Self>(g, w, in_hw, spec)
+            fn adjoint_x(
+                self,
+                g: FloatTensor<$backend>,
+                w: FloatTensor<$backend>,
+                x_shape: &Shape,
+            ) -> FloatTensor<$backend> {
+                input_grad_by_backend::<$backend>(g, w, spatial_of(x_shape), self)
             }
-            fn weight_grad(
-                x: FloatTensor<Self>,
-                g: FloatTensor<Self>,
-                kernel: [usize; 2],
-                spec: ConvSpec,
-            ) -> FloatTensor<Self> {
-                $(if let Some(dw) = $weight_grad(&x, &g, kernel, spec) {
+            fn adjoint_w(
+                self,
+                x: FloatTensor<$backend>,
+                g: FloatTensor<$backend>,
+                w_shape: &Shape,
+            ) -> FloatTensor<$backend> {
+                let kernel = spatial_of(w_shape);
+                $(if let Some(dw) = $weight_grad(&x, &g, kernel, self) {
                     return dw;
                 })?
-                weight_grad_by_gemm::<Self>(x, g, kernel, spec)
+                weight_grad_by_gemm::<$backend>(x, g, kernel, self)
             }
         }
     };
@@ -286,169 +251,31 @@ base_conv_maps!(
     super::conv_patches::weight_grad
 );
 
-/// One bilinear map `f(a, b)` as an autodiff operation: the state is both operands and the
-/// geometry; the backward is the two partial maps of the table in the module docs.
-macro_rules! bilinear_op {
-    ($name:ident, |$a:ident, $b:ident, $grad:ident, $spec:ident| $da:expr, $db:expr) => {
-        #[derive(Debug)]
-        struct $name;
-
-        impl<B: ConvMaps> Backward<B, 2> for $name {
-            type State = (NodeId, NodeId, ConvSpec);
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 2>,
-                grads: &mut Gradients,
-                checkpointer: &mut Checkpointer,
-            ) {
-                let [node_a, node_b] = ops.parents;
-                let $grad = grads.consume::<B>(&ops.node);
-                let (state_a, state_b, $spec) = ops.state;
-                let $a = checkpointer.retrieve_node_output::<FloatTensor<B>>(state_a);
-                let $b = checkpointer.retrieve_node_output::<FloatTensor<B>>(state_b);
-                if let Some(node) = node_a {
-                    // Clones of every operand (cheap handles); the partial map uses two.
-                    #[allow(unused_variables)]
-                    let ($a, $b, $grad) = ($a.clone(), $b.clone(), $grad.clone());
-                    grads.register::<B>(node.id, $da);
-                }
-                if let Some(node) = node_b {
-                    grads.register::<B>(node.id, $db);
-                }
-            }
-        }
-    };
-}
-
-bilinear_op!(
-    ConvOp,
-    |x, w, grad, spec| B::input_grad(grad, w, spatial::<B>(&x), spec),
-    B::weight_grad(x, grad, spatial::<B>(&w), spec)
-);
-bilinear_op!(
-    InputGradOp,
-    |g, w, grad, spec| B::conv(grad, w, spec),
-    B::weight_grad(grad, g, spatial::<B>(&w), spec)
-);
-bilinear_op!(
-    WeightGradOp,
-    |x, g, grad, spec| B::input_grad(g, grad, spatial::<B>(&x), spec),
-    B::conv(x, grad, spec)
-);
-
-/// Record `forward(a, b)` as operation `op` with parents `a` and `b`.
-fn record<B, C, Op>(
-    op: Op,
-    a: FloatTensor<Autodiff<B, C>>,
-    b: FloatTensor<Autodiff<B, C>>,
-    spec: ConvSpec,
-    forward: impl FnOnce(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
-) -> FloatTensor<Autodiff<B, C>>
-where
-    B: ConvMaps,
-    C: CheckpointStrategy,
-    Op: Backward<B, 2, State = (NodeId, NodeId, ConvSpec)>,
-{
-    match op
-        .prepare::<C>([a.node.clone(), b.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(mut prep) => {
-            let state_a = prep.checkpoint(&a);
-            let state_b = prep.checkpoint(&b);
-            prep.finish((state_a, state_b, spec), forward(a.primitive, b.primitive))
-        }
-        OpsKind::UnTracked(prep) => prep.finish(forward(a.primitive, b.primitive)),
-    }
-}
-
-impl<B: ConvMaps, C: CheckpointStrategy> ConvMaps for Autodiff<B, C> {
-    fn conv(x: FloatTensor<Self>, w: FloatTensor<Self>, spec: ConvSpec) -> FloatTensor<Self> {
-        record::<B, C, _>(ConvOp, x, w, spec, |x, w| B::conv(x, w, spec))
-    }
-    fn input_grad(
-        g: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        in_hw: [usize; 2],
-        spec: ConvSpec,
-    ) -> FloatTensor<Self> {
-        record::<B, C, _>(InputGradOp, g, w, spec, |g, w| {
-            B::input_grad(g, w, in_hw, spec)
-        })
-    }
-    fn weight_grad(
-        x: FloatTensor<Self>,
-        g: FloatTensor<Self>,
-        kernel: [usize; 2],
-        spec: ConvSpec,
-    ) -> FloatTensor<Self> {
-        record::<B, C, _>(WeightGradOp, x, g, spec, |x, g| {
-            B::weight_grad(x, g, kernel, spec)
-        })
-    }
-}
-
-/// `W ⋆ x` through the maps of `K` when `B` is `K`; the operands back otherwise.
-fn conv_as<B: Backend, K: ConvMaps>(
-    (x, w): (Tensor<B, 4>, Tensor<B, 4>),
-    spec: ConvSpec,
-) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>)> {
-    if TypeId::of::<B>() != TypeId::of::<K>() {
-        return Err((x, w));
-    }
-    let (x, w): (Tensor<K, 4>, Tensor<K, 4>) = (same(x), same(w));
-    let y = K::conv(
-        x.into_primitive().tensor(),
-        w.into_primitive().tensor(),
-        spec,
-    );
-    Ok(same(tensor::<K, 4>(y)))
-}
-
-/// [`conv_as`] for `K`, `Autodiff<K>` (a gradient) and `Autodiff<Autodiff<K>>` (a
-/// Hessian-vector product).
-fn conv_as_any_level<B: Backend, K: ConvMaps>(
-    operands: (Tensor<B, 4>, Tensor<B, 4>),
-    spec: ConvSpec,
-) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>)> {
-    conv_as::<B, K>(operands, spec)
-        .or_else(|operands| conv_as::<B, Autodiff<K>>(operands, spec))
-        .or_else(|operands| conv_as::<B, Autodiff<Autodiff<K>>>(operands, spec))
-}
-
-fn levels<K: Backend>() -> [TypeId; 3] {
-    [
-        TypeId::of::<K>(),
-        TypeId::of::<Autodiff<K>>(),
-        TypeId::of::<Autodiff<Autodiff<K>>>(),
-    ]
-}
-
-/// `W ⋆ x` as the custom operation ([`ConvMaps`]) when backend `B` has it — Flex, NdArray f32
-/// and f64, each bare or under one or two `Autodiff` levels — and `Err` with the operands
+/// `W ⋆ x` as the custom operations of this module when backend `B` has them — Flex, NdArray
+/// f32 and f64, each bare or under one or two `Autodiff` levels — and `Err` with the operands
 /// otherwise.
 pub(crate) fn conv2d_gemm_grad<B: Backend>(
     x: Tensor<B, 4>,
     w: Tensor<B, 4>,
     spec: ConvSpec,
-) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>)> {
+) -> Result<Tensor<B, 4>, Operands<B, 4, 4>> {
     let operands = (x, w);
     #[cfg(feature = "flex")]
-    let operands = match conv_as_any_level::<B, burn::backend::Flex>(operands, spec) {
+    let operands = match apply_any_level::<B, burn::backend::Flex, _, 4, 4, 4>(spec, operands) {
         Ok(y) => return Ok(y),
         Err(operands) => operands,
     };
-    conv_as_any_level::<B, burn::backend::NdArray<f32>>(operands, spec)
-        .or_else(|operands| conv_as_any_level::<B, burn::backend::NdArray<f64>>(operands, spec))
+    apply_any_level::<B, burn::backend::NdArray<f32>, _, 4, 4, 4>(spec, operands).or_else(
+        |operands| apply_any_level::<B, burn::backend::NdArray<f64>, _, 4, 4, 4>(spec, operands),
+    )
 }
 
 /// Whether [`conv2d_gemm_grad`] supports backend `B`.
 pub(crate) fn has_conv_maps<B: Backend>() -> bool {
-    let mut ids = Vec::from(levels::<burn::backend::NdArray<f32>>());
-    ids.extend(levels::<burn::backend::NdArray<f64>>());
     #[cfg(feature = "flex")]
-    ids.extend(levels::<burn::backend::Flex>());
-    ids.contains(&TypeId::of::<B>())
+    if is_any_level_of::<B, burn::backend::Flex>() {
+        return true;
+    }
+    is_any_level_of::<B, burn::backend::NdArray<f32>>()
+        || is_any_level_of::<B, burn::backend::NdArray<f64>>()
 }

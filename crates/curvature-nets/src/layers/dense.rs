@@ -103,10 +103,12 @@ impl<B: Backend> Dense<B> {
         self.forward_2d(x.reshape([rows, d_in])).reshape(out)
     }
 
-    /// `[N, d_in] → [N, d_out]`: `y = x Wᵀ + b`, on the CPU backends computed feature-major as
-    /// `y = (W xᵀ + b 1ᵀ)ᵀ` — the same numbers up to rounding.
+    /// `[N, d_in] → [N, d_out]`: `y = x Wᵀ + b` — on Flex (bare or under one or two
+    /// `Autodiff` levels) with the product and its two adjoints as our own operations, `gemm`
+    /// calls into buffers of our own (`dense_on_flex.rs`); on NdArray computed feature-major
+    /// as `y = (W xᵀ + b 1ᵀ)ᵀ` — the same numbers up to rounding.
     ///
-    /// Why feature-major on the CPU: written as `x Wᵀ`, the weight enters through a transpose,
+    /// Why feature-major on NdArray (and on Flex before its own operations): written as `x Wᵀ`, the weight enters through a transpose,
     /// so autodiff hands back its gradient as the transpose of `xᵀ ∂L/∂y` — a transposed *view*
     /// that every update and every flattening had to copy first — and burn-flex's `gemm` packs
     /// the transposed weight, the largest operand, one element at a time in every forward pass
@@ -119,17 +121,37 @@ impl<B: Backend> Dense<B> {
     /// layers were measured at parity with PyTorch in that form; the other is not measured
     /// there yet).
     fn forward_2d(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let y = if CpuBackend::of::<B>().is_some() {
-            self.feature_major(x.clone())
-        } else {
-            self.batch_major(x.clone())
+        let y = match CpuBackend::of::<B>() {
+            #[cfg(feature = "flex")]
+            Some(CpuBackend::Flex) => self.on_flex(x.clone()),
+            Some(_) => self.feature_major(x.clone()),
+            None => self.batch_major(x.clone()),
         };
         self.tap(&x, y)
     }
 
+    /// `x Wᵀ + b` with `x Wᵀ` as [`DenseProduct`](super::dense_on_flex::DenseProduct)'s
+    /// operation; [`feature_major`](Self::feature_major) on a deeper nesting of `Autodiff`.
+    #[cfg(feature = "flex")]
+    fn on_flex(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        use super::bilinear::apply_any_level;
+        use super::dense_on_flex::DenseProduct;
+        match apply_any_level::<B, burn::backend::Flex, _, 2, 2, 2>(
+            DenseProduct,
+            (x, self.weight.val()),
+        ) {
+            Ok(y) => self.plus_bias(y),
+            Err((x, _)) => self.feature_major(x),
+        }
+    }
+
     /// `x Wᵀ + b`.
     fn batch_major(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let y = x.matmul(self.weight.val().transpose());
+        self.plus_bias(x.matmul(self.weight.val().transpose()))
+    }
+
+    /// `y + 1 bᵀ` (each row plus the bias), or `y` without a bias.
+    fn plus_bias(&self, y: Tensor<B, 2>) -> Tensor<B, 2> {
         match &self.bias {
             Some(b) => y + b.val().unsqueeze_dim(0),
             None => y,

@@ -4,12 +4,15 @@ mod activation;
 mod batch_norm;
 #[cfg(feature = "flex")]
 mod batch_norm_on_flex;
+mod bilinear;
 mod conv;
 mod conv_maps;
 #[cfg(feature = "flex")]
 mod conv_patches;
 mod cpu_backend;
 mod dense;
+#[cfg(feature = "flex")]
+mod dense_on_flex;
 mod eager;
 #[cfg(feature = "flex")]
 mod flex_f32;

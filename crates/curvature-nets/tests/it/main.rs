@@ -2,6 +2,7 @@
 
 mod batch_norm_on_flex;
 mod conv_on_flex;
+mod dense_on_flex;
 mod layers_hvp;
 mod model_sizes;
 mod pooling;
