@@ -45,7 +45,7 @@ impl Activation {
     /// Apply element-wise.
     pub fn forward<B: Backend, const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         match *self {
-            Activation::Relu => activation::relu(x),
+            Activation::Relu => relu(x),
             Activation::LeakyRelu { slope } => activation::leaky_relu(x, slope),
             Activation::Tanh => activation::tanh(x),
             Activation::Sigmoid => x.neg().exp().add_scalar(1.0).recip(),
@@ -59,4 +59,15 @@ impl Activation {
             Activation::Identity => x,
         }
     }
+}
+
+/// `max(x, 0)` element-wise: burn's `relu`, on Flex and `Autodiff<Flex>` (a training step) as
+/// one operation split between rayon's threads, bit for bit burn's (`relu_on_flex.rs`).
+pub fn relu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(feature = "flex")]
+    let x = match super::relu_on_flex::relu_on_flex(x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    activation::relu(x)
 }

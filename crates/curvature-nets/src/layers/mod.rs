@@ -19,9 +19,11 @@ mod flex_f32;
 mod pool;
 #[cfg(feature = "flex")]
 mod pool_maps;
+#[cfg(feature = "flex")]
+mod relu_on_flex;
 mod zero_pad;
 
-pub use activation::Activation;
+pub use activation::{Activation, relu};
 pub use batch_norm::{BatchNorm, BatchNormConfig};
 pub use conv::{Conv2d, Conv2dConfig, ConvLowering, im2col};
 pub(crate) use cpu_backend::CpuBackend;

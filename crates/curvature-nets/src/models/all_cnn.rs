@@ -20,9 +20,9 @@
 //! total 1 387 108. ReLU after every convolution but the last. Batch norm after the first
 //! eight convolutions is available as an option (not part of the count).
 
+use crate::layers::relu;
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use curvature_core::{BatchNormMode, Network};
 use serde::{Deserialize, Serialize};

@@ -6,9 +6,9 @@
 //! CIFAR-100 and 1 146 842 on CIFAR-10, PreResNet-164 (n = 18) 1 726 388 on CIFAR-100.
 //! Basic-block variant: depth `6n + 2`, no expansion.
 
+use crate::layers::relu;
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use curvature_core::{BatchNormMode, Network};
 use serde::{Deserialize, Serialize};

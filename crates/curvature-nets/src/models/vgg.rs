@@ -194,12 +194,12 @@ impl<B: Backend> Vgg<B> {
                         y = bn.forward(y, mode);
                     }
                     i += 1;
-                    burn::tensor::activation::relu(y)
+                    crate::layers::relu(y)
                 }
                 VggLayer::Pool => max_pool2d(h, 2),
             };
         }
-        let relu = burn::tensor::activation::relu;
+        let relu = crate::layers::relu;
         let z = relu(self.classifier[0].forward(flatten(h)));
         let z = relu(self.classifier[1].forward(z));
         self.classifier[2].forward(z)

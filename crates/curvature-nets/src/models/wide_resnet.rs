@@ -5,8 +5,8 @@
 //! WideResNet-28×10 on CIFAR-100: 36 546 980 parameters (36 536 884 without convolution
 //! biases).
 
+use crate::layers::relu;
 use burn::module::Module;
-use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use curvature_core::{BatchNormMode, Network};

@@ -6,6 +6,7 @@ mod dense_on_flex;
 mod layers_hvp;
 mod model_sizes;
 mod pooling;
+mod relu_on_flex;
 
 // `tests/weights.rs` is a binary of its own: its f64 NdArray models would meet this binary's f32
 // ones (`model_sizes`), and burn 0.21's NdArray keeps one float dtype per process
