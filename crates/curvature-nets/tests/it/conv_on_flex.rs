@@ -18,6 +18,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use curvature_nets::layers::{Conv2d, ConvLowering};
 
+use super::{flat, integers};
+
 /// `[cin, cout, kernel, stride, padding, dilation, input H×W]`.
 type Geometry = (
     usize,
@@ -48,18 +50,6 @@ const GEOMETRIES: [Geometry; 8] = [
     // Large stride, 5×5.
     (2, 2, [5, 5], [3, 3], [2, 2], [1, 1], [11, 10]),
 ];
-
-/// Integers in `[-m, m]` from a fixed sequence (no random generator: both backends read the
-/// same numbers).
-fn integers(len: usize, m: usize, salt: usize) -> Vec<f64> {
-    (0..len)
-        .map(|i| ((i * 7919 + salt * 104_729 + i / 3) % (2 * m + 1)) as f64 - m as f64)
-        .collect()
-}
-
-fn flat<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
-    t.into_data().convert::<f64>().to_vec().unwrap()
-}
 
 /// `(W ⋆ x, ∇ₓf, ∇_W f, Hₓₓu + HₓW V, H_Wx u + H_WW V)` on backend `K` with lowering
 /// `lowering`, by reverse over reverse (`Autodiff<Autodiff<K>>`).

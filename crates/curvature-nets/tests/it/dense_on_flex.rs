@@ -20,6 +20,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use curvature_nets::layers::Dense;
 
+use super::{flat, integers};
+
 /// `(examples N, inputs I, outputs O, x given as a transposed view)`.
 type Case = (usize, usize, usize, bool);
 
@@ -32,17 +34,6 @@ const CASES: [Case; 4] = [
     (240, 150, 200, false),
     (240, 150, 200, true),
 ];
-
-/// Integers in `[-m, m]` from a fixed sequence (both backends read the same numbers).
-fn integers(len: usize, m: usize, salt: usize) -> Vec<f64> {
-    (0..len)
-        .map(|i| ((i * 7919 + salt * 104_729 + i / 3) % (2 * m + 1)) as f64 - m as f64)
-        .collect()
-}
-
-fn flat<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
-    t.into_data().convert::<f64>().to_vec().unwrap()
-}
 
 fn tensor<B: Backend, const D: usize>(values: Vec<f64>, dims: [usize; D]) -> Tensor<B, D> {
     Tensor::from_data(

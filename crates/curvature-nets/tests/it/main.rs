@@ -14,6 +14,23 @@ mod relu_on_flex;
 mod drop_in;
 mod tap;
 
+/// Integers in `[-m, m]` from a fixed sequence (no random generator: both backends of a
+/// Flex test read the same numbers).
+#[cfg(feature = "flex")]
+fn integers(len: usize, m: usize, salt: usize) -> Vec<f64> {
+    (0..len)
+        .map(|i| ((i * 7919 + salt * 104_729 + i / 3) % (2 * m + 1)) as f64 - m as f64)
+        .collect()
+}
+
+/// A tensor's elements in row-major order, as f64.
+#[cfg(feature = "flex")]
+fn flat<B: burn::tensor::backend::Backend, const D: usize>(
+    t: burn::tensor::Tensor<B, D>,
+) -> Vec<f64> {
+    t.into_data().convert::<f64>().to_vec().unwrap()
+}
+
 /// Every element of `ours` within `tol · max(1, max|reference|)` of `reference` (equal lengths);
 /// the message names `what`, the index and both values. The Flex tests compare f32 against an
 /// f64 reference this way: a wrong index or formula moves an element by O(1) of the scale.
