@@ -14,9 +14,8 @@
 //! Why: burn-flex 0.21 allocates every matrix product's output as a zero-filled `Vec<u8>`,
 //! which `Bytes` then copies into a 16-byte-aligned buffer (`FlexTensor::empty`). In the
 //! two-thread MLP gradient perf put that copy at 16 % and the zero fill at 9 % of the calling
-//! thread, next to 30 % in the products themselves (docs/benchmarks.md, "Dense layers as one
-//! operation on Flex"). Here each output is allocated once, uninitialised, and written once by
-//! `gemm`. The threads split the output into tiles and each tile sums over `k` in one fixed
+//! thread (docs/benchmarks.md, "Dense layers and ReLU as our own operations on Flex"). Here
+//! each output is allocated once, uninitialised, and written once by `gemm`. The threads split the output into tiles and each tile sums over `k` in one fixed
 //! order, so results do not depend on the thread count (as burn-flex's own products).
 
 use burn::backend::Flex;
