@@ -254,12 +254,8 @@ fn backward(
     stats: &Moments,
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
     let dims = x.layout().shape().to_vec();
-    // The caller's handle on `g` ends in this block: unless another tensor shares its storage,
-    // `storage_mut` below writes it in place.
-    let mut g = {
-        let owned = g;
-        row_major(&owned)
-    };
+    // Unless another tensor shares its storage, `storage_mut` below writes `g` in place.
+    let mut g = super::flex_f32::owned_row_major(g, "batch norm");
     let x = row_major(x);
     let x = x.storage::<f32>();
     let at = planes(&dims);

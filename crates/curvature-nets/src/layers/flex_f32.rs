@@ -13,6 +13,14 @@ pub(super) fn row_major(t: &FlexTensor, layer: &str) -> FlexTensor {
     t.to_contiguous()
 }
 
+/// [`row_major`] of a tensor the caller gives up: no second handle on its storage remains, so
+/// unless another tensor shares it, `storage_mut` then writes it in place (no copy-on-write).
+pub(super) fn owned_row_major(t: FlexTensor, layer: &str) -> FlexTensor {
+    let row_major = row_major(&t, layer);
+    drop(t);
+    row_major
+}
+
 /// A Flex tensor of shape `dims` over `values` (row-major; no copy).
 pub(super) fn flex_tensor(values: Vec<f32>, dims: impl Into<Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, dims))

@@ -27,18 +27,10 @@ use burn::tensor::{DType, Tensor, TensorPrimitive};
 use curvature_core::same_type::same_type as same;
 use rayon::prelude::*;
 
-use super::flex_f32::row_major;
+use super::flex_f32::owned_row_major;
 
 /// Elements per task on rayon's pool.
 const PER_TASK: usize = 1 << 15;
-
-/// `t` in row-major order over its whole buffer, without a second handle on its storage (so
-/// an unshared `t` can be written in place).
-fn owned_row_major(t: FlexTensor, what: &str) -> FlexTensor {
-    let row_major = row_major(&t, what);
-    drop(t);
-    row_major
-}
 
 /// `f` applied to every element of `t` (with the element of `other` at the same place, a
 /// row-major buffer of `t`'s shape): in place, after a copy only if another tensor shares
