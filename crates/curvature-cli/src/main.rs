@@ -13,8 +13,8 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use commands::{
     bench::BenchArgs, interpolate::InterpolateArgs, orchestrator::OrchestratorArgs,
-    spectrum::SpectrumArgs, sweep::SweepArgs, train::TrainArgs, variance::VarianceArgs,
-    verify::VerifyArgs,
+    spectrum::SpectrumArgs, sweep::SweepArgs, train::TrainArgs, tune::TuneArgs,
+    variance::VarianceArgs, verify::VerifyArgs,
 };
 use curvature_lab::LabError;
 use curvature_lab::progress::ProgressMode;
@@ -77,6 +77,9 @@ enum Command {
     /// Time gradients, HVPs, GGN products, Lanczos and optimiser steps on a backend.
     #[command(allow_negative_numbers = true)]
     Bench(BenchArgs),
+    /// Fill the GPU kernel autotuning cache for the bundled models once (builds with the
+    /// `autotune` feature): every operation of `bench` run once, its first call timed.
+    Tune(TuneArgs),
     /// Serve as the rendezvous of a data-parallel group spread over several machines (then run
     /// spectrum, variance, train or bench on each with --nodes K --node-rank i --orchestrator HOST:PORT).
     Orchestrator(OrchestratorArgs),
@@ -132,6 +135,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Sweep(args)) => commands::sweep::run(args, progress),
         Some(Command::Presets) => commands::presets::run(),
         Some(Command::Bench(args)) => commands::bench::run(&args, progress),
+        Some(Command::Tune(args)) => commands::tune::run(&args),
         Some(Command::Orchestrator(args)) => commands::orchestrator::run(&args),
     }
 }

@@ -2,6 +2,7 @@
 //! which is what `config.json` in the output directory holds.
 
 use curvature_nets::ConvLowering;
+use curvature_optim::FactorSolver;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LabError, Result, invalid, require_positive};
@@ -92,6 +93,10 @@ pub struct TrainConfig {
     pub damping: Option<DampingSetting>,
     /// Floor `δ*` of KFAC's auto-damping.
     pub damping_floor: f64,
+    /// How KFAC inverts its damped factors: `host_eigen` (eigendecompositions on the host,
+    /// the exact damping of `G ⊗ A`) or `newton_schulz` (the π-split damped inverses on the
+    /// device, matrix products only: for GPUs).
+    pub kfac_solver: FactorSolver,
     /// Steps between RMT re-estimates (100 in the paper).
     pub damping_interval: usize,
     /// Training examples in the RMT sub-sample `S` on which the Hessian variance is
@@ -165,6 +170,7 @@ impl Default for TrainConfig {
             eps: 1e-8,
             damping: None,
             damping_floor: 1e-3,
+            kfac_solver: FactorSolver::HostEigen,
             damping_interval: 100,
             rmt_subsample: 10_000,
             rmt_vectors: 4,

@@ -41,6 +41,8 @@ pub use backend::{BackendChoice, BackendVisitor, on_backend};
 pub use config::{DampingSetting, TrainConfig};
 /// How convolutions are computed (`--conv`, the `conv` configuration key).
 pub use curvature_nets::ConvLowering;
+/// How KFAC inverts its damped factors (`--kfac-solver`, the `kfac_solver` configuration key).
+pub use curvature_optim::FactorSolver;
 pub use error::{LabError, Result, write_atomic};
 pub use interpolate::{InterpolateRequest, LinePoint, interpolate};
 pub use names::{

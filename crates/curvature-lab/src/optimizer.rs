@@ -178,6 +178,7 @@ fn step_config(c: &TrainConfig) -> (OptimizerConfig, f64, f64) {
         OptimizerKind::Kfac => (
             OptimizerConfig::Kfac(
                 KfacConfig::new()
+                    .with_solver_and_split(c.kfac_solver)
                     .with_momentum(c.momentum)
                     .with_weight_decay(c.weight_decay)
                     .with_seed(c.seed),

@@ -47,8 +47,8 @@ pub use damping::{
 pub use data_parallel::PeerGroup;
 pub use error::{OptimError, Result};
 pub use kfac::{
-    DampingSplit, FisherEstimate, Kfac, KfacConfig, KfacEigenRecord, KfacLayerRecord, KfacRecord,
-    KroneckerFactors, SgdRecord,
+    DampingSplit, FactorSolver, FisherEstimate, Kfac, KfacConfig, KfacEigenRecord,
+    KfacInverseRecord, KfacLayerRecord, KfacRecord, KroneckerFactors, SgdRecord,
 };
 pub use lanczos_opt::{LanczosOpt, LanczosOptConfig, LanczosOptRecord, NegativeCurvature};
 pub use observe::{

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use curvature_lab::ConvLowering;
+use curvature_lab::FactorSolver;
 use curvature_lab::bench::BenchEvent;
 use curvature_lab::progress::ProgressMode;
 
@@ -59,6 +60,10 @@ pub struct BenchArgs {
     /// burn's conv2d elsewhere), burn, im2col, or gemm-grad.
     #[arg(long, value_enum, default_value_t)]
     pub conv: ConvLowering,
+    /// How KFAC inverts its damped factors: host-eigen (eigendecompositions on the host) or
+    /// newton-schulz (π-split damped inverses on the device).
+    #[arg(long, value_enum, default_value_t)]
+    pub kfac_solver: FactorSolver,
     /// Also write the rows as CSV (the columns of benches/pytorch/bench.py).
     #[arg(long)]
     pub csv: Option<PathBuf>,
@@ -92,6 +97,7 @@ impl BenchArgs {
             skip_kfac: self.no_kfac,
             image,
             conv: self.conv,
+            kfac_solver: self.kfac_solver,
             peers: Some(self.peers.config()).filter(|g| g.total_peers() > 1 || g.peers == 0),
         })
     }

@@ -8,5 +8,6 @@ pub mod quickstart;
 pub mod spectrum;
 pub mod sweep;
 pub mod train;
+pub mod tune;
 pub mod variance;
 pub mod verify;

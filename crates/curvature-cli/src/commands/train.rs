@@ -6,8 +6,8 @@ use anyhow::Result;
 use clap::Args;
 use curvature_lab::progress::ProgressMode;
 use curvature_lab::{
-    AugmentKind, DampingSetting, OptimizerKind, RunOptions, ScheduleKind, TrainConfig,
-    ValidationKind, resume, train,
+    AugmentKind, DampingSetting, FactorSolver, OptimizerKind, RunOptions, ScheduleKind,
+    TrainConfig, ValidationKind, resume, train,
 };
 
 use crate::args::{BackendArgs, ModelArgs, PeerArgs, base_config};
@@ -68,6 +68,11 @@ pub struct TrainArgs {
     /// Floor δ* of KFAC's auto-damping.
     #[arg(long)]
     pub damping_floor: Option<f64>,
+    /// How KFAC inverts its damped factors: host-eigen (eigendecompositions on the host, the
+    /// exact damping; default) or newton-schulz (π-split damped inverses on the device,
+    /// matrix products only: for GPUs).
+    #[arg(long, value_enum)]
+    pub kfac_solver: Option<FactorSolver>,
     /// Steps between RMT damping re-estimates.
     #[arg(long)]
     pub damping_interval: Option<usize>,
@@ -153,6 +158,7 @@ impl TrainArgs {
         );
         set!(
             damping_floor,
+            kfac_solver,
             damping_interval,
             rmt_subsample,
             rmt_vectors,

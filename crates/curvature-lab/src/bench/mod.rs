@@ -50,7 +50,7 @@ use crate::peers::each_peer;
 use crate::setup::{INPUT_RANK, ModelSpec, ModelVisitor, build_model};
 use curvature_collective::{PeerGroupConfig, shard_range};
 use curvature_core::PeerReduce;
-use curvature_optim::PeerGroup;
+use curvature_optim::{FactorSolver, PeerGroup};
 use network::{Recorder, bench_network};
 
 /// The models of the classic table, in order: the MLP 3072-512-512-10, the CNN 16-32,
@@ -102,6 +102,8 @@ pub struct BenchOptions {
     pub image: [usize; 3],
     /// How the convolutions are computed ([`ConvLowering`]).
     pub conv: ConvLowering,
+    /// How KFAC inverts its damped factors (the π-split with [`FactorSolver::NewtonSchulz`]).
+    pub kfac_solver: FactorSolver,
     /// Data parallelism: every operation timed on peer 0 of this group (threads, one per
     /// device), each peer holding its share of the batch of `batch` examples and every product
     /// and step completed by the all-reduce (`None`: one process). Timed by [`MedianTimer`] on
@@ -124,6 +126,7 @@ impl Default for BenchOptions {
             skip_kfac: false,
             image: [3, 32, 32],
             conv: ConvLowering::Auto,
+            kfac_solver: FactorSolver::HostEigen,
             peers: None,
         }
     }

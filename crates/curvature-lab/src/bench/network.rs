@@ -171,6 +171,7 @@ where
         // factors and their eigenbases.
         let mut kfac = |op: &str, (cov, inv): (usize, usize)| -> Result<Option<Timing>> {
             let config = KfacConfig::new()
+                .with_solver_and_split(options.kfac_solver)
                 .with_cov_interval(cov)
                 .with_inv_interval(inv);
             rec.time(
@@ -190,7 +191,8 @@ where
         rec.row("kfac factor step", factors, per_sgd, String::new());
         match inversion {
             Some(inversion) => {
-                rec.row("kfac inversion step", inversion, per_sgd, String::new());
+                let solver = format!("factors inverted by {}", options.kfac_solver);
+                rec.row("kfac inversion step", inversion, per_sgd, solver);
                 if let (Some(p), Some(f), Some(i)) = (plain, factors, inversion) {
                     let amortised = p.ms + (f.ms - p.ms) / 10.0 + (i.ms - f.ms) / 100.0;
                     let amortised = Some(Timing::derived(amortised));

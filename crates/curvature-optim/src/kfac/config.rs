@@ -28,6 +28,25 @@ pub enum DampingSplit {
     PiSplit,
 }
 
+/// How the damped Kronecker factors are inverted, every `T_inv` steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum FactorSolver {
+    /// Eigendecompose `A` and `G` on the host in f64 (faer, multithreaded): any
+    /// [`DampingSplit`], the curvature range in the [`StepReport`], and a new damping `δ`
+    /// takes effect without a new decomposition. Each factor is copied to the host and its
+    /// eigenbasis back.
+    #[default]
+    HostEigen,
+    /// Invert the π-split damped factors `A + π√δ I` and `G + (√δ/π) I` on the device by
+    /// Newton–Schulz iteration (`newton_schulz.rs`): matrix products only, nothing copied to
+    /// the host but a scalar residual per step. [`DampingSplit::PiSplit`] only; the inverses
+    /// hold one `δ`, so they are recomputed when the damping changes as well as every `T_inv`
+    /// steps; no curvature range is reported.
+    NewtonSchulz,
+}
+
 /// Configuration of [`Kfac`].
 #[derive(Config, Debug)]
 pub struct KfacConfig {
@@ -43,6 +62,9 @@ pub struct KfacConfig {
     /// How the damping enters.
     #[config(default = "DampingSplit::Eigen")]
     pub damping_split: DampingSplit,
+    /// How the damped factors are inverted.
+    #[config(default = "FactorSolver::HostEigen")]
+    pub factor_solver: FactorSolver,
     /// Which output gradients build `G`.
     #[config(default = "FisherEstimate::Sampled")]
     pub fisher: FisherEstimate,
@@ -69,7 +91,27 @@ pub struct KfacConfig {
     pub seed: u64,
 }
 
+impl std::fmt::Display for FactorSolver {
+    /// The name on the command line: `host-eigen`, `newton-schulz`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::HostEigen => "host-eigen",
+            Self::NewtonSchulz => "newton-schulz",
+        })
+    }
+}
+
 impl KfacConfig {
+    /// KFAC with `solver`, and the damping split it needs (the π-split for
+    /// [`FactorSolver::NewtonSchulz`]; the exact eigen split otherwise, the default).
+    pub fn with_solver_and_split(self, solver: FactorSolver) -> Self {
+        let split = match solver {
+            FactorSolver::HostEigen => DampingSplit::Eigen,
+            FactorSolver::NewtonSchulz => DampingSplit::PiSplit,
+        };
+        self.with_factor_solver(solver).with_damping_split(split)
+    }
+
     fn validate(&self) -> OResult<()> {
         if !(0.0..1.0).contains(&self.stat_decay) {
             return Err(invalid(
@@ -95,6 +137,17 @@ impl KfacConfig {
                 "T_inv must be positive",
             ));
         }
+        if self.factor_solver == FactorSolver::NewtonSchulz
+            && self.damping_split != DampingSplit::PiSplit
+        {
+            return Err(invalid(
+                "KfacConfig",
+                "factor_solver",
+                "newton_schulz",
+                "inverts the π-split damped factors: set damping_split = pi_split (the exact \
+                 eigen split needs the host eigendecomposition)",
+            ));
+        }
         if let Some(k) = self.kl_clip
             && !(k.is_finite() && k > 0.0)
         {
@@ -106,7 +159,8 @@ impl KfacConfig {
     /// Check and build KFAC for module `M`.
     ///
     /// # Errors
-    /// `ξ ∉ [0, 1)`, `T_cov = 0`, `T_inv = 0`, `κ ≤ 0`, and invalid momentum / weight decay.
+    /// `ξ ∉ [0, 1)`, `T_cov = 0`, `T_inv = 0`, `κ ≤ 0`, [`FactorSolver::NewtonSchulz`] without
+    /// [`DampingSplit::PiSplit`], and invalid momentum / weight decay.
     pub fn init<AB: AutodiffBackend, M: AutodiffModule<AB>>(&self) -> OResult<Kfac<AB, M>> {
         self.validate()?;
         let sgd = SgdConfig::new()

@@ -1,5 +1,5 @@
 //! One preconditioned layer: its Kronecker factors `A` and `G`, their batch estimates from a
-//! tap and its probe gradient, and their eigendecompositions.
+//! tap and its probe gradient, and their eigendecompositions or damped inverses.
 
 use super::*;
 
@@ -16,6 +16,19 @@ pub(super) struct Eigen<B: Backend> {
     pub(super) range: (f64, f64),
 }
 
+/// Device inverses of one layer's π-split damped factors ([`FactorSolver::NewtonSchulz`]).
+#[derive(Clone)]
+pub(super) struct Inverses<B: Backend> {
+    /// `(A + π√δ I)⁻¹`.
+    pub(super) a: Tensor<B, 2>,
+    /// `(G + (√δ/π) I)⁻¹`.
+    pub(super) g: Tensor<B, 2>,
+    /// `π` of the π-split.
+    pub(super) pi: f64,
+    /// The damping `δ` they were computed for.
+    pub(super) delta: f64,
+}
+
 /// One preconditioned layer.
 #[derive(Clone)]
 pub(super) struct Layer<B: Backend> {
@@ -26,6 +39,7 @@ pub(super) struct Layer<B: Backend> {
     pub(super) a: Tensor<B, 2>,
     pub(super) g: Tensor<B, 2>,
     pub(super) eigen: Option<Eigen<B>>,
+    pub(super) inverses: Option<Inverses<B>>,
 }
 
 /// `(U, s, tr m)` with `m = U diag(s) Uᵀ`, `s ≥ 0` (rounding negatives clipped), from one
@@ -60,17 +74,56 @@ pub(super) fn sym_eigen<B: Backend>(m: &Tensor<B, 2>) -> OResult<(Tensor<B, 2>, 
     ))
 }
 
+/// `π = √((tr A / dim A) / (tr G / dim G))` (Martens & Grosse §6.3), 1 where undefined.
+fn pi_split(tr_a: f64, dim_a: usize, tr_g: f64, dim_g: usize) -> f64 {
+    let ratio = (tr_a / dim_a as f64) / (tr_g / dim_g as f64);
+    if ratio.is_finite() && ratio > 0.0 {
+        ratio.sqrt()
+    } else {
+        1.0
+    }
+}
+
+/// `tr m`, on the device.
+fn trace<B: Backend>(m: &Tensor<B, 2>) -> f64 {
+    let n = m.dims()[0];
+    scalar(sum_in_fixed_order(m.clone() * Tensor::eye(n, &m.device())))
+}
+
 impl<B: Backend> Layer<B> {
-    pub(super) fn decompose(&mut self) -> OResult<()> {
+    /// Whether the layer has what [`precondition`](Self::precondition) needs for damping
+    /// `delta` under `solver`.
+    pub(super) fn is_solved(&self, solver: FactorSolver, delta: f64) -> bool {
+        match solver {
+            FactorSolver::HostEigen => self.eigen.is_some(),
+            FactorSolver::NewtonSchulz => self.inverses.as_ref().is_some_and(|i| i.delta == delta),
+        }
+    }
+
+    /// Decompose or invert the current factors, as `solver` says, for damping `delta`.
+    pub(super) fn solve(&mut self, solver: FactorSolver, delta: f64) -> OResult<()> {
+        match solver {
+            FactorSolver::HostEigen => self.decompose(),
+            FactorSolver::NewtonSchulz => self.invert(delta),
+        }
+    }
+
+    /// [`FactorSolver::NewtonSchulz`]: the π-split damped inverses, on the device.
+    fn invert(&mut self, delta: f64) -> OResult<()> {
+        let (na, ng) = (self.a.dims()[0], self.g.dims()[0]);
+        let pi = pi_split(trace(&self.a), na, trace(&self.g), ng);
+        let r = delta.sqrt();
+        let (a, ..) = newton_schulz::damped_inverse(&self.a, pi * r)?;
+        let (g, ..) = newton_schulz::damped_inverse(&self.g, r / pi)?;
+        self.eigen = None;
+        self.inverses = Some(Inverses { a, g, pi, delta });
+        Ok(())
+    }
+
+    fn decompose(&mut self) -> OResult<()> {
         let (u_a, s_a, tr_a) = sym_eigen(&self.a)?;
         let (u_g, s_g, tr_g) = sym_eigen(&self.g)?;
-        let (da, dg) = (s_a.len() as f64, s_g.len() as f64);
-        let ratio = (tr_a / da) / (tr_g / dg);
-        let pi = if ratio.is_finite() && ratio > 0.0 {
-            ratio.sqrt()
-        } else {
-            1.0
-        };
+        let pi = pi_split(tr_a, s_a.len(), tr_g, s_g.len());
         let max = |s: &[f64]| s.iter().cloned().fold(0.0, f64::max);
         let min = |s: &[f64]| s.iter().cloned().fold(f64::INFINITY, f64::min);
         let range = (max(&s_a) * max(&s_g), min(&s_a) * min(&s_g));
@@ -79,6 +132,7 @@ impl<B: Backend> Layer<B> {
             let n = s.len();
             Tensor::<B, 1>::from_data(TensorData::new(s, [n]), &dev)
         };
+        self.inverses = None;
         self.eigen = Some(Eigen {
             u_a,
             s_a: vec(s_a),
@@ -127,6 +181,9 @@ impl<B: Backend> Layer<B> {
         delta: f64,
         split: DampingSplit,
     ) -> Tensor<B, 2> {
+        if let Some(inv) = &self.inverses {
+            return inv.g.clone().matmul(v).matmul(inv.a.clone());
+        }
         let e = self.eigen.as_ref().expect("decomposed before use");
         let rotated = e.u_g.clone().transpose().matmul(v).matmul(e.u_a.clone());
         let (sg, sa) = (

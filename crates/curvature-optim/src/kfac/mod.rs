@@ -32,6 +32,12 @@
 //! PiSplit: Δ = (G + (√δ/π) I)⁻¹ V (A + π√δ I)⁻¹,  π = √((tr A / dim A) / (tr G / dim G))
 //! ```
 //!
+//! The [`FactorSolver`] says how: the eigendecompositions above, on the host in f64
+//! ([`FactorSolver::HostEigen`], the default), or — for the π-split — the two damped inverses
+//! on the device by Newton–Schulz iteration ([`FactorSolver::NewtonSchulz`], matrix products
+//! only: for GPUs, where copying factors to the host and eigendecomposing them there is the
+//! slow part).
+//!
 //! [`DampingSplit::Eigen`] damps the Kronecker product *exactly* — `δ` is a shift of the
 //! curvature eigenvalues, the quantity the RMT policy estimates — and a new `δ` takes effect at
 //! once, without a new decomposition. [`DampingSplit::PiSplit`] is Martens & Grosse's §6.3
@@ -74,16 +80,17 @@ use crate::weight_decay::WeightDecayMode;
 
 mod config;
 mod layer;
+mod newton_schulz;
 mod record;
 mod statistics;
 
-pub use config::{DampingSplit, FisherEstimate, KfacConfig};
+pub use config::{DampingSplit, FactorSolver, FisherEstimate, KfacConfig};
 
 pub use layer::KroneckerFactors;
 use layer::{
-    Eigen, FactorPair, Layer, LayerStats, batch_factors, inner_tap, probe_grad, supported,
+    Eigen, FactorPair, Inverses, Layer, LayerStats, batch_factors, inner_tap, probe_grad, supported,
 };
-pub use record::{KfacEigenRecord, KfacLayerRecord, KfacRecord};
+pub use record::{KfacEigenRecord, KfacInverseRecord, KfacLayerRecord, KfacRecord};
 
 /// The KFAC optimiser (see the [module docs](self)).
 pub struct Kfac<AB: AutodiffBackend, M: AutodiffModule<AB>> {
@@ -224,11 +231,12 @@ impl<AB: AutodiffBackend, M: AutodiffModule<AB>> Kfac<AB, M> {
                 Err(e) => return Err((model, e)),
             }
         }
+        let solver = self.config.factor_solver;
         if self.steps.is_multiple_of(self.config.inv_interval)
-            || self.layers.iter().any(|l| l.eigen.is_none())
+            || self.layers.iter().any(|l| !l.is_solved(solver, delta))
         {
             for layer in &mut self.layers {
-                if let Err(e) = layer.decompose() {
+                if let Err(e) = layer.solve(solver, delta) {
                     return Err((model, e));
                 }
             }

@@ -1,5 +1,5 @@
 //! KFAC's state as a burn record: the step count, the SGD moments and every layer's factors
-//! and eigenbases.
+//! and eigenbases or damped inverses.
 
 use super::*;
 
@@ -16,8 +16,24 @@ pub struct KfacLayerRecord<B: Backend> {
     pub a: Tensor<B, 2>,
     /// Factor `G`.
     pub g: Tensor<B, 2>,
-    /// The last decomposition.
+    /// The last decomposition ([`FactorSolver::HostEigen`]).
     pub eigen: Option<KfacEigenRecord<B>>,
+    /// The last damped inverses ([`FactorSolver::NewtonSchulz`]; absent in records written
+    /// before it existed, which then read as `None`).
+    pub inverses: Option<KfacInverseRecord<B>>,
+}
+
+/// Saved damped inverses of one layer's factors ([`FactorSolver::NewtonSchulz`]).
+#[derive(Record, Clone)]
+pub struct KfacInverseRecord<B: Backend> {
+    /// `(A + π√δ I)⁻¹`.
+    pub a: Tensor<B, 2>,
+    /// `(G + (√δ/π) I)⁻¹`.
+    pub g: Tensor<B, 2>,
+    /// `π` of the π-split.
+    pub pi: f64,
+    /// The damping `δ` they were computed for.
+    pub delta: f64,
 }
 
 /// Saved eigendecomposition of one layer's factors.
@@ -75,6 +91,12 @@ impl<AB: AutodiffBackend, M: AutodiffModule<AB>> Kfac<AB, M> {
                         lambda_max: e.range.0,
                         lambda_min: e.range.1,
                     }),
+                    inverses: l.inverses.as_ref().map(|i| KfacInverseRecord {
+                        a: Tensor::from_inner(i.a.clone()),
+                        g: Tensor::from_inner(i.g.clone()),
+                        pi: i.pi,
+                        delta: i.delta,
+                    }),
                 })
                 .collect(),
         }
@@ -105,6 +127,12 @@ impl<AB: AutodiffBackend, M: AutodiffModule<AB>> Kfac<AB, M> {
                     s_g: e.s_g.inner(),
                     pi: e.pi,
                     range: (e.lambda_max, e.lambda_min),
+                }),
+                inverses: l.inverses.map(|i| Inverses {
+                    a: i.a.inner(),
+                    g: i.g.inner(),
+                    pi: i.pi,
+                    delta: i.delta,
                 }),
             });
         }

@@ -184,6 +184,7 @@ impl<AB: AutodiffBackend, M: AutodiffModule<AB>> Kfac<AB, M> {
                     a,
                     g,
                     eigen: None,
+                    inverses: None,
                 }),
             }
         }

@@ -393,10 +393,18 @@ fn the_update_is_the_damped_kronecker_solve() {
     let dev = Default::default();
     let batch = regression_batch(30, 4, 2, 21);
     let (lr, delta) = (0.5, 0.3);
-    for (split, clip) in [
-        (DampingSplit::Eigen, None),
-        (DampingSplit::PiSplit, None),
-        (DampingSplit::Eigen, Some(1e-6)),
+    // The Newton–Schulz inverses (matrix products on the device) against the same dense LU
+    // solve as the eigendecompositions: two algorithms, one reference.
+    for (split, clip, solver) in [
+        (DampingSplit::Eigen, None, FactorSolver::HostEigen),
+        (DampingSplit::PiSplit, None, FactorSolver::HostEigen),
+        (DampingSplit::Eigen, Some(1e-6), FactorSolver::HostEigen),
+        (DampingSplit::PiSplit, None, FactorSolver::NewtonSchulz),
+        (
+            DampingSplit::PiSplit,
+            Some(1e-6),
+            FactorSolver::NewtonSchulz,
+        ),
     ] {
         let model = LogisticRegressionConfig::new(4, 2)
             .init::<AB>(&dev)
@@ -407,7 +415,10 @@ fn the_update_is_the_damped_kronecker_solve() {
             Objective::new(model.valid(), Loss::MeanSquaredError, vec![batch.clone()]).unwrap();
         let grad = DVector::from_vec(to_vec(&objective.gradient().unwrap().1));
         let id = model.linear.weight.id;
-        let cfg = exact_kfac().with_damping_split(split).with_kl_clip(clip);
+        let cfg = exact_kfac()
+            .with_damping_split(split)
+            .with_kl_clip(clip)
+            .with_factor_solver(solver);
         let (a, g, model) = one_step(&cfg, model, id, &batch, Loss::MeanSquaredError, lr, delta);
         let w1 = to_vec(&layout.flatten(&model.valid()).unwrap());
         let p = w0.len();
@@ -434,7 +445,10 @@ fn the_update_is_the_damped_kronecker_solve() {
         let step = direction * (-lr * nu);
         let got = DVector::from_iterator(p, w1.iter().zip(&w0).map(|(a, b)| a - b));
         let err = (&got - &step).norm() / step.norm();
-        assert!(err < 1e-10, "{split:?}/{clip:?}: relative error {err}");
+        assert!(
+            err < 1e-10,
+            "{split:?}/{clip:?}/{solver:?}: relative error {err}"
+        );
     }
 }
 
@@ -555,6 +569,165 @@ fn state_round_trips_and_training_continues_bit_identically() {
     assert_eq!(a, b, "restored KFAC must continue bit-identically");
 }
 
+/// A damping that changes at every step it is read: `δ_k = δ₀ · 1.5^k`.
+struct Growing(std::cell::Cell<f64>);
+
+impl DampingPolicy for Growing {
+    fn damping(&self) -> f64 {
+        let d = self.0.get();
+        self.0.set(d * 1.5);
+        d
+    }
+}
+
+/// Newton–Schulz inverses on the device against the host eigendecompositions, both with the
+/// π-split: an MLP trained 6 steps by each agrees to rounding (two algorithms for the same
+/// damped inverses), also when the damping changes at every step while the factors stay
+/// (`T_cov = T_inv = 100`: the eigen path applies each new `δ` to the old eigenbases, the
+/// Newton–Schulz path must re-invert, or it would keep the first `δ`); its state round-trips
+/// and training continues bit for bit.
+#[test]
+fn newton_schulz_inverses_agree_with_the_host_eigendecomposition() {
+    let dev = Default::default();
+    let batch = optdigits_batch(100);
+    let x = Tensor::<AB, 2>::from_inner(batch.inputs.clone());
+    let model: Mlp<AB> = MlpConfig::new(64, vec![16], 10).init(&dev).unwrap();
+    let base = KfacConfig::new().with_damping_split(DampingSplit::PiSplit);
+    let run = |cfg: &KfacConfig, damping: &dyn DampingPolicy, steps: usize| {
+        let mut kfac = cfg.init::<AB, Mlp<AB>>().unwrap();
+        let mut m = model.clone();
+        for _ in 0..steps {
+            m = kfac
+                .step(m, 0.1, damping, Loss::CrossEntropy, &batch.targets, |m| {
+                    m.output(x.clone(), BatchNormMode::Train)
+                })
+                .map_err(|(_, e)| e)
+                .unwrap()
+                .0;
+        }
+        (
+            to_vec(&ParamLayout::of(&m).unwrap().flatten(&m.valid()).unwrap()),
+            kfac,
+            m,
+        )
+    };
+    let w0 = to_vec(
+        &ParamLayout::of(&model)
+            .unwrap()
+            .flatten(&model.valid())
+            .unwrap(),
+    );
+    let moved = |w: &[f64]| w.iter().zip(&w0).map(|(a, b)| a - b).collect::<Vec<_>>();
+    let rel = |a: &[f64], b: &[f64]| {
+        let d: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
+        (d / b.iter().map(|y| y * y).sum::<f64>()).sqrt()
+    };
+    for (intervals, name) in [((2, 3), "fixed damping"), ((100, 100), "growing damping")] {
+        let cfg = base
+            .clone()
+            .with_cov_interval(intervals.0)
+            .with_inv_interval(intervals.1);
+        let damping = |growing: bool| -> Box<dyn DampingPolicy> {
+            if growing {
+                Box::new(Growing(std::cell::Cell::new(1e-3)))
+            } else {
+                Box::new(FixedDamping::new(1e-2).unwrap())
+            }
+        };
+        let growing = intervals.0 == 100;
+        let (eigen, ..) = run(&cfg, damping(growing).as_ref(), 6);
+        let (ns, ..) = run(
+            &cfg.clone().with_factor_solver(FactorSolver::NewtonSchulz),
+            damping(growing).as_ref(),
+            6,
+        );
+        let err = rel(&moved(&ns), &moved(&eigen));
+        assert!(err < 1e-9, "{name}: the updates differ by {err}");
+    }
+    // A stale inverse (the first δ kept) must fail the growing-damping comparison above: the
+    // updates with δ fixed at its first value differ from the eigen path's by far more.
+    let cfg = base.clone().with_cov_interval(100).with_inv_interval(100);
+    let (eigen, ..) = run(&cfg, &Growing(std::cell::Cell::new(1e-3)), 6);
+    let (fixed, ..) = run(&cfg, &FixedDamping::new(1e-3).unwrap(), 6);
+    assert!(rel(&moved(&fixed), &moved(&eigen)) > 1e-4);
+
+    // Round trip: 4 steps, save, restore, 4 more steps (an inversion at step 6) either way.
+    let cfg = base
+        .with_cov_interval(2)
+        .with_inv_interval(3)
+        .with_factor_solver(FactorSolver::NewtonSchulz);
+    let damping = FixedDamping::new(1e-2).unwrap();
+    let (_, kfac, trained) = run(&cfg, &damping, 4);
+    let recorder = BinBytesRecorder::<DoublePrecisionSettings>::default();
+    let bytes = recorder.record(kfac.to_record(), ()).unwrap();
+    let restored = cfg
+        .init::<AB, Mlp<AB>>()
+        .unwrap()
+        .load_record(recorder.load(bytes, &dev).unwrap())
+        .unwrap();
+    let more = |mut k: Kfac<AB, Mlp<AB>>, mut m: Mlp<AB>| {
+        for _ in 0..4 {
+            m = k
+                .step(m, 0.1, &damping, Loss::CrossEntropy, &batch.targets, |m| {
+                    m.output(x.clone(), BatchNormMode::Train)
+                })
+                .map_err(|(_, e)| e)
+                .unwrap()
+                .0;
+        }
+        to_vec(&ParamLayout::of(&m).unwrap().flatten(&m.valid()).unwrap())
+    };
+    assert_eq!(
+        more(kfac, trained.clone()),
+        more(restored, trained),
+        "restored KFAC (Newton–Schulz) must continue bit-identically"
+    );
+}
+
+/// A damping far too small for the factors' conditioning: the Newton–Schulz iteration cannot
+/// converge in its step budget and says so, leaving the model untouched.
+#[test]
+fn newton_schulz_reports_a_damping_too_small_to_invert() {
+    let dev = Default::default();
+    let batch = optdigits_batch(100);
+    let x = Tensor::<AB, 2>::from_inner(batch.inputs.clone());
+    let model: Mlp<AB> = MlpConfig::new(64, vec![16], 10).init(&dev).unwrap();
+    let w0 = to_vec(
+        &ParamLayout::of(&model)
+            .unwrap()
+            .flatten(&model.valid())
+            .unwrap(),
+    );
+    let mut kfac = KfacConfig::new()
+        .with_damping_split(DampingSplit::PiSplit)
+        .with_factor_solver(FactorSolver::NewtonSchulz)
+        .init::<AB, Mlp<AB>>()
+        .unwrap();
+    let (model, err) = kfac
+        .step(
+            model,
+            0.1,
+            &FixedDamping::new(1e-250).unwrap(),
+            Loss::CrossEntropy,
+            &batch.targets,
+            |m| m.output(x.clone(), BatchNormMode::Train),
+        )
+        .err()
+        .unwrap();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("did not converge") && msg.contains("Newton–Schulz"),
+        "{msg}"
+    );
+    let w = to_vec(
+        &ParamLayout::of(&model)
+            .unwrap()
+            .flatten(&model.valid())
+            .unwrap(),
+    );
+    assert_eq!(w, w0, "model untouched");
+}
+
 #[test]
 fn observers_see_loss_damping_and_the_curvature_ratio() {
     let dev = Default::default();
@@ -603,6 +776,10 @@ fn bad_configurations_and_inputs_give_specific_errors() {
         (KfacConfig::new().with_cov_interval(0), "cov_interval"),
         (KfacConfig::new().with_inv_interval(0), "inv_interval"),
         (KfacConfig::new().with_kl_clip(Some(0.0)), "kl_clip"),
+        (
+            KfacConfig::new().with_factor_solver(FactorSolver::NewtonSchulz),
+            "damping_split = pi_split",
+        ),
         (KfacConfig::new().with_momentum(-0.5), "momentum"),
         (KfacConfig::new().with_weight_decay(-1.0), "weight"),
     ] {

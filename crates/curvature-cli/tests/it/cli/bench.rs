@@ -50,6 +50,18 @@ fn bench_prints_the_table_and_writes_csv() {
     }
     let o = curvature(&["bench", "--image", "3,32"], d);
     assert_fails_with(&o, "expected three sizes C,H,W");
+    // `curvature tune` has nothing to tune on a CPU backend, nor in a build without autotuning.
+    let o = curvature(&["tune", "--backend", "ndarray"], d);
+    assert_fails_with(&o, "autotuning applies to the GPU backends");
+    if cfg!(feature = "wgpu") && !cfg!(feature = "autotune") {
+        let o = curvature(&["tune", "--backend", "wgpu"], d);
+        assert_fails_with(&o, "built without autotuning");
+        assert!(
+            text(&o).contains("--features wgpu,autotune"),
+            "{}",
+            text(&o)
+        );
+    }
     let o = curvature(&["bench", "--models", "resnet"], d);
     assert!(!o.status.success());
     assert!(text(&o).contains("wrn-<depth>-<k>"), "{}", text(&o));

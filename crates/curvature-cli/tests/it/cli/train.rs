@@ -89,6 +89,27 @@ fn resumed_runs_continue_bit_identically() {
             ],
         ),
         (
+            // KFAC's damped inverses by Newton–Schulz iteration under a damping that changes
+            // every 3 steps: the inverses (and the δ they hold) are part of the checkpoint.
+            "kfac_newton_schulz_auto",
+            vec![
+                "--optimizer",
+                "kfac",
+                "--kfac-solver",
+                "newton-schulz",
+                "--lr",
+                "0.05",
+                "--damping",
+                "auto",
+                "--damping-interval",
+                "3",
+                "--rmt-subsample",
+                "512",
+                "--rmt-vectors",
+                "2",
+            ],
+        ),
+        (
             // A batch-normalised CNN on the 8×8 digit images (running statistics are part of
             // the checkpoint).
             "cnn_kfac",
