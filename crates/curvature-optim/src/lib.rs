@@ -31,6 +31,8 @@ pub mod lanczos_opt;
 mod observe;
 mod schedule;
 mod sgd;
+#[cfg(feature = "flex")]
+mod sgd_on_flex;
 mod training_step;
 mod weight_decay;
 

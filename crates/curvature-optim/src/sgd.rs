@@ -103,6 +103,21 @@ impl<B: Backend> SimpleOptimizer<B> for Sgd {
         if self.momentum == 0.0 {
             return (w - g.mul_scalar(lr), None);
         }
+        // On Flex, one threaded pass instead of burn's operations (`sgd_on_flex.rs`; the same
+        // bits).
+        #[cfg(feature = "flex")]
+        let (w, g, state) = match state {
+            Some(s) => match crate::sgd_on_flex::momentum_step(
+                [w, g, s.velocity],
+                lr,
+                self.momentum,
+                self.nesterov,
+            ) {
+                Ok((w, velocity)) => return (w, Some(SgdState { velocity })),
+                Err([w, g, velocity]) => (w, g, Some(SgdState { velocity })),
+            },
+            None => (w, g, None),
+        };
         let z = match state {
             Some(s) => s.velocity.mul_scalar(self.momentum) + g.clone(),
             None => g.clone(),

@@ -6,4 +6,6 @@ mod kfac;
 mod lanczos_opt;
 mod quadratic;
 mod rmt_damping;
+#[cfg(feature = "flex")]
+mod sgd_on_flex;
 mod training_step;
