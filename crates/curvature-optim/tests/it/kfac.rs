@@ -464,22 +464,36 @@ fn optdigits_batch(n: usize) -> Batch<B, 2> {
 
 fn train<M: AutodiffModule<AB> + Network<AB, D>, const D: usize>(
     cfg: &KfacConfig,
-    mut model: M,
+    model: M,
     batch: &Batch<B, D>,
     lr: f64,
     delta: f64,
     steps: usize,
 ) -> (Vec<f64>, Kfac<AB, M>, M) {
     let mut kfac = cfg.init::<AB, M>().unwrap();
-    let x = Tensor::<AB, D>::from_inner(batch.inputs.clone());
     let damping = FixedDamping::new(delta).unwrap();
+    let (model, losses) = steps_of(&mut kfac, model, batch, lr, &damping, steps);
+    (losses, kfac, model)
+}
+
+/// `steps` KFAC steps of `model` on `batch` (cross-entropy): the model after them and the
+/// losses.
+fn steps_of<M: AutodiffModule<AB> + Network<AB, D>, const D: usize>(
+    kfac: &mut Kfac<AB, M>,
+    mut model: M,
+    batch: &Batch<B, D>,
+    lr: f64,
+    damping: &dyn DampingPolicy,
+    steps: usize,
+) -> (M, Vec<f64>) {
+    let x = Tensor::<AB, D>::from_inner(batch.inputs.clone());
     let mut losses = Vec::new();
     for _ in 0..steps {
         let (m, report) = kfac
             .step(
                 model,
                 lr,
-                &damping,
+                damping,
                 Loss::CrossEntropy,
                 &batch.targets,
                 |m| m.output(x.clone(), BatchNormMode::Train),
@@ -489,7 +503,22 @@ fn train<M: AutodiffModule<AB> + Network<AB, D>, const D: usize>(
         losses.push(report.loss);
         model = m;
     }
-    (losses, kfac, model)
+    (model, losses)
+}
+
+/// `kfac`'s state written to bytes (f64) and read into a fresh optimiser of `cfg`.
+fn round_trip(cfg: &KfacConfig, kfac: &Kfac<AB, Mlp<AB>>) -> Kfac<AB, Mlp<AB>> {
+    let recorder = BinBytesRecorder::<DoublePrecisionSettings>::default();
+    let bytes = recorder.record(kfac.to_record(), ()).unwrap();
+    cfg.init::<AB, Mlp<AB>>()
+        .unwrap()
+        .load_record(recorder.load(bytes, &Default::default()).unwrap())
+        .unwrap()
+}
+
+/// The model's parameters as one flat vector.
+fn flat<M: AutodiffModule<AB>>(m: &M) -> Vec<f64> {
+    to_vec(&ParamLayout::of(m).unwrap().flatten(&m.valid()).unwrap())
 }
 
 #[test]
@@ -541,28 +570,12 @@ fn state_round_trips_and_training_continues_bit_identically() {
     let cfg = KfacConfig::new().with_cov_interval(2).with_inv_interval(3);
     let model: Mlp<AB> = MlpConfig::new(64, vec![16], 10).init(&dev).unwrap();
     let (_, kfac, model) = train(&cfg, model, &batch, 0.1, 1e-2, 4);
-    let recorder = BinBytesRecorder::<DoublePrecisionSettings>::default();
-    let bytes = recorder.record(kfac.to_record(), ()).unwrap();
-    let restored = cfg
-        .init::<AB, Mlp<AB>>()
-        .unwrap()
-        .load_record(recorder.load(bytes, &dev).unwrap())
-        .unwrap();
+    let restored = round_trip(&cfg, &kfac);
     assert_eq!(restored.steps(), 4);
-    let x = Tensor::<AB, 2>::from_inner(batch.inputs.clone());
     let damping = FixedDamping::new(1e-2).unwrap();
-    let run = |mut k: Kfac<AB, Mlp<AB>>, mut m: Mlp<AB>| {
-        // Steps 4..8 include a factor update (6), an inversion (6) and sampled labels.
-        for _ in 0..4 {
-            m = k
-                .step(m, 0.1, &damping, Loss::CrossEntropy, &batch.targets, |m| {
-                    m.output(x.clone(), BatchNormMode::Train)
-                })
-                .map_err(|(_, e)| e)
-                .unwrap()
-                .0;
-        }
-        to_vec(&ParamLayout::of(&m).unwrap().flatten(&m.valid()).unwrap())
+    // Steps 4..8 include a factor update (6), an inversion (6) and sampled labels.
+    let run = |mut k: Kfac<AB, Mlp<AB>>, m: Mlp<AB>| {
+        flat(&steps_of(&mut k, m, &batch, 0.1, &damping, 4).0)
     };
     let a = run(kfac, model.clone());
     let b = run(restored, model);
@@ -590,93 +603,51 @@ impl DampingPolicy for Growing {
 fn newton_schulz_inverses_agree_with_the_host_eigendecomposition() {
     let dev = Default::default();
     let batch = optdigits_batch(100);
-    let x = Tensor::<AB, 2>::from_inner(batch.inputs.clone());
     let model: Mlp<AB> = MlpConfig::new(64, vec![16], 10).init(&dev).unwrap();
     let base = KfacConfig::new().with_damping_split(DampingSplit::PiSplit);
     let run = |cfg: &KfacConfig, damping: &dyn DampingPolicy, steps: usize| {
         let mut kfac = cfg.init::<AB, Mlp<AB>>().unwrap();
-        let mut m = model.clone();
-        for _ in 0..steps {
-            m = kfac
-                .step(m, 0.1, damping, Loss::CrossEntropy, &batch.targets, |m| {
-                    m.output(x.clone(), BatchNormMode::Train)
-                })
-                .map_err(|(_, e)| e)
-                .unwrap()
-                .0;
-        }
-        (
-            to_vec(&ParamLayout::of(&m).unwrap().flatten(&m.valid()).unwrap()),
-            kfac,
-            m,
-        )
+        let (m, _) = steps_of(&mut kfac, model.clone(), &batch, 0.1, damping, steps);
+        (flat(&m), kfac, m)
     };
-    let w0 = to_vec(
-        &ParamLayout::of(&model)
-            .unwrap()
-            .flatten(&model.valid())
-            .unwrap(),
-    );
+    let w0 = flat(&model);
     let moved = |w: &[f64]| w.iter().zip(&w0).map(|(a, b)| a - b).collect::<Vec<_>>();
     let rel = |a: &[f64], b: &[f64]| {
         let d: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
         (d / b.iter().map(|y| y * y).sum::<f64>()).sqrt()
     };
+    let growing = || Growing(std::cell::Cell::new(1e-3));
+    let fixed = FixedDamping::new(1e-2).unwrap();
     for (intervals, name) in [((2, 3), "fixed damping"), ((100, 100), "growing damping")] {
         let cfg = base
             .clone()
             .with_cov_interval(intervals.0)
             .with_inv_interval(intervals.1);
-        let damping = |growing: bool| -> Box<dyn DampingPolicy> {
-            if growing {
-                Box::new(Growing(std::cell::Cell::new(1e-3)))
-            } else {
-                Box::new(FixedDamping::new(1e-2).unwrap())
-            }
+        let ns = cfg.clone().with_factor_solver(FactorSolver::NewtonSchulz);
+        let (eigen, ns) = if intervals.0 == 100 {
+            (run(&cfg, &growing(), 6).0, run(&ns, &growing(), 6).0)
+        } else {
+            (run(&cfg, &fixed, 6).0, run(&ns, &fixed, 6).0)
         };
-        let growing = intervals.0 == 100;
-        let (eigen, ..) = run(&cfg, damping(growing).as_ref(), 6);
-        let (ns, ..) = run(
-            &cfg.clone().with_factor_solver(FactorSolver::NewtonSchulz),
-            damping(growing).as_ref(),
-            6,
-        );
         let err = rel(&moved(&ns), &moved(&eigen));
         assert!(err < 1e-9, "{name}: the updates differ by {err}");
     }
     // A stale inverse (the first δ kept) must fail the growing-damping comparison above: the
     // updates with δ fixed at its first value differ from the eigen path's by far more.
     let cfg = base.clone().with_cov_interval(100).with_inv_interval(100);
-    let (eigen, ..) = run(&cfg, &Growing(std::cell::Cell::new(1e-3)), 6);
-    let (fixed, ..) = run(&cfg, &FixedDamping::new(1e-3).unwrap(), 6);
-    assert!(rel(&moved(&fixed), &moved(&eigen)) > 1e-4);
+    let (eigen, ..) = run(&cfg, &growing(), 6);
+    let (stale, ..) = run(&cfg, &FixedDamping::new(1e-3).unwrap(), 6);
+    assert!(rel(&moved(&stale), &moved(&eigen)) > 1e-4);
 
     // Round trip: 4 steps, save, restore, 4 more steps (an inversion at step 6) either way.
     let cfg = base
         .with_cov_interval(2)
         .with_inv_interval(3)
         .with_factor_solver(FactorSolver::NewtonSchulz);
-    let damping = FixedDamping::new(1e-2).unwrap();
-    let (_, kfac, trained) = run(&cfg, &damping, 4);
-    let recorder = BinBytesRecorder::<DoublePrecisionSettings>::default();
-    let bytes = recorder.record(kfac.to_record(), ()).unwrap();
-    let restored = cfg
-        .init::<AB, Mlp<AB>>()
-        .unwrap()
-        .load_record(recorder.load(bytes, &dev).unwrap())
-        .unwrap();
-    let more = |mut k: Kfac<AB, Mlp<AB>>, mut m: Mlp<AB>| {
-        for _ in 0..4 {
-            m = k
-                .step(m, 0.1, &damping, Loss::CrossEntropy, &batch.targets, |m| {
-                    m.output(x.clone(), BatchNormMode::Train)
-                })
-                .map_err(|(_, e)| e)
-                .unwrap()
-                .0;
-        }
-        to_vec(&ParamLayout::of(&m).unwrap().flatten(&m.valid()).unwrap())
-    };
+    let (_, kfac, trained) = run(&cfg, &fixed, 4);
+    let restored = round_trip(&cfg, &kfac);
+    let more =
+        |mut k: Kfac<AB, Mlp<AB>>, m: Mlp<AB>| flat(&steps_of(&mut k, m, &batch, 0.1, &fixed, 4).0);
     assert_eq!(
         more(kfac, trained.clone()),
         more(restored, trained),

@@ -13,6 +13,19 @@ mod train_peers;
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// RMT auto-damping re-estimated every 3 steps on a sub-sample of its own (not the spectra's
+/// 10 000) with two vectors: the flags of the tests that train with a learned damping.
+pub(crate) const AUTO_DAMPING: [&str; 8] = [
+    "--damping",
+    "auto",
+    "--damping-interval",
+    "3",
+    "--rmt-subsample",
+    "512",
+    "--rmt-vectors",
+    "2",
+];
+
 pub(crate) fn curvature(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_curvature"))
         .args(args)

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use super::{assert_fails_with, curvature, read_json, refs, rows, text};
+use super::{AUTO_DAMPING, assert_fails_with, curvature, read_json, refs, rows, text};
 
 #[test]
 fn quickstart_runs_with_no_arguments() {
@@ -42,6 +42,11 @@ fn quickstart_runs_with_no_arguments() {
 fn resumed_runs_continue_bit_identically() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    let kfac_auto = [
+        ["--optimizer", "kfac", "--lr", "0.05"].as_slice(),
+        &AUTO_DAMPING,
+    ]
+    .concat();
     for (name, extra) in [
         ("sgd", vec!["--optimizer", "sgd", "--lr", "0.05"]),
         (
@@ -70,44 +75,12 @@ fn resumed_runs_continue_bit_identically() {
                 "5",
             ],
         ),
-        (
-            "kfac_auto",
-            vec![
-                "--optimizer",
-                "kfac",
-                "--lr",
-                "0.05",
-                "--damping",
-                "auto",
-                "--damping-interval",
-                "3",
-                // A sub-sample of its own (not the spectra's 10 000), two vectors.
-                "--rmt-subsample",
-                "512",
-                "--rmt-vectors",
-                "2",
-            ],
-        ),
+        ("kfac_auto", kfac_auto.clone()),
         (
             // KFAC's damped inverses by Newton–Schulz iteration under a damping that changes
             // every 3 steps: the inverses (and the δ they hold) are part of the checkpoint.
             "kfac_newton_schulz_auto",
-            vec![
-                "--optimizer",
-                "kfac",
-                "--kfac-solver",
-                "newton-schulz",
-                "--lr",
-                "0.05",
-                "--damping",
-                "auto",
-                "--damping-interval",
-                "3",
-                "--rmt-subsample",
-                "512",
-                "--rmt-vectors",
-                "2",
-            ],
+            [kfac_auto.as_slice(), &["--kfac-solver", "newton-schulz"]].concat(),
         ),
         (
             // A batch-normalised CNN on the 8×8 digit images (running statistics are part of

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use super::{assert_fails_with, curvature, refs, rows, text, train_mlp};
+use super::{AUTO_DAMPING, assert_fails_with, curvature, refs, rows, text, train_mlp};
 
 /// Every number of a CSV file written by a run, row by row (`skip_last`: without the wall-clock
 /// column of `metrics.csv`).
@@ -48,25 +48,20 @@ fn two_peers_train_like_one_process_and_resume_only_with_two() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let run = |peers: &str, epochs: usize, out: &str| -> Vec<String> {
-        let extra = [
-            // RMT auto-damping: the Hessian variance of the sub-sample, sharded.
-            "--damping",
-            "auto",
-            "--damping-interval",
-            "3",
-            "--rmt-subsample",
-            "512",
-            "--rmt-vectors",
-            "2",
-            // The Hessian spectrum after every epoch, sharded.
-            "--spectrum-every",
-            "1",
-            "--spectrum-steps",
-            "8",
-            "--peers",
-            peers,
-        ];
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        // RMT auto-damping: the Hessian variance of the sub-sample, sharded.
+        let extra: Vec<String> = AUTO_DAMPING
+            .iter()
+            .chain(&[
+                // The Hessian spectrum after every epoch, sharded.
+                "--spectrum-every",
+                "1",
+                "--spectrum-steps",
+                "8",
+                "--peers",
+                peers,
+            ])
+            .map(|s| s.to_string())
+            .collect();
         train_mlp(out, epochs, &extra)
     };
     for (peers, out) in [("1", "one"), ("2", "two")] {
