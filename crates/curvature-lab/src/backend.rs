@@ -115,6 +115,32 @@ fn without(name: &str) -> LabError {
     ))
 }
 
+/// Whether the CUDA driver library loads, checked before cudarc tries: without it cudarc panics
+/// in a device thread, far from the command line that asked for `--backend cuda`.
+///
+/// # Errors
+/// [`LabError::Device`] naming the library and the usual causes.
+#[cfg(feature = "cuda")]
+fn cuda_driver_loads() -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let loads = [c"libcuda.so.1", c"libcuda.so"].iter().any(|name| {
+            // SAFETY: `name` is a NUL-terminated C string; the handle is not used again (the
+            // library stays loaded, as cudarc loads it itself next).
+            !unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_LAZY) }.is_null()
+        });
+        if !loads {
+            return Err(LabError::Device(
+                "--backend cuda: the CUDA driver library (libcuda.so.1) cannot be loaded on this \
+                 machine: no NVIDIA GPU driver is installed, or its directory is not on \
+                 LD_LIBRARY_PATH"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Run `visitor` on the chosen backend.
 ///
 /// # Errors
@@ -148,9 +174,12 @@ pub fn on_backend<V: BackendVisitor>(choice: &BackendChoice, visitor: V) -> Resu
             visitor.visit::<burn::backend::Wgpu<f32, i32>>(device)
         }
         #[cfg(feature = "cuda")]
-        (BackendKind::Cuda, Precision::F32) => visitor.visit::<burn::backend::Cuda<f32, i32>>(
-            burn::backend::cuda::CudaDevice::new(choice.device.unwrap_or(0)),
-        ),
+        (BackendKind::Cuda, Precision::F32) => {
+            cuda_driver_loads()?;
+            visitor.visit::<burn::backend::Cuda<f32, i32>>(burn::backend::cuda::CudaDevice::new(
+                choice.device.unwrap_or(0),
+            ))
+        }
         #[cfg(not(feature = "wgpu"))]
         (BackendKind::Wgpu, Precision::F32) => Err(without("wgpu")),
         #[cfg(not(feature = "cuda"))]
