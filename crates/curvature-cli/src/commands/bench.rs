@@ -71,21 +71,9 @@ pub struct BenchArgs {
 
 impl BenchArgs {
     fn options(&self, gpu: bool) -> Result<curvature_lab::bench::BenchOptions> {
-        use curvature_lab::bench::{BenchOptions, TABLE_MODELS};
-        let models = if self.models.is_empty() {
-            let n = if gpu { TABLE_MODELS.len() } else { 2 };
-            TABLE_MODELS[..n].iter().map(|m| m.to_string()).collect()
-        } else {
-            self.models.iter().map(|m| m.trim().to_string()).collect()
-        };
-        let image: [usize; 3] = self.image.as_slice().try_into().map_err(|_| {
-            anyhow::anyhow!(
-                "--image {:?}: expected three sizes C,H,W, e.g. 3,32,32",
-                self.image
-            )
-        })?;
-        Ok(BenchOptions {
-            models,
+        let image = image_shape(&self.image)?;
+        Ok(curvature_lab::bench::BenchOptions {
+            models: model_names(&self.models, gpu),
             batch: self.batch,
             repeats: self.repeats,
             warmup: self.warmup,
@@ -101,6 +89,28 @@ impl BenchArgs {
             peers: Some(self.peers.config()).filter(|g| g.total_peers() > 1 || g.peers == 0),
         })
     }
+}
+
+/// `--models`, or by default the table's models: all four on a GPU, the MLP and the CNN on the
+/// CPU (`curvature bench` and `curvature tune`).
+pub fn model_names(models: &[String], gpu: bool) -> Vec<String> {
+    use curvature_lab::bench::TABLE_MODELS;
+    if models.is_empty() {
+        let n = if gpu { TABLE_MODELS.len() } else { 2 };
+        TABLE_MODELS[..n].iter().map(|m| m.to_string()).collect()
+    } else {
+        models.iter().map(|m| m.trim().to_string()).collect()
+    }
+}
+
+/// `--image C,H,W` as a shape (`curvature bench` and `curvature tune`).
+///
+/// # Errors
+/// Not three sizes.
+pub fn image_shape(image: &[usize]) -> Result<[usize; 3]> {
+    image
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("--image {image:?}: expected three sizes C,H,W, e.g. 3,32,32"))
 }
 
 /// Run the command: print the table as rows are measured, and write the CSV.

@@ -75,22 +75,13 @@ fn tune(_: &TuneArgs, choice: &curvature_lab::BackendChoice) -> Result<()> {
 
 #[cfg(feature = "autotune")]
 fn tune(args: &TuneArgs, choice: &curvature_lab::BackendChoice) -> Result<()> {
-    use curvature_lab::bench::{BenchEvent, BenchOptions, TABLE_MODELS};
+    use super::bench::{image_shape, model_names};
+    use curvature_lab::bench::{BenchEvent, BenchOptions};
     use std::time::Instant;
 
-    let image: [usize; 3] = args.image.as_slice().try_into().map_err(|_| {
-        anyhow::anyhow!(
-            "--image {:?}: expected three sizes C,H,W, e.g. 3,32,32",
-            args.image
-        )
-    })?;
-    let models = if args.models.is_empty() {
-        TABLE_MODELS.iter().map(|m| m.to_string()).collect()
-    } else {
-        args.models.iter().map(|m| m.trim().to_string()).collect()
-    };
+    let image = image_shape(&args.image)?;
     let options = BenchOptions {
-        models,
+        models: model_names(&args.models, true),
         batch: args.batch,
         // One untimed call tunes; one timed call shows the tuned kernels' time.
         repeats: 1,

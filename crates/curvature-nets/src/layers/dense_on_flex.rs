@@ -15,8 +15,9 @@
 //! which `Bytes` then copies into a 16-byte-aligned buffer (`FlexTensor::empty`). In the
 //! two-thread MLP gradient perf put that copy at 16 % and the zero fill at 9 % of the calling
 //! thread (docs/benchmarks.md, "Dense layers and ReLU as our own operations on Flex"). Here
-//! each output is allocated once, uninitialised, and written once by `gemm`. The threads split the output into tiles and each tile sums over `k` in one fixed
-//! order, so results do not depend on the thread count (as burn-flex's own products).
+//! each output is allocated once, uninitialised, and written once by `gemm`. The threads split
+//! the output into tiles and each tile sums over `k` in one fixed order, so results do not
+//! depend on the thread count (as burn-flex's own products).
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;

@@ -84,10 +84,9 @@ fn pi_split(tr_a: f64, dim_a: usize, tr_g: f64, dim_g: usize) -> f64 {
     }
 }
 
-/// `tr m`, on the device.
+/// `tr m`, on the device (burn's `linalg::trace`: the diagonal gathered and summed).
 fn trace<B: Backend>(m: &Tensor<B, 2>) -> f64 {
-    let n = m.dims()[0];
-    scalar(sum_in_fixed_order(m.clone() * Tensor::eye(n, &m.device())))
+    scalar(burn::tensor::linalg::trace::<B, 2, 1>(m.clone()))
 }
 
 impl<B: Backend> Layer<B> {

@@ -18,8 +18,7 @@ pub struct KfacLayerRecord<B: Backend> {
     pub g: Tensor<B, 2>,
     /// The last decomposition ([`FactorSolver::HostEigen`]).
     pub eigen: Option<KfacEigenRecord<B>>,
-    /// The last damped inverses ([`FactorSolver::NewtonSchulz`]; absent in records written
-    /// before it existed, which then read as `None`).
+    /// The last damped inverses ([`FactorSolver::NewtonSchulz`]).
     pub inverses: Option<KfacInverseRecord<B>>,
 }
 

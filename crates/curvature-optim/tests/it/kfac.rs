@@ -8,6 +8,7 @@ use burn::module::{AutodiffModule, Module};
 use burn::record::{BinBytesRecorder, DoublePrecisionSettings, Recorder};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
+use curvature_core::reduce::relative_error;
 use curvature_core::testing::to_vec;
 use curvature_core::{
     Batch, BatchNormMode, CurvatureModel, DenseReferenceConfig, Loss, Network, Objective,
@@ -612,10 +613,6 @@ fn newton_schulz_inverses_agree_with_the_host_eigendecomposition() {
     };
     let w0 = flat(&model);
     let moved = |w: &[f64]| w.iter().zip(&w0).map(|(a, b)| a - b).collect::<Vec<_>>();
-    let rel = |a: &[f64], b: &[f64]| {
-        let d: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
-        (d / b.iter().map(|y| y * y).sum::<f64>()).sqrt()
-    };
     let growing = || Growing(std::cell::Cell::new(1e-3));
     let fixed = FixedDamping::new(1e-2).unwrap();
     for (intervals, name) in [((2, 3), "fixed damping"), ((100, 100), "growing damping")] {
@@ -629,7 +626,7 @@ fn newton_schulz_inverses_agree_with_the_host_eigendecomposition() {
         } else {
             (run(&cfg, &fixed, 6).0, run(&ns, &fixed, 6).0)
         };
-        let err = rel(&moved(&ns), &moved(&eigen));
+        let err = relative_error(&moved(&ns), &moved(&eigen));
         assert!(err < 1e-9, "{name}: the updates differ by {err}");
     }
     // A stale inverse (the first δ kept) must fail the growing-damping comparison above: the
@@ -637,7 +634,7 @@ fn newton_schulz_inverses_agree_with_the_host_eigendecomposition() {
     let cfg = base.clone().with_cov_interval(100).with_inv_interval(100);
     let (eigen, ..) = run(&cfg, &growing(), 6);
     let (stale, ..) = run(&cfg, &FixedDamping::new(1e-3).unwrap(), 6);
-    assert!(rel(&moved(&stale), &moved(&eigen)) > 1e-4);
+    assert!(relative_error(&moved(&stale), &moved(&eigen)) > 1e-4);
 
     // Round trip: 4 steps, save, restore, 4 more steps (an inversion at step 6) either way.
     let cfg = base
