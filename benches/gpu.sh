@@ -18,7 +18,8 @@
 #                  four models), torch, im2col, kfac (KFAC's Newton–Schulz device inverses
 #                  against the host eigendecompositions), tune, fusion, peers. Default
 #                  ours,torch,im2col,kfac,tune. A cold autotuning run alone took minutes on an
-#                  H100, so give it a call of its own: STEPS=tune (each call within 8 minutes).
+#                  H100, so give it a call of its own: STEPS=tune,fusion with a smaller
+#                  BUDGET (docs/benchmarks.md, "Pending GPU rows": two calls in 15 minutes).
 #   TUNED_BINARY   a second build with `--features cuda,autotune`, for the tune group: runs
 #                  `curvature tune` on a cold cache (a fresh directory under OUT_DIR) and then
 #                  the bench on the warm one.
